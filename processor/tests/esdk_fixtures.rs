@@ -1,0 +1,350 @@
+//! The decoder against messages made by the AWS Encryption SDK for Python (`testdata/esdk`, or the
+//! folder named by `ESDK_FIXTURES_DIR`, which `make test` points at a freshly generated set).
+
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use das_processor::activity::ActivityRecord;
+use das_processor::envelope::Envelope;
+use das_processor::esdk::{self, ContentType, Error, RawAesKeyring, Suite};
+use das_processor::inflate;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fixture {
+    name: String,
+    suite_id: u16,
+    frame_length: u32,
+    encryption_context: serde_json::Map<String, serde_json::Value>,
+    wrapping_key: String,
+    message: Option<String>,
+    envelope: Option<String>,
+    plaintext: String,
+    record: Option<String>,
+}
+
+struct Case {
+    name: String,
+    fixture: Fixture,
+    key: [u8; 32],
+    message: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("ESDK_FIXTURES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/esdk"),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let dir = fixtures_dir();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fixtures folder {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    // A missing or half-generated folder must fail loudly, not pass on nothing.
+    assert!(
+        paths.len() >= 17,
+        "expected at least 17 fixtures in {}, found {}",
+        dir.display(),
+        paths.len()
+    );
+    paths
+        .into_iter()
+        .map(|path| {
+            let fixture: Fixture = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let key: [u8; 32] = B64
+                .decode(&fixture.wrapping_key)
+                .unwrap()
+                .try_into()
+                .unwrap();
+            let message = match (&fixture.message, &fixture.envelope) {
+                (Some(m), None) => B64.decode(m).unwrap(),
+                (None, Some(env)) => {
+                    let mut m = Vec::new();
+                    Envelope::parse(env.as_bytes())
+                        .unwrap()
+                        .decode_message(&mut m)
+                        .unwrap();
+                    m
+                }
+                _ => panic!("{}: exactly one of message and envelope", fixture.name),
+            };
+            let plaintext = B64.decode(&fixture.plaintext).unwrap();
+            Case {
+                name: fixture.name.clone(),
+                fixture,
+                key,
+                message,
+                plaintext,
+            }
+        })
+        .collect()
+}
+
+fn decrypt(message: &[u8], key: &[u8; 32]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    let result = esdk::decrypt(message, &RawAesKeyring::das(key), &mut out);
+    if result.is_err() {
+        assert!(out.is_empty(), "plaintext released on error");
+    }
+    result.map(|_| out)
+}
+
+#[test]
+fn every_fixture_decrypts_to_exactly_its_plaintext() {
+    let cases = cases();
+    let mut suites_seen = std::collections::BTreeSet::new();
+    for case in &cases {
+        let mut out = b"keep".to_vec();
+        let info = esdk::decrypt(&case.message, &RawAesKeyring::das(&case.key), &mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(&out[..4], b"keep", "{}: appends", case.name);
+        assert_eq!(&out[4..], case.plaintext, "{}: plaintext", case.name);
+        assert_eq!(info.plaintext_len, case.plaintext.len());
+        assert_eq!(info.suite.id(), case.fixture.suite_id, "{}", case.name);
+        assert_eq!(
+            info.frame_length, case.fixture.frame_length,
+            "{}",
+            case.name
+        );
+        let expected_type = if case.fixture.frame_length == 0 {
+            ContentType::NonFramed
+        } else {
+            ContentType::Framed
+        };
+        assert_eq!(info.content_type, expected_type, "{}", case.name);
+        suites_seen.insert(info.suite.id());
+
+        // The header carries the context the SDK was given (plus the signing key for signed suites).
+        let header = esdk::parse_header(&case.message).unwrap();
+        for (k, v) in &case.fixture.encryption_context {
+            assert_eq!(
+                header.context_value(k),
+                v.as_str(),
+                "{}: context {k}",
+                case.name
+            );
+        }
+        assert_eq!(
+            header.context_value(esdk::PUBLIC_KEY_CONTEXT_KEY).is_some(),
+            info.suite.is_signed(),
+            "{}",
+            case.name
+        );
+
+        if let Some(record) = &case.fixture.record {
+            let mut json = Vec::new();
+            inflate::gunzip(&out[4..], inflate::DEFAULT_MAX_DECOMPRESSED, &mut json).unwrap();
+            assert_eq!(json, record.as_bytes(), "{}: inflated record", case.name);
+            let parsed = ActivityRecord::parse(&json).unwrap();
+            let expected: serde_json::Value = serde_json::from_str(record).unwrap();
+            let expected_events = expected["databaseActivityEventList"].as_array().unwrap();
+            assert_eq!(parsed.events.len(), expected_events.len(), "{}", case.name);
+            for (got, want) in parsed.events.iter().zip(expected_events) {
+                assert_eq!(
+                    &serde_json::Value::Object(got.0.clone()),
+                    want,
+                    "{}",
+                    case.name
+                );
+            }
+        }
+    }
+    // The suites the issue requires, and the committing ones, are all exercised.
+    assert_eq!(
+        suites_seen.into_iter().collect::<Vec<_>>(),
+        [0x0178, 0x0378, 0x0478, 0x0578]
+    );
+    let multi_frame = cases
+        .iter()
+        .filter(|c| c.plaintext.len() > 4096 && c.fixture.frame_length == 4096)
+        .count();
+    let over_64k = cases
+        .iter()
+        .filter(|c| c.plaintext.len() > 64 * 1024)
+        .count();
+    assert!(
+        multi_frame >= 2 && over_64k >= 1,
+        "fixture set lost its large messages"
+    );
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    for case in cases() {
+        for cut in 0..case.message.len() {
+            assert!(
+                decrypt(&case.message[..cut], &case.key).is_err(),
+                "{}: truncated to {cut} of {} bytes was accepted",
+                case.name,
+                case.message.len()
+            );
+        }
+    }
+}
+
+/// Byte positions to flip: all of them for small messages; for large ones the whole header, the
+/// last 600 bytes (final frames, footer) and a stride through the body.
+fn positions(case: &Case) -> Vec<usize> {
+    let len = case.message.len();
+    if len <= 16 * 1024 {
+        return (0..len).collect();
+    }
+    let mut p: Vec<usize> = (0..400).chain(len - 600..len).collect();
+    p.extend((400..len - 600).step_by(29));
+    p
+}
+
+#[test]
+fn every_flipped_bit_is_rejected() {
+    for case in cases() {
+        let small = case.message.len() <= 16 * 1024;
+        let mut message = case.message.clone();
+        for pos in positions(&case) {
+            let bits: Vec<u8> = if small {
+                (0..8).collect()
+            } else {
+                vec![(pos % 8) as u8]
+            };
+            for bit in bits {
+                message[pos] ^= 1 << bit;
+                let result = decrypt(&message, &case.key);
+                assert!(
+                    result.is_err(),
+                    "{}: bit {bit} of byte {pos} flipped was accepted",
+                    case.name
+                );
+                message[pos] ^= 1 << bit;
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_wrapping_key_is_rejected() {
+    for case in cases() {
+        let mut key = case.key;
+        key[31] ^= 0x80;
+        assert_eq!(
+            decrypt(&case.message, &key).unwrap_err(),
+            Error::DataKeyUnwrap,
+            "{}",
+            case.name
+        );
+        let other = RawAesKeyring::new("BC", "OtherKey", &case.key);
+        let err = esdk::decrypt(&case.message, &other, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, Error::NoMatchingDataKey { count: 1, .. }),
+            "{}: {err}",
+            case.name
+        );
+        let aws_kms = RawAesKeyring::new("aws-kms", "DataKey", &case.key);
+        assert!(matches!(
+            esdk::decrypt(&case.message, &aws_kms, &mut Vec::new()),
+            Err(Error::NoMatchingDataKey { .. })
+        ));
+    }
+}
+
+#[test]
+fn other_algorithm_suites_are_refused_by_id() {
+    for case in cases() {
+        let at = if case.message[0] == 1 { 2 } else { 1 };
+        for id in [0x0014u16, 0x0078, 0x0346, 0x0214, 0x1234] {
+            let mut m = case.message.clone();
+            m[at..at + 2].copy_from_slice(&id.to_be_bytes());
+            let err = decrypt(&m, &case.key).unwrap_err();
+            assert_eq!(err, Error::UnsupportedSuite(id), "{}", case.name);
+            assert!(err.to_string().contains(&format!("0x{id:04x}")));
+        }
+    }
+}
+
+#[test]
+fn trailing_bytes_are_rejected() {
+    for case in cases() {
+        for extra in [&[0u8][..], &[0xff; 17][..]] {
+            let mut m = case.message.clone();
+            m.extend_from_slice(extra);
+            assert_eq!(
+                decrypt(&m, &case.key).unwrap_err(),
+                Error::TrailingBytes(extra.len()),
+                "{}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn frames_swapped_or_dropped_are_rejected_by_sequence() {
+    // das-pg-over-64k has many 4 KiB frames: drop the first, or move the second before the first.
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "das-pg-over-64k")
+        .unwrap();
+    let header_len = esdk::parse_header(&case.message)
+        .unwrap()
+        .authenticated
+        .len()
+        + 12
+        + 16;
+    let frame = 4 + 12 + 4096 + 16;
+    let body = &case.message[header_len..];
+    let mut dropped = case.message[..header_len].to_vec();
+    dropped.extend_from_slice(&body[frame..]);
+    assert_eq!(
+        decrypt(&dropped, &case.key).unwrap_err(),
+        Error::FrameSequence {
+            expected: 1,
+            found: 2
+        }
+    );
+    let mut swapped = case.message[..header_len].to_vec();
+    swapped.extend_from_slice(&body[frame..2 * frame]);
+    swapped.extend_from_slice(&body[..frame]);
+    swapped.extend_from_slice(&body[2 * frame..]);
+    assert_eq!(
+        decrypt(&swapped, &case.key).unwrap_err(),
+        Error::FrameSequence {
+            expected: 1,
+            found: 2
+        }
+    );
+}
+
+#[test]
+fn the_blog_posts_real_das_message_parses_as_das_messages_do() {
+    let b64 = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/das-blog-sample-message.b64"
+    ))
+    .unwrap();
+    let message = B64.decode(b64.trim()).unwrap();
+    assert_eq!(message.len(), 357);
+    let header = esdk::parse_header(&message).unwrap();
+    assert_eq!(header.version, 1);
+    assert_eq!(header.suite, Suite::Aes256GcmHkdfSha256);
+    assert!(header.encryption_context.is_empty());
+    assert_eq!(header.encrypted_data_keys.len(), 1);
+    let edk = header.encrypted_data_keys[0];
+    assert_eq!(edk.provider_id, b"BC");
+    assert!(edk.provider_info.starts_with(b"DataKey"));
+    assert_eq!(edk.ciphertext.len(), 48);
+    assert_eq!(header.content_type, ContentType::Framed);
+    assert_eq!(header.frame_length, 4096);
+    // Without its KMS data key the message cannot be opened, and says why.
+    assert_eq!(
+        decrypt(&message, &[7; 32]).unwrap_err(),
+        Error::DataKeyUnwrap
+    );
+}
