@@ -1,0 +1,213 @@
+//! Command-line definitions only (clap). Parsing into validated settings happens elsewhere.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Turns on Database Activity Streams for an Aurora cluster or RDS instance and keeps the audit
+/// pipeline running: activity stream -> Kinesis -> Firehose -> processor Lambda -> S3, with
+/// events decrypted, classified (DDL, DML, reads, logins, failures ...) and filtered.
+#[derive(Debug, Parser)]
+#[command(
+    name = "das-setup",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Credentials come from the standard AWS chain (environment, profile, SSO, \
+instance role). Run `das-setup <command> --help` for each command's options."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after the command name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// AWS region (default: from the profile or AWS_REGION).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Named profile from the AWS config files.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint instead of AWS (e.g. the local emulator).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Output format: text for people, json for scripts and CI.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More detail on stderr (-v: steps and AWS calls, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the activity stream and deploy the pipeline that stores its events in S3.
+    ///
+    /// Idempotent: a second run with the same flags changes nothing; a changed flag updates the
+    /// resource in place. Prints the plan before applying it.
+    Up(UpArgs),
+    /// Tear the pipeline down and stop the activity stream. Keeps the bucket (audit data) unless
+    /// --delete-bucket.
+    Down(DownArgs),
+    /// Check every part of the pipeline and report OK / WARN / FAIL.
+    ///
+    /// Exit codes: 0 healthy, 1 degraded (only with --strict), 2 failing, 3 not deployed.
+    Status(StatusArgs),
+}
+
+/// Which database the activity stream belongs to.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// Aurora DB cluster identifier or ARN.
+    #[arg(long, value_name = "ID|ARN")]
+    pub cluster: Option<String>,
+    /// RDS DB instance identifier or ARN (RDS for Oracle and SQL Server streams).
+    #[arg(long, value_name = "ID|ARN")]
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamMode {
+    /// Database performance first; events may be lost under extreme load.
+    Async,
+    /// Every event is recorded before the statement completes (Aurora PostgreSQL only).
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Arm64,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// KMS key for the activity stream (id, ARN or alias). Default: a symmetric customer-managed
+    /// key created for this cluster, alias/das-setup/<cluster>.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key: Option<String>,
+    /// Activity stream mode.
+    #[arg(long, value_enum, default_value_t = StreamMode::Async)]
+    pub mode: StreamMode,
+    /// Bucket for the events (default: derived from account, region and cluster).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// Key prefix for the events in the bucket.
+    #[arg(long, default_value = "parsed/", value_name = "PREFIX")]
+    pub prefix: String,
+    /// Keep only these event categories (comma-separated: DDL,DML,DQL,DCL,TCL,CONNECT,
+    /// DISCONNECT,AUTH_FAILURE,ERROR,OTHER).
+    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
+    pub include: Vec<String>,
+    /// Drop these event categories (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
+    pub exclude: Vec<String>,
+    /// Drop events of these database users (comma-separated; default: the RDS service users;
+    /// an empty value keeps everyone).
+    #[arg(long, value_name = "USERS")]
+    pub exclude_users: Option<String>,
+    /// Lambda architecture (arm64 costs less per GB-second).
+    #[arg(long, value_enum, default_value_t = Arch::Arm64)]
+    pub arch: Arch,
+    /// Deploy this prebuilt processor zip instead of building it from source.
+    #[arg(long, value_name = "PATH")]
+    pub lambda_zip: Option<PathBuf>,
+    /// Delete stored events after this many days (default: keep forever).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also empty (every version) and delete the bucket holding the audit events.
+    #[arg(long)]
+    pub delete_bucket: bool,
+    /// Also schedule deletion of the KMS key, if das-setup created it.
+    #[arg(long)]
+    pub delete_key: bool,
+    /// Print what would be deleted and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Window for data freshness and error checks (e.g. 30m, 1h, 1d).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub since: String,
+    /// Exit 1 on warnings too (default: warnings exit 0).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_command() {
+        let before =
+            Cli::try_parse_from(["das-setup", "--region", "eu-west-1", "up", "--cluster", "c"])
+                .unwrap();
+        let after =
+            Cli::try_parse_from(["das-setup", "up", "--cluster", "c", "--region", "eu-west-1"])
+                .unwrap();
+        assert_eq!(before.global.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(after.global.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn categories_split_on_commas_and_targets_exclude_each_other() {
+        let cli =
+            Cli::try_parse_from(["das-setup", "up", "--cluster", "c", "--include", "DDL,DML"])
+                .unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        assert_eq!(up.include, ["DDL", "DML"]);
+        assert_eq!(up.prefix, "parsed/");
+        assert!(Cli::try_parse_from(["das-setup", "up"]).is_err());
+        assert!(
+            Cli::try_parse_from(["das-setup", "up", "--cluster", "a", "--instance", "b"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["das-setup", "up", "--cluster", "a", "--mode", "semi"]).is_err()
+        );
+    }
+}

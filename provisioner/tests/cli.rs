@@ -1,0 +1,112 @@
+//! The built `das-setup` binary, as a user runs it.
+
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output};
+
+fn das_setup(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_das-setup"))
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn help_lists_the_commands_and_global_options() {
+    let out = das_setup(&["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for needle in [
+        "up",
+        "down",
+        "status",
+        "--region",
+        "--profile",
+        "--endpoint-url",
+        "--output",
+        "--verbose",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+    assert!(help.contains("Start the activity stream"), "{help}");
+}
+
+#[test]
+fn each_command_explains_its_options() {
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "up",
+            &[
+                "--cluster",
+                "--instance",
+                "--kms-key",
+                "--mode",
+                "--bucket",
+                "--prefix",
+                "--include",
+                "--exclude",
+                "--exclude-users",
+                "--arch",
+                "--lambda-zip",
+                "--retention-days",
+                "--dry-run",
+                "--yes",
+            ],
+        ),
+        (
+            "down",
+            &[
+                "--cluster",
+                "--delete-bucket",
+                "--delete-key",
+                "--dry-run",
+                "--yes",
+            ],
+        ),
+        (
+            "status",
+            &["--cluster", "--since", "--strict", "Exit codes"],
+        ),
+    ];
+    for (command, options) in cases {
+        let out = das_setup(&[command, "--help"]);
+        assert!(out.status.success(), "{command} --help failed");
+        let help = stdout(&out);
+        for option in options {
+            assert!(
+                help.contains(option),
+                "{command} --help lacks {option}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    let out = das_setup(&["up"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cluster"), "{err}");
+    let out = das_setup(&["up", "--cluster", "a", "--mode", "semi"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unimplemented_commands_fail_loudly_and_change_nothing() {
+    let out = das_setup(&[
+        "up",
+        "--cluster",
+        "demo",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+    assert!(out.stdout.is_empty());
+}
