@@ -348,3 +348,53 @@ fn the_blog_posts_real_das_message_parses_as_das_messages_do() {
         Error::DataKeyUnwrap
     );
 }
+
+/// Deterministic splitmix64, so a failure names a reproducible seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_structural_edits_are_rejected_without_panicking() {
+    // Overwrites, insertions, deletions and cuts, one to four per message: shapes that single
+    // bit flips and truncations do not reach (lengths that now point elsewhere, shifted fields).
+    for (index, case) in cases().into_iter().enumerate() {
+        if case.message.len() > 16 * 1024 {
+            continue;
+        }
+        let mut rng = Rng(0xE5D4 + index as u64);
+        for iteration in 0..1500 {
+            let mut m = case.message.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(m.len().max(1));
+                match rng.below(4) {
+                    0 if !m.is_empty() => m[at] = rng.next() as u8,
+                    1 => m.insert(at, rng.next() as u8),
+                    2 if !m.is_empty() => {
+                        m.remove(at);
+                    }
+                    _ => m.truncate(at),
+                }
+            }
+            if m == case.message {
+                continue;
+            }
+            assert!(
+                decrypt(&m, &case.key).is_err(),
+                "{}: edit {iteration} accepted",
+                case.name
+            );
+        }
+    }
+}
