@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+pub use crate::classify::Engine;
+
 /// The `type` of a decrypted record.
 pub const RECORD_TYPE: &str = "DatabaseActivityMonitoringRecord";
 
@@ -99,16 +101,6 @@ pub enum EventKind {
     Unknown,
 }
 
-/// The engine that produced an event, from its `serverType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    PostgreSql,
-    MySql,
-    Oracle,
-    SqlServer,
-    Unknown,
-}
-
 /// One event, exactly as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event(pub Map<String, Value>);
@@ -141,21 +133,7 @@ impl Event {
     }
 
     pub fn engine(&self) -> Engine {
-        let Some(server) = self.text("serverType") else {
-            return Engine::Unknown;
-        };
-        let server = server.to_ascii_lowercase();
-        if server.contains("postgres") {
-            Engine::PostgreSql
-        } else if server.contains("mysql") {
-            Engine::MySql
-        } else if server.contains("oracle") {
-            Engine::Oracle
-        } else if server.contains("sqlserver") || server.contains("sql server") {
-            Engine::SqlServer
-        } else {
-            Engine::Unknown
-        }
+        Engine::from_server_type(self.text("serverType").as_deref())
     }
 
     pub fn class(&self) -> Option<Cow<'_, str>> {

@@ -1,0 +1,328 @@
+//! The processor's configuration, read once at start-up from the environment (`das-setup up`
+//! sets it on the function). Pure: the environment is passed in as a lookup function, and every
+//! invalid value is an error naming the variable, so a misconfigured function fails at start-up
+//! instead of quietly dropping audit data.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::classify::Category;
+use crate::inflate::DEFAULT_MAX_DECOMPRESSED;
+
+/// Users whose activity is the managed service's own (see the DAS documentation).
+pub const DEFAULT_EXCLUDED_USERS: &str = "rdsadmin,rdsproxyadmin,RDSADMIN,RDSSEC";
+pub const DEFAULT_PREFIX: &str = "parsed/";
+
+/// What the processor answers Firehose for records whose events it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirehoseOutput {
+    /// Events go to per-category S3 folders written by the processor; records are `Dropped`.
+    S3,
+    /// Records are `Ok` with their kept events as NDJSON, for the delivery stream's own prefix.
+    Events,
+}
+
+/// Which events are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// Bit set of categories; every category when `DAS_INCLUDE_CATEGORIES` is unset or empty.
+    included: u16,
+    excluded_users: HashSet<String>,
+}
+
+impl Filter {
+    pub fn new(
+        include: Option<&[Category]>,
+        exclude: &[Category],
+        excluded_users: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let all = Category::ALL.iter().fold(0, |acc, c| acc | c.bit());
+        let included = include.map_or(all, |cs| cs.iter().fold(0, |acc, c| acc | c.bit()));
+        let excluded = exclude.iter().fold(0, |acc, c| acc | c.bit());
+        Self {
+            included: included & !excluded,
+            excluded_users: excluded_users.into_iter().collect(),
+        }
+    }
+
+    /// Keeps every event.
+    pub fn keep_all() -> Self {
+        Self::new(None, &[], [])
+    }
+
+    pub fn keeps(&self, category: Category, user: Option<&str>) -> bool {
+        self.included & category.bit() != 0
+            && !user.is_some_and(|u| self.excluded_users.contains(u))
+    }
+
+    pub fn categories(&self) -> impl Iterator<Item = Category> + '_ {
+        Category::ALL
+            .into_iter()
+            .filter(|c| self.included & c.bit() != 0)
+    }
+}
+
+/// Everything the processor reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DAS_OUTPUT_BUCKET` (required).
+    pub bucket: String,
+    /// `DAS_OUTPUT_PREFIX`, default `parsed/`; always ends with `/`.
+    pub prefix: String,
+    pub filter: Filter,
+    /// `DAS_FIREHOSE_OUTPUT`: `s3` (default) or `events`.
+    pub firehose_output: FirehoseOutput,
+    /// `DAS_RESOURCE_ID`: overrides the id read off the source stream ARN.
+    pub resource_id: Option<String>,
+    /// `DAS_KEY_CACHE_SIZE`, default 1000 data keys.
+    pub key_cache_size: usize,
+    /// `DAS_KEY_CACHE_TTL_SECONDS`, default 600.
+    pub key_cache_ttl: Duration,
+    /// `DAS_MAX_RECORD_BYTES`: decompressed size limit of one record, default 32 MiB.
+    pub max_record_bytes: usize,
+    /// `DAS_GZIP_LEVEL`: 1 (fastest) to 9 (smallest), default 6.
+    pub gzip_level: u32,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the configuration through `env` (`|name| std::env::var(name).ok()` in the binary).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let err = |var: &'static str, value: &str, reason: String| ConfigError {
+            var,
+            value: value.to_owned(),
+            reason,
+        };
+        let bucket = env("DAS_OUTPUT_BUCKET").unwrap_or_default();
+        if !valid_bucket(&bucket) {
+            return Err(err(
+                "DAS_OUTPUT_BUCKET",
+                &bucket,
+                "required: the S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')".into(),
+            ));
+        }
+        let prefix = match env("DAS_OUTPUT_PREFIX") {
+            None => DEFAULT_PREFIX.to_owned(),
+            Some(p) => {
+                if p.starts_with('/') || p.contains("//") || p.chars().any(char::is_control) {
+                    return Err(err(
+                        "DAS_OUTPUT_PREFIX",
+                        &p,
+                        "must not start with '/', contain '//' or control characters".into(),
+                    ));
+                }
+                if p.is_empty() || p.ends_with('/') {
+                    p
+                } else {
+                    format!("{p}/")
+                }
+            }
+        };
+        let categories = |var: &'static str| -> Result<Option<Vec<Category>>, ConfigError> {
+            let Some(raw) = env(var) else { return Ok(None) };
+            let names: Vec<&str> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if names.is_empty() {
+                return Ok(None);
+            }
+            names
+                .iter()
+                .map(|name| {
+                    Category::parse(name).ok_or_else(|| {
+                        let known: Vec<_> = Category::ALL.iter().map(|c| c.as_str()).collect();
+                        err(
+                            var,
+                            &raw,
+                            format!("unknown category {name:?}; known: {}", known.join(", ")),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        };
+        let include = categories("DAS_INCLUDE_CATEGORIES")?;
+        let exclude = categories("DAS_EXCLUDE_CATEGORIES")?.unwrap_or_default();
+        let users = env("DAS_EXCLUDE_USERS").unwrap_or_else(|| DEFAULT_EXCLUDED_USERS.to_owned());
+        let users = users
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned);
+        let filter = Filter::new(include.as_deref(), &exclude, users);
+        if filter.categories().next().is_none() {
+            return Err(err(
+                "DAS_EXCLUDE_CATEGORIES",
+                &env("DAS_EXCLUDE_CATEGORIES").unwrap_or_default(),
+                "together with DAS_INCLUDE_CATEGORIES this keeps no category at all".into(),
+            ));
+        }
+        let firehose_output = match env("DAS_FIREHOSE_OUTPUT").as_deref().map(str::trim) {
+            None | Some("" | "s3" | "S3") => FirehoseOutput::S3,
+            Some("events" | "EVENTS") => FirehoseOutput::Events,
+            Some(other) => {
+                return Err(err(
+                    "DAS_FIREHOSE_OUTPUT",
+                    other,
+                    "expected \"s3\" or \"events\"".into(),
+                ));
+            }
+        };
+        let resource_id = env("DAS_RESOURCE_ID").filter(|s| !s.is_empty());
+        if let Some(id) = &resource_id
+            && crate::keys::EncryptionContext::for_resource(id).is_none()
+        {
+            return Err(err(
+                "DAS_RESOURCE_ID",
+                id,
+                "expected a cluster resource id (cluster-...) or an instance resource id (db-...)"
+                    .into(),
+            ));
+        }
+        let number =
+            |var: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match env(var) {
+                    None => Ok(default),
+                    Some(raw) => match raw.trim().parse::<u64>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(err(
+                            var,
+                            &raw,
+                            format!("expected a whole number from {min} to {max}"),
+                        )),
+                    },
+                }
+            };
+        Ok(Self {
+            bucket,
+            prefix,
+            filter,
+            firehose_output,
+            resource_id,
+            key_cache_size: number("DAS_KEY_CACHE_SIZE", 1000, 1, 1_000_000)? as usize,
+            key_cache_ttl: Duration::from_secs(number(
+                "DAS_KEY_CACHE_TTL_SECONDS",
+                600,
+                0,
+                86_400,
+            )?),
+            max_record_bytes: number(
+                "DAS_MAX_RECORD_BYTES",
+                DEFAULT_MAX_DECOMPRESSED as u64,
+                1024,
+                1 << 30,
+            )? as usize,
+            gzip_level: number("DAS_GZIP_LEVEL", 6, 1, 9)? as u32,
+        })
+    }
+}
+
+/// S3's bucket naming rules (the common subset: lower case, digits, dots, hyphens).
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("DAS_OUTPUT_BUCKET".into())
+            .or_insert_with(|| "audit-bucket".into());
+        Config::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.prefix, "parsed/");
+        assert_eq!(c.firehose_output, FirehoseOutput::S3);
+        assert_eq!(c.filter.categories().count(), 10);
+        assert!(!c.filter.keeps(Category::Ddl, Some("rdsadmin")));
+        assert!(!c.filter.keeps(Category::Ddl, Some("RDSSEC")));
+        assert!(c.filter.keeps(Category::Ddl, Some("alice")));
+        assert!(c.filter.keeps(Category::Ddl, None));
+        assert_eq!(c.gzip_level, 6);
+        assert_eq!(c.key_cache_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_blog_use_case_ddl_and_dml_but_not_reads() {
+        let c = config(&[("DAS_INCLUDE_CATEGORIES", "DDL, dml")]).unwrap();
+        let kept: Vec<_> = c.filter.categories().collect();
+        assert_eq!(kept, [Category::Ddl, Category::Dml]);
+        assert!(!c.filter.keeps(Category::Dql, Some("alice")));
+    }
+
+    #[test]
+    fn exclusions_and_empty_values() {
+        let c = config(&[
+            ("DAS_EXCLUDE_CATEGORIES", "DQL,CONNECT,DISCONNECT"),
+            ("DAS_EXCLUDE_USERS", ""),
+            ("DAS_INCLUDE_CATEGORIES", ""),
+            ("DAS_OUTPUT_PREFIX", "audit"),
+        ])
+        .unwrap();
+        assert_eq!(c.filter.categories().count(), 7);
+        assert!(
+            c.filter.keeps(Category::Ddl, Some("rdsadmin")),
+            "empty user list keeps everyone"
+        );
+        assert_eq!(c.prefix, "audit/");
+        let c = config(&[("DAS_EXCLUDE_USERS", "bob, carol")]).unwrap();
+        assert!(!c.filter.keeps(Category::Ddl, Some("carol")));
+        assert!(c.filter.keeps(Category::Ddl, Some("rdsadmin")));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (&[("DAS_OUTPUT_BUCKET", "")], "DAS_OUTPUT_BUCKET"),
+            (&[("DAS_OUTPUT_BUCKET", "Bad_Bucket")], "DAS_OUTPUT_BUCKET"),
+            (
+                &[("DAS_INCLUDE_CATEGORIES", "DDL,READS")],
+                "unknown category \"READS\"",
+            ),
+            (
+                &[("DAS_EXCLUDE_CATEGORIES", "nope")],
+                "DAS_EXCLUDE_CATEGORIES",
+            ),
+            (
+                &[
+                    ("DAS_INCLUDE_CATEGORIES", "DDL"),
+                    ("DAS_EXCLUDE_CATEGORIES", "DDL"),
+                ],
+                "keeps no category",
+            ),
+            (&[("DAS_FIREHOSE_OUTPUT", "kinesis")], "DAS_FIREHOSE_OUTPUT"),
+            (&[("DAS_RESOURCE_ID", "abc")], "DAS_RESOURCE_ID"),
+            (&[("DAS_GZIP_LEVEL", "11")], "DAS_GZIP_LEVEL"),
+            (&[("DAS_OUTPUT_PREFIX", "/x")], "DAS_OUTPUT_PREFIX"),
+        ];
+        for (vars, expected) in cases {
+            let e = config(vars).unwrap_err().to_string();
+            assert!(e.contains(expected), "{e:?} should contain {expected:?}");
+        }
+    }
+}
