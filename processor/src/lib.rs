@@ -1,11 +1,24 @@
 //! das-processor: turns encrypted Database Activity Stream records into classified audit events.
 //!
 //! One stage per module, data flowing one way:
-//! `envelope` (the Kinesis record JSON) -> KMS data key (in the Lambda) -> `esdk` (Encryption SDK
-//! message) -> `inflate` (bounded gunzip) -> `activity` (the decrypted record and its events).
-//! Everything here is pure: no AWS calls, no I/O.
+//! `firehose` (the invocation) -> `envelope` (the Kinesis record JSON) -> `keys` (the KMS data
+//! key, cached) -> `esdk` (Encryption SDK message) -> `inflate` (bounded gunzip) -> `event`
+//! (the record's events as raw JSON) -> `classify` -> `config::Filter` -> `route` (category and
+//! hour -> S3 key) -> `sink` (S3) -> the Firehose response. `handler` orchestrates one batch.
+//!
+//! Everything is pure except `aws` (KMS and S3 clients), which sits behind the `KeySource` and
+//! `ObjectSink` traits so the handler is tested without a network.
 
 pub mod activity;
+pub mod aws;
+pub mod classify;
+pub mod config;
 pub mod envelope;
 pub mod esdk;
+pub mod event;
+pub mod firehose;
+pub mod handler;
 pub mod inflate;
+pub mod keys;
+pub mod route;
+pub mod sink;

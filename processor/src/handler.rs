@@ -1,0 +1,446 @@
+//! One Firehose batch in, one result per record out. Orchestration only: every stage it calls is
+//! its own module.
+//!
+//! 1. Decode every record (base64, envelope, message and key blob). A bad record is
+//!    `ProcessingFailed`; the batch goes on.
+//! 2. Fetch each distinct data key once: from the cache, else KMS, concurrently. KMS refusing a
+//!    key fails the records that need it; KMS being unavailable fails the invocation (Firehose
+//!    retries it).
+//! 3. Per record: decrypt, gunzip, parse, classify, filter, route. A record is validated whole
+//!    before any of its events is routed, so a failed record never leaves part of itself in S3.
+//! 4. Write one gzip'd NDJSON object per (category, hour) and only then answer: a failed write
+//!    fails the invocation, and the retry overwrites the same object names.
+//!
+//! Memory stays bounded by the batch: one record's plaintext at a time, and compressed output.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::time::Instant;
+
+use base64::Engine as _;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use futures_util::stream::{self, StreamExt as _};
+use serde::Serialize;
+
+use crate::activity::ActivityError;
+use crate::classify::classify;
+use crate::config::{Config, FirehoseOutput};
+use crate::envelope::{Envelope, EnvelopeError};
+use crate::esdk::{self, RawAesKeyring};
+use crate::event::{EventFields, RecordView, ids_suffix, write_line};
+use crate::firehose::{
+    FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, ResponseRecord,
+};
+use crate::inflate::{self, InflateError};
+use crate::keys::{
+    DataKey, DataKeyCache, EncryptionContext, KeyError, KeySource, resource_id_from_stream_arn,
+};
+use crate::route::{GroupKey, UtcHour, batch_name, object_key};
+use crate::sink::{ObjectSink, SinkError};
+
+/// Lambda's synchronous response limit is 6 MB (6,291,456 bytes); keep a margin for the JSON
+/// around the records.
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024 - 64 * 1024;
+/// KMS calls and S3 writes in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// Why one record could not be processed (it is answered `ProcessingFailed`).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(
+        "no DAS resource id: the source stream {0:?} is not named aws-rds-das-<resource id> and DAS_RESOURCE_ID is not set"
+    )]
+    NoResourceId(String),
+    #[error("Firehose record data is not base64: {0}")]
+    Data(#[source] base64::DecodeError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("decrypting the Encryption SDK message: {0}")]
+    Decrypt(#[source] esdk::Error),
+    #[error("decompressing the decrypted payload: {0}")]
+    Inflate(#[source] InflateError),
+    #[error(transparent)]
+    Parse(#[from] ActivityError),
+}
+
+/// Why the whole invocation failed (Firehose retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error(transparent)]
+    Kms(KeyError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("compressing output: {0}")]
+    Compress(#[source] std::io::Error),
+}
+
+/// Counts and timings of one invocation (logged; printed by `--event` mode). No content.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Stats {
+    pub records: usize,
+    pub ok: usize,
+    pub dropped: usize,
+    pub failed: usize,
+    pub events: usize,
+    pub heartbeats: usize,
+    pub kept: usize,
+    pub filtered: usize,
+    /// Kept events whose `logTime` was missing or unreadable: routed by arrival time.
+    pub undated: usize,
+    /// Records answered `Dropped` after their events went to S3 because the response was full.
+    pub spilled: usize,
+    pub distinct_keys: usize,
+    pub kms_calls: usize,
+    pub s3_puts: usize,
+    pub s3_bytes: usize,
+    pub decrypted_bytes: usize,
+    pub decompressed_bytes: usize,
+    pub decode_ms: f64,
+    pub kms_ms: f64,
+    pub s3_ms: f64,
+    pub total_ms: f64,
+}
+
+/// The processor: configuration, the KMS key source, the data-key cache and the sink, built once
+/// per process and shared by every invocation.
+pub struct Processor<K, S> {
+    config: Config,
+    keys: K,
+    sink: S,
+    cache: DataKeyCache,
+}
+
+/// A record after stage 1.
+struct Decoded {
+    message: Vec<u8>,
+    key_blob: Vec<u8>,
+}
+
+/// Buffers reused from record to record.
+#[derive(Default)]
+struct Work {
+    plaintext: Vec<u8>,
+    json: Vec<u8>,
+    lines: Vec<u8>,
+    /// (group, end offset in `lines`) per kept event.
+    line_groups: Vec<(GroupKey, usize)>,
+    heartbeats: usize,
+    filtered: usize,
+    undated: usize,
+}
+
+impl<K: KeySource, S: ObjectSink> Processor<K, S> {
+    pub fn new(config: Config, keys: K, sink: S) -> Self {
+        let cache = DataKeyCache::new(config.key_cache_size, config.key_cache_ttl);
+        Self {
+            config,
+            keys,
+            sink,
+            cache,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Processes one invocation.
+    pub async fn handle(
+        &self,
+        event: FirehoseEvent,
+    ) -> Result<(FirehoseResponse, Stats), InvocationError> {
+        let started = Instant::now();
+        let mut stats = Stats {
+            records: event.records.len(),
+            ..Stats::default()
+        };
+        let context = self.context(&event);
+
+        // 1. Decode.
+        let t = Instant::now();
+        let decoded: Vec<Result<Decoded, RecordError>> = event
+            .records
+            .iter()
+            .map(|record| decode(&record.data))
+            .collect();
+        let mut decode_time = t.elapsed();
+
+        // 2. Data keys.
+        let t = Instant::now();
+        let keys = match &context {
+            Ok(context) => self.data_keys(context, &decoded, &mut stats).await?,
+            Err(_) => HashMap::new(),
+        };
+        stats.kms_ms = ms(t.elapsed());
+
+        // 3. Records.
+        let t = Instant::now();
+        let earliest = event
+            .records
+            .iter()
+            .filter_map(|r| r.approximate_arrival_timestamp)
+            .map(|ms| ms as i64)
+            .min();
+        let batch = batch_name(event.records.iter().map(|r| r.record_id.as_str()), earliest);
+        let mut groups: BTreeMap<GroupKey, GzEncoder<Vec<u8>>> = BTreeMap::new();
+        let mut work = Work::default();
+        // Response bytes if every record not yet answered failed (data returned as received).
+        let mut reserved: usize = 16
+            + event
+                .records
+                .iter()
+                .map(|r| RESPONSE_RECORD_OVERHEAD + r.record_id.len() + r.data.len())
+                .sum::<usize>();
+        let mut responses = Vec::with_capacity(event.records.len());
+        for (record, decoded) in event.records.into_iter().zip(decoded) {
+            let arrival = record
+                .approximate_arrival_timestamp
+                .map(|ms| ms as i64)
+                .or(earliest)
+                .unwrap_or(0);
+            let opened = match (&context, decoded) {
+                (Err(e), _) => Err(RecordError::NoResourceId(e.clone())),
+                (_, Err(e)) => Err(e),
+                (Ok(_), Ok(d)) => match keys.get(&d.key_blob) {
+                    Some(Ok(key)) => self.open(
+                        &d.message,
+                        key,
+                        UtcHour::from_epoch_millis(arrival),
+                        &mut work,
+                    ),
+                    Some(Err(e)) => Err(RecordError::Key(e.clone())),
+                    None => Err(RecordError::Key(KeyError::Unavailable(
+                        "data key was not fetched".into(),
+                    ))),
+                },
+            };
+            let (result, data) = match opened {
+                Err(error) => {
+                    tracing::warn!(record_id = %record.record_id, %error, "record failed");
+                    stats.failed += 1;
+                    (RecordResult::ProcessingFailed, record.data)
+                }
+                Ok(()) => {
+                    stats.kept += work.line_groups.len();
+                    stats.heartbeats += work.heartbeats;
+                    stats.filtered += work.filtered;
+                    stats.undated += work.undated;
+                    reserved -= record.data.len();
+                    let encoded_len = work.lines.len().div_ceil(3) * 4;
+                    if work.lines.is_empty() {
+                        stats.dropped += 1;
+                        (RecordResult::Dropped, String::new())
+                    } else if self.config.firehose_output == FirehoseOutput::Events
+                        && reserved + encoded_len <= RESPONSE_LIMIT
+                    {
+                        reserved += encoded_len;
+                        stats.ok += 1;
+                        let data = base64::engine::general_purpose::STANDARD.encode(&work.lines);
+                        (RecordResult::Ok, data)
+                    } else {
+                        if self.config.firehose_output == FirehoseOutput::Events {
+                            stats.spilled += 1;
+                        }
+                        self.route(&work, &mut groups)?;
+                        stats.dropped += 1;
+                        (RecordResult::Dropped, String::new())
+                    }
+                }
+            };
+            responses.push(ResponseRecord {
+                record_id: record.record_id,
+                result,
+                data,
+            });
+        }
+        let objects = groups
+            .into_iter()
+            .map(|(group, encoder)| {
+                let key = object_key(&self.config.prefix, &group, &batch);
+                encoder.finish().map(|body| (key, body))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(InvocationError::Compress)?;
+        decode_time += t.elapsed();
+        stats.decode_ms = ms(decode_time);
+
+        // 4. Write, then answer.
+        let t = Instant::now();
+        stats.s3_puts = objects.len();
+        stats.s3_bytes = objects.iter().map(|(_, body)| body.len()).sum();
+        let results: Vec<Result<(), SinkError>> = stream::iter(objects)
+            .map(|(key, body)| async move { self.sink.put(&key, body).await })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        stats.s3_ms = ms(t.elapsed());
+        results.into_iter().collect::<Result<(), _>>()?;
+        stats.total_ms = ms(started.elapsed());
+        Ok((FirehoseResponse { records: responses }, stats))
+    }
+
+    /// The encryption context for this batch, or the stream name it could not be read from.
+    fn context(&self, event: &FirehoseEvent) -> Result<EncryptionContext, String> {
+        let stream = event.source_kinesis_stream_arn.as_deref().unwrap_or("");
+        let id = match &self.config.resource_id {
+            Some(id) => id.as_str(),
+            None => resource_id_from_stream_arn(stream).ok_or_else(|| stream.to_owned())?,
+        };
+        EncryptionContext::for_resource(id).ok_or_else(|| stream.to_owned())
+    }
+
+    /// Every distinct data key of the batch: cached, or fetched from KMS concurrently.
+    async fn data_keys(
+        &self,
+        context: &EncryptionContext,
+        decoded: &[Result<Decoded, RecordError>],
+        stats: &mut Stats,
+    ) -> Result<HashMap<Vec<u8>, Result<DataKey, KeyError>>, InvocationError> {
+        let blobs: HashSet<&[u8]> = decoded
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .map(|d| d.key_blob.as_slice())
+            .collect();
+        stats.distinct_keys = blobs.len();
+        let mut keys = HashMap::with_capacity(blobs.len());
+        let mut missing = Vec::new();
+        for blob in blobs {
+            match self.cache.get(context, blob) {
+                Some(key) => {
+                    keys.insert(blob.to_vec(), Ok(key));
+                }
+                None => missing.push(blob),
+            }
+        }
+        stats.kms_calls = missing.len();
+        let fetched: Vec<_> = stream::iter(missing)
+            .map(|blob| async move { (blob, self.keys.decrypt(blob, context).await) })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (blob, result) in fetched {
+            match result {
+                Ok(key) => {
+                    self.cache.insert(context, blob, key.clone());
+                    keys.insert(blob.to_vec(), Ok(key));
+                }
+                Err(KeyError::Unavailable(reason)) => {
+                    return Err(InvocationError::Kms(KeyError::Unavailable(reason)));
+                }
+                Err(refused) => {
+                    keys.insert(blob.to_vec(), Err(refused));
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Decrypts, decompresses and parses one record into `work.lines`, validating all of it
+    /// before anything is routed.
+    fn open(
+        &self,
+        message: &[u8],
+        key: &DataKey,
+        arrival_hour: UtcHour,
+        work: &mut Work,
+    ) -> Result<(), RecordError> {
+        let Work {
+            plaintext,
+            json,
+            lines,
+            line_groups,
+            heartbeats,
+            filtered,
+            undated,
+        } = work;
+        plaintext.clear();
+        json.clear();
+        lines.clear();
+        line_groups.clear();
+        (*heartbeats, *filtered, *undated) = (0, 0, 0);
+        let key: &[u8; 32] = key;
+        esdk::decrypt(message, &RawAesKeyring::das(key), plaintext)
+            .map_err(RecordError::Decrypt)?;
+        inflate::gunzip(plaintext, self.config.max_record_bytes, json)
+            .map_err(RecordError::Inflate)?;
+        let view = RecordView::parse(json)?;
+        let suffix = ids_suffix(view.cluster_id.as_deref(), view.instance_id.as_deref());
+        for raw in &view.events {
+            let fields = EventFields::parse(raw.get()).map_err(ActivityError::Json)?;
+            if fields.is_heartbeat() {
+                *heartbeats += 1;
+                continue;
+            }
+            let category = classify(&fields);
+            if !self
+                .config
+                .filter
+                .keeps(category, fields.db_user_name.as_deref())
+            {
+                *filtered += 1;
+                continue;
+            }
+            let hour = match fields.log_time.as_deref().and_then(UtcHour::from_log_time) {
+                Some(hour) => hour,
+                None => {
+                    *undated += 1;
+                    arrival_hour
+                }
+            };
+            write_line(lines, raw, &fields, category.as_str(), &suffix)
+                .map_err(ActivityError::Json)?;
+            line_groups.push((GroupKey { category, hour }, lines.len()));
+        }
+        Ok(())
+    }
+
+    /// Appends a record's lines to the objects of their groups.
+    fn route(
+        &self,
+        work: &Work,
+        groups: &mut BTreeMap<GroupKey, GzEncoder<Vec<u8>>>,
+    ) -> Result<(), InvocationError> {
+        let level = Compression::new(self.config.gzip_level);
+        let mut start = 0;
+        let mut i = 0;
+        while i < work.line_groups.len() {
+            // Consecutive lines of the same group are written in one go.
+            let group = work.line_groups[i].0;
+            while i + 1 < work.line_groups.len() && work.line_groups[i + 1].0 == group {
+                i += 1;
+            }
+            let end = work.line_groups[i].1;
+            groups
+                .entry(group)
+                .or_insert_with(|| GzEncoder::new(Vec::new(), level))
+                .write_all(&work.lines[start..end])
+                .map_err(InvocationError::Compress)?;
+            start = end;
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Stage 1 for one record: base64, envelope, the message and key blob.
+fn decode(data: &str) -> Result<Decoded, RecordError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(RecordError::Data)?;
+    let envelope = Envelope::parse(&bytes)?;
+    let mut message = Vec::new();
+    envelope.decode_message(&mut message)?;
+    let key_blob = envelope.decode_key()?;
+    Ok(Decoded { message, key_blob })
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}

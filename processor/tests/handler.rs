@@ -1,0 +1,486 @@
+//! The handler end to end with in-memory KMS and S3: one result per record, every kept event
+//! exactly once in its category folder, bad records isolated, failures that must be retried fail
+//! the invocation, retries overwrite. The same paths against a real moto server: `moto.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../benches/support/encode.rs"]
+#[allow(dead_code)]
+mod encode;
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use das_processor::config::Config;
+use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
+use das_processor::handler::{InvocationError, Processor};
+use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
+use das_processor::sink::{ObjectSink, SinkError};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+const RESOURCE: &str = "cluster-TESTRESOURCE";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// KMS: key blob -> plaintext, for the right context only.
+#[derive(Default)]
+struct FakeKms {
+    keys: BTreeMap<Vec<u8>, [u8; 32]>,
+    calls: AtomicUsize,
+    unavailable: bool,
+}
+
+impl KeySource for FakeKms {
+    async fn decrypt(&self, blob: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable {
+            return Err(KeyError::Unavailable("ThrottlingException".into()));
+        }
+        if context.key != "aws:rds:dbc-id" || context.value != RESOURCE {
+            return Err(KeyError::Refused(
+                "InvalidCiphertextException: context".into(),
+            ));
+        }
+        match self.keys.get(blob) {
+            Some(key) => Ok(Zeroizing::new(*key)),
+            None => Err(KeyError::Refused("InvalidCiphertextException".into())),
+        }
+    }
+}
+
+#[derive(Default)]
+struct FakeS3 {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl ObjectSink for FakeS3 {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(SinkError {
+                bucket: "b".into(),
+                key: key.into(),
+                reason: "ServiceUnavailable".into(),
+            });
+        }
+        self.objects.lock().unwrap().insert(key.to_owned(), body);
+        Ok(())
+    }
+}
+
+impl FakeS3 {
+    /// (key, line) for every line of every object.
+    fn lines(&self) -> Vec<(String, Value)> {
+        let objects = self.objects.lock().unwrap();
+        let mut out = Vec::new();
+        for (key, body) in objects.iter() {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            for line in text.lines() {
+                out.push((key.clone(), serde_json::from_str(line).unwrap()));
+            }
+        }
+        out
+    }
+}
+
+struct Batch {
+    kms: FakeKms,
+    event: FirehoseEvent,
+    rng: encode::Rng,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            kms: FakeKms::default(),
+            event: FirehoseEvent {
+                source_kinesis_stream_arn: Some(format!(
+                    "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-{RESOURCE}"
+                )),
+                ..FirehoseEvent::default()
+            },
+            rng: encode::Rng(7),
+        }
+    }
+
+    /// Adds a record of these events under data key number `key`.
+    fn record(&mut self, key: u8, events: Vec<Value>) -> &mut Self {
+        let payload = json!({"type": "DatabaseActivityMonitoringRecord", "clusterId": RESOURCE,
+            "instanceId": "db-INSTANCE", "databaseActivityEventList": events});
+        self.raw_record(key, serde_json::to_vec(&payload).unwrap(), true)
+    }
+
+    fn raw_record(&mut self, key: u8, payload: Vec<u8>, gzip: bool) -> &mut Self {
+        let blob = vec![0xB0, key];
+        let wrapping = [key; 32];
+        self.kms.keys.insert(blob.clone(), wrapping);
+        let plaintext = if gzip {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &payload).unwrap();
+            gz.finish().unwrap()
+        } else {
+            payload
+        };
+        let message = encode::encrypt(&plaintext, &wrapping, 4096, &mut self.rng).message;
+        let envelope = json!({"type": "DatabaseActivityMonitoringRecords", "version": "1.1",
+            "databaseActivityEvents": B64.encode(&message), "key": B64.encode(&blob)});
+        self.data(B64.encode(serde_json::to_vec(&envelope).unwrap()))
+    }
+
+    fn data(&mut self, data: String) -> &mut Self {
+        let n = self.event.records.len();
+        self.event.records.push(FirehoseRecord {
+            record_id: format!("record-{n:03}"),
+            approximate_arrival_timestamp: Some(1_764_000_000_000.0 + n as f64),
+            data,
+        });
+        self
+    }
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let mut map: BTreeMap<&str, &str> = vars.iter().copied().collect();
+    map.entry("DAS_OUTPUT_BUCKET").or_insert("audit-bucket");
+    Config::from_env(|k| map.get(k).map(|v| v.to_string())).unwrap()
+}
+
+fn ev(id: &str, fields: Value) -> Value {
+    let mut e = json!({"type": "record", "testId": id, "logTime": "2025-11-24 16:05:00.123456+00",
+        "dbUserName": "alice"});
+    e.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    e
+}
+
+fn pg(id: &str, class: &str, command: &str) -> Value {
+    ev(
+        id,
+        json!({"serverType": "PostgreSQL", "class": class, "command": command, "exitCode": null}),
+    )
+}
+
+fn mysql(id: &str, class: &str, command: &str, text: &str) -> Value {
+    ev(
+        id,
+        json!({"serverType": "MySQL", "class": class, "command": command, "commandText": text,
+        "exitCode": "0"}),
+    )
+}
+
+fn heartbeat() -> Value {
+    json!({"type": "heartbeat"})
+}
+
+/// testId -> category, from what landed in S3; panics on a duplicate or a misfiled event.
+fn landed(s3: &FakeS3) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, line) in s3.lines() {
+        let category = line["category"].as_str().unwrap().to_owned();
+        assert!(
+            key.starts_with(&format!("parsed/{category}/")),
+            "{key} holds a {category} event"
+        );
+        let id = line["testId"].as_str().unwrap().to_owned();
+        assert!(
+            out.insert(id.clone(), category).is_none(),
+            "event {id} landed twice"
+        );
+    }
+    out
+}
+
+fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kept_event_lands_once_in_its_category_folder() {
+    let mut b = Batch::new();
+    b.record(1, vec![
+        heartbeat(),
+        pg("p1", "DDL", "CREATE TABLE"),
+        pg("p2", "WRITE", "INSERT"),
+        pg("p3", "READ", "SELECT"),
+        ev("p4", json!({"serverType": "PostgreSQL", "class": "ERROR", "command": "AUTH FAILURE",
+            "dbUserName": "mallory"})),
+        ev("p5", json!({"serverType": "PostgreSQL", "class": "DDL", "command": "CREATE TABLE",
+            "dbUserName": "rdsadmin"})),
+    ])
+    .record(1, vec![
+        mysql("m1", "MAIN", "QUERY", "update t set a = 1"),
+        mysql("m2", "AUX", "WRITE", ""),
+        mysql("m3", "MAIN", "FAILED_CONNECT", ""),
+        heartbeat(),
+    ])
+    .record(2, vec![heartbeat(), heartbeat()])
+    .record(2, vec![
+        ev("o1", json!({"serverType": "oracle", "class": "Standard", "command": "LOGON", "exitCode": 0})),
+        ev("s1", json!({"serverType": "SQLSERVER", "class": "LOGIN", "command": "LOGIN FAILED",
+            "logTime": "2025-11-24 17:59:59.1234567+00"})),
+    ]);
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+    let (response, stats) = p.handle(b.event.clone()).await.unwrap();
+
+    assert_eq!(response.records.len(), 4);
+    for (i, r) in response.records.iter().enumerate() {
+        assert_eq!(r.record_id, format!("record-{i:03}"));
+        assert_eq!(r.result, RecordResult::Dropped);
+        assert_eq!(r.data, "");
+    }
+    let got = landed(p.sink());
+    assert_eq!(
+        got,
+        expect(&[
+            ("p1", "DDL"),
+            ("p2", "DML"),
+            ("p3", "DQL"),
+            ("p4", "AUTH_FAILURE"),
+            ("m1", "DML"),
+            ("m2", "DML"),
+            ("m3", "AUTH_FAILURE"),
+            ("o1", "CONNECT"),
+            ("s1", "AUTH_FAILURE"),
+        ])
+    );
+    assert_eq!((stats.kms_calls, stats.distinct_keys), (2, 2));
+    assert_eq!((stats.kept, stats.filtered, stats.heartbeats), (9, 1, 4));
+    // The SQL Server event's own hour, not the clock's.
+    let keys: Vec<String> = p.sink().objects.lock().unwrap().keys().cloned().collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("parsed/AUTH_FAILURE/2025/11/24/17/")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("parsed/AUTH_FAILURE/2025/11/24/16/")),
+        "{keys:?}"
+    );
+    assert_eq!(stats.s3_puts, keys.len());
+
+    // Lines carry the record's ids and every original field.
+    let line = p
+        .sink()
+        .lines()
+        .into_iter()
+        .find(|(_, l)| l["testId"] == "p1")
+        .unwrap()
+        .1;
+    assert_eq!(line["clusterId"], RESOURCE);
+    assert_eq!(line["instanceId"], "db-INSTANCE");
+    assert_eq!(line["exitCode"], Value::Null);
+    assert_eq!(line["logTime"], "2025-11-24 16:05:00.123456+00");
+
+    // A retry of the same batch overwrites the same objects: nothing duplicated, and a warm
+    // process asks KMS for nothing.
+    let (_, again) = p.handle(b.event).await.unwrap();
+    assert_eq!(again.kms_calls, 0);
+    assert_eq!(p.sink().objects.lock().unwrap().len(), keys.len());
+    assert_eq!(landed(p.sink()).len(), 9);
+}
+
+#[tokio::test]
+async fn bad_records_fail_alone_and_leave_nothing_behind() {
+    let mut b = Batch::new();
+    b.record(1, vec![pg("good1", "DDL", "DROP TABLE")]);
+    b.data("%%% not base64".into());
+    b.data(B64.encode(b"not json"));
+    b.data(B64.encode(
+        br#"{"type":"DatabaseActivityMonitoringRecords","databaseActivityEvents":"AAAA"}"#,
+    ));
+    // A valid event, then a number: the record fails and its first event must not land.
+    b.record(1, vec![pg("partial", "DDL", "CREATE TABLE"), json!(42)]);
+    b.raw_record(
+        1,
+        b"{\"type\":\"DatabaseActivityMonitoringRecord\"}".to_vec(),
+        false,
+    ); // not gzip
+    b.record(9, vec![pg("refused", "DDL", "CREATE TABLE")]);
+    b.kms.keys.remove(&vec![0xB0, 9]); // KMS refuses this data key
+    b.raw_record(1, b"[1,2]".to_vec(), true);
+    b.record(1, vec![pg("good2", "WRITE", "UPDATE")]);
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+    let (response, stats) = p.handle(b.event.clone()).await.unwrap();
+    let results: Vec<RecordResult> = response.records.iter().map(|r| r.result).collect();
+    use RecordResult::*;
+    assert_eq!(
+        results,
+        [
+            Dropped,
+            ProcessingFailed,
+            ProcessingFailed,
+            ProcessingFailed,
+            ProcessingFailed,
+            ProcessingFailed,
+            ProcessingFailed,
+            ProcessingFailed,
+            Dropped
+        ]
+    );
+    // A failed record is answered with its data as received, for the error prefix.
+    for (r, input) in response.records.iter().zip(&b.event.records) {
+        if r.result == ProcessingFailed {
+            assert_eq!(r.data, input.data);
+        }
+    }
+    assert_eq!(
+        landed(p.sink()),
+        expect(&[("good1", "DDL"), ("good2", "DML")])
+    );
+    assert_eq!(stats.failed, 7);
+}
+
+#[tokio::test]
+async fn kms_unavailable_or_s3_failing_fails_the_invocation_and_the_retry_converges() {
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![pg("a", "DDL", "CREATE TABLE"), pg("b", "READ", "SELECT")],
+    );
+    let event = b.event.clone();
+    let mut kms = b.kms;
+    kms.unavailable = true;
+    let p = Processor::new(config(&[]), kms, FakeS3::default());
+    let err = p.handle(event.clone()).await.unwrap_err();
+    assert!(matches!(err, InvocationError::Kms(_)), "{err}");
+    assert!(p.sink().objects.lock().unwrap().is_empty());
+
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![pg("a", "DDL", "CREATE TABLE"), pg("b", "READ", "SELECT")],
+    );
+    let s3 = FakeS3::default();
+    s3.failing.store(true, Ordering::SeqCst);
+    let p = Processor::new(config(&[]), b.kms, s3);
+    let err = p.handle(b.event.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("ServiceUnavailable"), "{err}");
+    p.sink().failing.store(false, Ordering::SeqCst);
+    p.handle(b.event.clone()).await.unwrap();
+    p.handle(b.event).await.unwrap();
+    assert_eq!(landed(p.sink()), expect(&[("a", "DDL"), ("b", "DQL")]));
+}
+
+#[tokio::test]
+async fn filters_from_the_environment() {
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![
+            pg("ddl", "DDL", "CREATE TABLE"),
+            pg("dml", "WRITE", "INSERT"),
+            pg("read", "READ", "SELECT"),
+            ev(
+                "admin",
+                json!({"serverType": "PostgreSQL", "class": "WRITE", "command": "INSERT",
+            "dbUserName": "rdsadmin"}),
+            ),
+        ],
+    );
+    let p = Processor::new(
+        config(&[("DAS_INCLUDE_CATEGORIES", "DDL,DML")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    let (_, stats) = p.handle(b.event.clone()).await.unwrap();
+    assert_eq!(landed(p.sink()), expect(&[("ddl", "DDL"), ("dml", "DML")]));
+    assert_eq!(stats.filtered, 2);
+
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![ev(
+            "admin",
+            json!({"serverType": "PostgreSQL", "class": "WRITE",
+        "command": "INSERT", "dbUserName": "rdsadmin"}),
+        )],
+    );
+    let p = Processor::new(
+        config(&[("DAS_EXCLUDE_USERS", "")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    p.handle(b.event).await.unwrap();
+    assert_eq!(landed(p.sink()), expect(&[("admin", "DML")]));
+}
+
+#[tokio::test]
+async fn events_mode_answers_ok_and_spills_what_does_not_fit_the_response() {
+    let mut b = Batch::new();
+    b.record(1, vec![pg("small", "DDL", "CREATE TABLE"), heartbeat()]);
+    b.record(1, vec![heartbeat()]);
+    // Highly compressible, so the input is small and the decrypted events are 7 MB: more than a
+    // Lambda response may carry.
+    let big: Vec<Value> = (0..7000)
+        .map(|i| {
+            let mut e = pg(&format!("big{i}"), "WRITE", "INSERT");
+            e["commandText"] = json!("x".repeat(1000));
+            e
+        })
+        .collect();
+    b.record(1, big);
+    let p = Processor::new(
+        config(&[("DAS_FIREHOSE_OUTPUT", "events")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    let (response, stats) = p.handle(b.event).await.unwrap();
+    let results: Vec<RecordResult> = response.records.iter().map(|r| r.result).collect();
+    assert_eq!(
+        results,
+        [
+            RecordResult::Ok,
+            RecordResult::Dropped,
+            RecordResult::Dropped
+        ]
+    );
+    let text = String::from_utf8(B64.decode(&response.records[0].data).unwrap()).unwrap();
+    assert!(text.ends_with('\n'));
+    let line: Value = serde_json::from_str(text.trim_end()).unwrap();
+    assert_eq!(
+        (line["testId"].as_str(), line["category"].as_str()),
+        (Some("small"), Some("DDL"))
+    );
+    assert_eq!(stats.spilled, 1);
+    assert_eq!(
+        landed(p.sink()).len(),
+        7000,
+        "the spilled record's events are all in S3"
+    );
+    assert!(serde_json::to_vec(&response).unwrap().len() < 6 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn without_a_resource_id_every_record_fails_and_an_empty_batch_is_fine() {
+    let mut b = Batch::new();
+    b.record(1, vec![pg("a", "DDL", "CREATE TABLE")]);
+    b.event.source_kinesis_stream_arn = Some("arn:aws:kinesis:us-east-1:1:stream/mystream".into());
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+    let (response, _) = p.handle(b.event.clone()).await.unwrap();
+    assert_eq!(response.records[0].result, RecordResult::ProcessingFailed);
+
+    // DAS_RESOURCE_ID rescues it.
+    let mut b2 = Batch::new();
+    b2.record(1, vec![pg("a", "DDL", "CREATE TABLE")]);
+    b2.event.source_kinesis_stream_arn = None;
+    let p = Processor::new(
+        config(&[("DAS_RESOURCE_ID", RESOURCE)]),
+        b2.kms,
+        FakeS3::default(),
+    );
+    let (response, _) = p.handle(b2.event).await.unwrap();
+    assert_eq!(response.records[0].result, RecordResult::Dropped);
+
+    let (response, stats) = p.handle(FirehoseEvent::default()).await.unwrap();
+    assert!(response.records.is_empty());
+    assert_eq!((stats.kms_calls, stats.s3_puts), (0, 0));
+}
