@@ -10,9 +10,11 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-## bench: the decoder against its floor (figures for BENCHMARKS.md)
+## bench: the decoder and a full batch against their floors, then the binary end to end against moto (figures for BENCHMARKS.md)
 bench:
 	cargo bench -p das-processor --bench decode
+	cargo bench -p das-processor --bench batch
+	./scripts/bench-processor
 
 ## fixtures: regenerate the Encryption SDK fixtures with the Python SDK (commit the result)
 fixtures:

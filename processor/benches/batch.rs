@@ -1,0 +1,246 @@
+//! A full Firehose batch through the handler, against the decode floor of the same bytes,
+//! measured in the same run, on one thread.
+//!
+//!   cargo bench -p das-processor --bench batch           # full run, prints the table
+//!   cargo test  -p das-processor --bench batch           # quick smoke: a small batch, checked
+//!   cargo bench -p das-processor --bench batch -- --write-event FILE --data-key HEX \
+//!       --key-blob BASE64 --resource-id cluster-...      # write the 6 MB event for a real KMS key
+//!
+//! Input: a 6 MB Firehose event (the Lambda request limit) of DAS records of 50 realistic Aurora
+//! PostgreSQL events each (about 1 KB per event), gzip'd and encrypted as DAS does.
+//! - floor:   what any processor must do per record: base64 of the Firehose data, the envelope,
+//!   base64 of the message, Encryption SDK decrypt, gunzip (data key already known)
+//! - handler: Processor::handle with KMS and S3 in memory (no network): the floor plus
+//!   classification, filtering (default: rdsadmin dropped), routing and gzip of the output
+//!
+//! KMS and S3 over the network are measured separately, against moto, by
+//! `scripts/bench-processor` (BENCHMARKS.md).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/encode.rs"]
+#[allow(dead_code)]
+mod encode;
+#[path = "support/events.rs"]
+mod events;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use das_processor::config::Config;
+use das_processor::envelope::Envelope;
+use das_processor::esdk::{self, RawAesKeyring};
+use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
+use das_processor::handler::Processor;
+use das_processor::inflate;
+use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
+use das_processor::sink::{ObjectSink, SinkError};
+use encode::Rng;
+use zeroize::Zeroizing;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const EVENTS_PER_RECORD: usize = 50;
+
+struct MemKms([u8; 32]);
+
+impl KeySource for MemKms {
+    async fn decrypt(&self, _: &[u8], _: &EncryptionContext) -> Result<DataKey, KeyError> {
+        Ok(Zeroizing::new(self.0))
+    }
+}
+
+#[derive(Default)]
+struct MemS3(Mutex<BTreeMap<String, usize>>);
+
+impl ObjectSink for MemS3 {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
+        self.0.lock().unwrap().insert(key.to_owned(), body.len());
+        Ok(())
+    }
+}
+
+struct Batch {
+    event: FirehoseEvent,
+    events: usize,
+    json_bytes: usize,
+    request_bytes: usize,
+}
+
+/// Records until the event's JSON reaches `target` bytes.
+fn build(target: usize, key: &[u8; 32], blob: &[u8], resource: &str, rng: &mut Rng) -> Batch {
+    let mut event = FirehoseEvent {
+        invocation_id: "bench".into(),
+        delivery_stream_arn: "arn:aws:firehose:us-east-1:123456789012:deliverystream/bench".into(),
+        source_kinesis_stream_arn: Some(format!(
+            "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-{resource}"
+        )),
+        region: "us-east-1".into(),
+        records: Vec::new(),
+    };
+    let (mut size, mut events, mut json_bytes) = (200, 0, 0);
+    loop {
+        let list: Vec<_> = (0..EVENTS_PER_RECORD).map(|i| events::pg_event(rng, i)).collect();
+        let json = serde_json::to_vec(&serde_json::json!({
+            "type": "DatabaseActivityMonitoringRecord", "clusterId": resource,
+            "instanceId": "db-BENCH", "databaseActivityEventList": list,
+        }))
+        .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&json).unwrap();
+        let message = encode::encrypt(&gz.finish().unwrap(), key, 4096, rng).message;
+        let envelope = serde_json::to_vec(&serde_json::json!({
+            "type": "DatabaseActivityMonitoringRecords", "version": "1.1",
+            "databaseActivityEvents": B64.encode(&message), "key": B64.encode(blob),
+        }))
+        .unwrap();
+        let data = B64.encode(&envelope);
+        let n = event.records.len();
+        let record_size = data.len() + 200;
+        if size + record_size > target {
+            break;
+        }
+        size += record_size;
+        events += EVENTS_PER_RECORD;
+        json_bytes += json.len();
+        event.records.push(FirehoseRecord {
+            record_id: format!("{:056}", 4954698668313554428u64 + n as u64),
+            approximate_arrival_timestamp: Some(1_795_000_000_000.0 + n as f64),
+            data,
+        });
+    }
+    let request_bytes = serde_json::to_vec(&event).unwrap().len();
+    Batch {
+        event,
+        events,
+        json_bytes,
+        request_bytes,
+    }
+}
+
+fn floor(event: &FirehoseEvent, key: &[u8; 32], bufs: &mut [Vec<u8>; 3]) -> usize {
+    let [data, plain, json] = bufs;
+    let mut total = 0;
+    for r in &event.records {
+        data.clear();
+        plain.clear();
+        json.clear();
+        B64.decode_vec(r.data.as_bytes(), data).unwrap();
+        let envelope = Envelope::parse(data).unwrap();
+        let mut message = Vec::new();
+        envelope.decode_message(&mut message).unwrap();
+        esdk::decrypt(&message, &RawAesKeyring::das(key), plain).unwrap();
+        total += inflate::gunzip(plain, inflate::DEFAULT_MAX_DECOMPRESSED, json).unwrap();
+    }
+    total
+}
+
+fn config(level: &str) -> Config {
+    let vars = [("DAS_OUTPUT_BUCKET", "bench-bucket"), ("DAS_GZIP_LEVEL", level)];
+    Config::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut rng = Rng(0xBA7C_4000);
+    if let Some(path) = arg(&args, "--write-event") {
+        let hex = arg(&args, "--data-key").expect("--data-key HEX");
+        let key: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let blob = B64.decode(arg(&args, "--key-blob").expect("--key-blob BASE64")).unwrap();
+        let resource = arg(&args, "--resource-id").expect("--resource-id");
+        let batch = build(6_000_000, &key.try_into().unwrap(), &blob, &resource, &mut rng);
+        std::fs::write(&path, serde_json::to_vec(&batch.event).unwrap()).unwrap();
+        println!(
+            "wrote {path}: {} records, {} events, request {} bytes, decrypted JSON {} bytes",
+            batch.event.records.len(),
+            batch.events,
+            batch.request_bytes,
+            batch.json_bytes
+        );
+        return;
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let target = if full { 6_000_000 } else { 300_000 };
+    let rounds = if full { 15 } else { 1 };
+    let key = [7u8; 32];
+    let batch = build(target, &key, &[1, 2, 3], "cluster-BENCH", &mut rng);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let processors: Vec<(&str, Processor<MemKms, MemS3>)> = ["1", "6"]
+        .iter()
+        .map(|level| (*level, Processor::new(config(level), MemKms(key), MemS3::default())))
+        .collect();
+
+    // Correctness first: every record answered, every non-admin event kept.
+    let (response, stats) = runtime.block_on(processors[1].1.handle(batch.event.clone())).unwrap();
+    assert_eq!(response.records.len(), batch.event.records.len());
+    assert!(response.records.iter().all(|r| r.result == RecordResult::Dropped));
+    assert_eq!(stats.kept + stats.filtered, batch.events);
+    let mut bufs: [Vec<u8>; 3] = Default::default();
+    assert_eq!(floor(&batch.event, &key, &mut bufs), batch.json_bytes);
+
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut s3_bytes = [0usize; 2];
+    for round in 0..rounds {
+        for k in 0..3 {
+            let variant = (round + k) % 3;
+            let event = batch.event.clone();
+            let t = Instant::now();
+            if variant == 2 {
+                std::hint::black_box(floor(&event, &key, &mut bufs));
+            } else {
+                let (_, st) = runtime.block_on(processors[variant].1.handle(event)).unwrap();
+                s3_bytes[variant] = st.s3_bytes;
+            }
+            times[variant].push(t.elapsed());
+        }
+    }
+    let [l1, l6, fl] = times.map(median);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "batch: {} records, {} events, request {:.2} MB, decrypted JSON {:.1} MB, kept {} (rdsadmin filtered {})",
+        batch.event.records.len(),
+        batch.events,
+        batch.request_bytes as f64 / 1e6,
+        batch.json_bytes as f64 / 1e6,
+        stats.kept,
+        stats.filtered
+    );
+    println!(
+        "{:<22} {:>9} {:>12} {:>10} {:>11}",
+        "variant", "ms", "events/s", "vs floor", "S3 KiB"
+    );
+    println!(
+        "{:<22} {:>9.1} {:>12.0} {:>10} {:>11}",
+        "floor (decode only)",
+        ms(fl),
+        batch.events as f64 / fl.as_secs_f64(),
+        "1.00",
+        "-"
+    );
+    for (name, d, bytes) in [
+        ("handler, gzip level 1", l1, s3_bytes[0]),
+        ("handler, gzip level 6", l6, s3_bytes[1]),
+    ] {
+        println!(
+            "{:<22} {:>9.1} {:>12.0} {:>10.2} {:>11}",
+            name,
+            ms(d),
+            batch.events as f64 / d.as_secs_f64(),
+            d.as_secs_f64() / fl.as_secs_f64(),
+            bytes / 1024
+        );
+    }
+}
