@@ -81,7 +81,9 @@ fn build(target: usize, key: &[u8; 32], blob: &[u8], resource: &str, rng: &mut R
     };
     let (mut size, mut events, mut json_bytes) = (200, 0, 0);
     loop {
-        let list: Vec<_> = (0..EVENTS_PER_RECORD).map(|i| events::pg_event(rng, i)).collect();
+        let list: Vec<_> = (0..EVENTS_PER_RECORD)
+            .map(|i| events::pg_event(rng, i))
+            .collect();
         let json = serde_json::to_vec(&serde_json::json!({
             "type": "DatabaseActivityMonitoringRecord", "clusterId": resource,
             "instanceId": "db-BENCH", "databaseActivityEventList": list,
@@ -137,8 +139,16 @@ fn floor(event: &FirehoseEvent, key: &[u8; 32], bufs: &mut [Vec<u8>; 3]) -> usiz
 }
 
 fn config(level: &str) -> Config {
-    let vars = [("DAS_OUTPUT_BUCKET", "bench-bucket"), ("DAS_GZIP_LEVEL", level)];
-    Config::from_env(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap()
+    let vars = [
+        ("DAS_OUTPUT_BUCKET", "bench-bucket"),
+        ("DAS_GZIP_LEVEL", level),
+    ];
+    Config::from_env(|k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -147,7 +157,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
@@ -159,9 +171,17 @@ fn main() {
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
             .collect();
-        let blob = B64.decode(arg(&args, "--key-blob").expect("--key-blob BASE64")).unwrap();
+        let blob = B64
+            .decode(arg(&args, "--key-blob").expect("--key-blob BASE64"))
+            .unwrap();
         let resource = arg(&args, "--resource-id").expect("--resource-id");
-        let batch = build(6_000_000, &key.try_into().unwrap(), &blob, &resource, &mut rng);
+        let batch = build(
+            6_000_000,
+            &key.try_into().unwrap(),
+            &blob,
+            &resource,
+            &mut rng,
+        );
         std::fs::write(&path, serde_json::to_vec(&batch.event).unwrap()).unwrap();
         println!(
             "wrote {path}: {} records, {} events, request {} bytes, decrypted JSON {} bytes",
@@ -177,16 +197,30 @@ fn main() {
     let rounds = if full { 15 } else { 1 };
     let key = [7u8; 32];
     let batch = build(target, &key, &[1, 2, 3], "cluster-BENCH", &mut rng);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let processors: Vec<(&str, Processor<MemKms, MemS3>)> = ["1", "6"]
         .iter()
-        .map(|level| (*level, Processor::new(config(level), MemKms(key), MemS3::default())))
+        .map(|level| {
+            (
+                *level,
+                Processor::new(config(level), MemKms(key), MemS3::default()),
+            )
+        })
         .collect();
 
     // Correctness first: every record answered, every non-admin event kept.
-    let (response, stats) = runtime.block_on(processors[1].1.handle(batch.event.clone())).unwrap();
+    let (response, stats) = runtime
+        .block_on(processors[1].1.handle(batch.event.clone()))
+        .unwrap();
     assert_eq!(response.records.len(), batch.event.records.len());
-    assert!(response.records.iter().all(|r| r.result == RecordResult::Dropped));
+    assert!(
+        response
+            .records
+            .iter()
+            .all(|r| r.result == RecordResult::Dropped)
+    );
     assert_eq!(stats.kept + stats.filtered, batch.events);
     let mut bufs: [Vec<u8>; 3] = Default::default();
     assert_eq!(floor(&batch.event, &key, &mut bufs), batch.json_bytes);
@@ -201,7 +235,9 @@ fn main() {
             if variant == 2 {
                 std::hint::black_box(floor(&event, &key, &mut bufs));
             } else {
-                let (_, st) = runtime.block_on(processors[variant].1.handle(event)).unwrap();
+                let (_, st) = runtime
+                    .block_on(processors[variant].1.handle(event))
+                    .unwrap();
                 s3_bytes[variant] = st.s3_bytes;
             }
             times[variant].push(t.elapsed());

@@ -36,7 +36,6 @@ use das_processor::inflate;
 use encode::Rng;
 use events::pg_event;
 
-
 struct Input {
     events: usize,
     json: Vec<u8>,

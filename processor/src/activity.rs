@@ -20,6 +20,10 @@ pub const RECORD_TYPE: &str = "DatabaseActivityMonitoringRecord";
 pub enum ActivityError {
     #[error("decrypted payload is not JSON: {0}")]
     Json(#[source] serde_json::Error),
+    /// The hot path's parse error, with every quoted value blanked out: it is logged, and the
+    /// payload is plaintext audit data.
+    #[error("decrypted record is not a DAS record: {0}")]
+    Invalid(String),
     #[error("decrypted payload is JSON {0}, expected an object")]
     NotAnObject(&'static str),
     #[error("record type is {0:?}, expected \"DatabaseActivityMonitoringRecord\"")]

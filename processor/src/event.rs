@@ -30,7 +30,7 @@ pub struct RecordView<'a> {
 impl<'a> RecordView<'a> {
     /// Parses a decompressed payload (checks the type and that every event is an object).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ActivityError> {
-        let view: Self = serde_json::from_slice(bytes).map_err(ActivityError::Json)?;
+        let view: Self = serde_json::from_slice(bytes).map_err(redacted)?;
         for (index, raw) in view.events.iter().enumerate() {
             let first = raw.get().as_bytes().first().copied();
             if first != Some(b'{') {
@@ -77,7 +77,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RecordView<'a> {
                     Some(t) if t == RECORD_TYPE => {}
                     other => {
                         return Err(de::Error::custom(format_args!(
-                            "record type is {:?}, expected {RECORD_TYPE:?}",
+                            "record type is {:?}, expected {RECORD_TYPE}",
                             other.unwrap_or_default()
                         )));
                     }
@@ -324,6 +324,29 @@ fn write_line_renaming(
     Ok(())
 }
 
+/// A JSON error about decrypted data, safe to log: serde quotes the values it did not expect
+/// (`invalid type: string "SELECT ..."`), so every double-quoted span is blanked out.
+pub fn redacted(error: serde_json::Error) -> ActivityError {
+    let text = error.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            out.push('…');
+            let mut escaped = false;
+            for c in chars.by_ref() {
+                if c == '"' && !escaped {
+                    out.push('"');
+                    break;
+                }
+                escaped = c == '\\' && !escaped;
+            }
+        }
+    }
+    ActivityError::Invalid(out)
+}
+
 fn json_kind(first: Option<u8>) -> &'static str {
     match first {
         Some(b'[') => "array",
@@ -369,10 +392,13 @@ mod tests {
     #[test]
     fn record_view_errors_name_the_problem() {
         let cases: [(&str, &str); 5] = [
-            (r#"{"type":"X"}"#, r#"record type is "X""#),
+            (
+                r#"{"type":"X"}"#,
+                r#"record type is "…", expected DatabaseActivityMonitoringRecord"#,
+            ),
             (
                 r#"{"databaseActivityEventList":[]}"#,
-                r#"record type is """#,
+                r#"record type is "…""#,
             ),
             (
                 r#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":{}}"#,
@@ -391,6 +417,22 @@ mod tests {
                 "{err:?} should contain {expected:?}"
             );
         }
+        // Values from the payload never reach an error message (it is logged).
+        let secret = r#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":"SELECT \"secret\" FROM t"}"#;
+        let err = RecordView::parse(secret.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("secret") && err.contains("expected databaseActivityEventList"),
+            "{err}"
+        );
+        let err = RecordView::parse(br#"{"type":"password=hunter2"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("hunter2") && err.contains("record type is"),
+            "{err}"
+        );
         let ok = RecordView::parse(
             br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":null,"clusterId":""}"#,
         )

@@ -28,7 +28,7 @@ use crate::classify::classify;
 use crate::config::{Config, FirehoseOutput};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::esdk::{self, RawAesKeyring};
-use crate::event::{EventFields, RecordView, ids_suffix, write_line};
+use crate::event::{EventFields, RecordView, ids_suffix, redacted, write_line};
 use crate::firehose::{
     FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, ResponseRecord,
 };
@@ -373,7 +373,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         let view = RecordView::parse(json)?;
         let suffix = ids_suffix(view.cluster_id.as_deref(), view.instance_id.as_deref());
         for raw in &view.events {
-            let fields = EventFields::parse(raw.get()).map_err(ActivityError::Json)?;
+            let fields = EventFields::parse(raw.get()).map_err(redacted)?;
             if fields.is_heartbeat() {
                 *heartbeats += 1;
                 continue;
@@ -394,8 +394,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                     arrival_hour
                 }
             };
-            write_line(lines, raw, &fields, category.as_str(), &suffix)
-                .map_err(ActivityError::Json)?;
+            write_line(lines, raw, &fields, category.as_str(), &suffix).map_err(redacted)?;
             line_groups.push((GroupKey { category, hour }, lines.len()));
         }
         Ok(())
