@@ -485,3 +485,62 @@ async fn s3_failure_fails_the_invocation_and_bad_configuration_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Firehose transformation event"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_mode_serves_an_invocation_from_the_runtime_api() {
+    use support::runtime_api::{REQUEST_ID, RuntimeApi};
+    let s = setup("das-moto-lambda").await;
+    let dir = scratch("moto-lambda");
+    let event = s.batch(
+        &dir,
+        json!([{"events": [pg("l1", "DDL", "CREATE TABLE", "create table l()"), hb()]},
+               {"events": [ev("bad", json!({}))], "damage": "tampered-header"}]),
+    );
+    let invoke = |bucket: &str| {
+        let api = RuntimeApi::start(std::fs::read(&event).unwrap());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_das-processor"))
+            .env_clear()
+            .envs(s.moto.env())
+            .env("DAS_OUTPUT_BUCKET", bucket)
+            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "das-processor")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/das-processor")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let answer = api.answer(std::time::Duration::from_secs(60));
+        let _ = child.kill();
+        let _ = child.wait();
+        answer.expect("the function answered within 60 s")
+    };
+
+    // An S3 failure is reported to Lambda as an invocation error (Firehose retries).
+    let (kind, body) = invoke("das-moto-lambda-missing-bucket");
+    assert_eq!(
+        kind,
+        format!("error /2018-06-01/runtime/invocation/{REQUEST_ID}/error")
+    );
+    assert!(String::from_utf8_lossy(&body).contains("das-moto-lambda-missing-bucket"));
+
+    let (kind, body) = invoke(&s.bucket);
+    assert_eq!(
+        kind,
+        format!("response /2018-06-01/runtime/invocation/{REQUEST_ID}/response")
+    );
+    let response: Value = serde_json::from_slice(&body).unwrap();
+    let results: Vec<&str> = response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["Dropped", "ProcessingFailed"]);
+    assert_eq!(
+        s.landed().await.into_iter().collect::<Vec<_>>(),
+        [("l1".to_string(), "DDL".to_string())]
+    );
+}
