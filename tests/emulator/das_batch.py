@@ -70,19 +70,49 @@ def encrypt(plaintext, plaintext_key):
     return message
 
 
-def record_payload(spec, record):
-    events = record["events"]
-    if record.get("damage") == "event-not-object":
-        events = events + [42]
+def record_payload(events, cluster_id, instance_id, damage=None):
+    if damage == "event-not-object":
+        events = list(events) + [42]
     return json.dumps(
         {
             "type": "DatabaseActivityMonitoringRecord",
-            "clusterId": record.get("cluster_id", spec["resource_id"] if spec["resource_id"].startswith("cluster-") else ""),
-            "instanceId": record.get("instance_id", spec["resource_id"] if spec["resource_id"].startswith("db-") else "db-EXAMPLEINSTANCE"),
+            "clusterId": cluster_id,
+            "instanceId": instance_id,
             "databaseActivityEventList": events,
         },
         separators=(",", ":"),
     ).encode()
+
+
+def kinesis_data(events, cluster_id, instance_id, plaintext_key, key_blob, damage=None, version="1.1"):
+    """The bytes RDS writes to the Kinesis stream for one record (or a damaged variant)."""
+    if damage is not None and damage not in DAMAGES:
+        raise ValueError(f"unknown damage {damage!r}; known: {sorted(DAMAGES)}")
+    payload = record_payload(events, cluster_id, instance_id, damage)
+    message = encrypt(payload if damage == "not-gzip" else gzip.compress(payload), plaintext_key)
+    if damage == "truncated":
+        message = message[: len(message) // 2]
+    elif damage == "tampered-frame":
+        message = bytearray(message)
+        message[-20] ^= 0x01
+        message = bytes(message)
+    elif damage == "tampered-header":
+        message = bytearray(message)
+        message[5] ^= 0x01  # inside the message id
+        message = bytes(message)
+    envelope = {
+        "type": "DatabaseActivityMonitoringRecords",
+        "version": version,
+        "databaseActivityEvents": base64.b64encode(message).decode(),
+        "key": base64.b64encode(key_blob).decode(),
+    }
+    if damage == "missing-key":
+        del envelope["key"]
+    if damage == "wrong-type":
+        envelope["type"] = "SomethingElse"
+    if damage == "not-json":
+        return b"this is not json"
+    return json.dumps(envelope).encode()
 
 
 def build(kms, spec):
@@ -103,31 +133,13 @@ def build(kms, spec):
             raise SystemExit(f"das_batch: unknown damage {damage!r}; known: {sorted(DAMAGES)}")
         ctx = {list(context)[0]: "cluster-SOMEBODYELSE"} if damage == "wrong-context" else context
         plaintext_key, blob = data_key(record.get("key", 0), ctx)
-        payload = record_payload(spec, record)
-        message = encrypt(payload if damage == "not-gzip" else gzip.compress(payload), plaintext_key)
-        if damage == "truncated":
-            message = message[: len(message) // 2]
-        elif damage == "tampered-frame":
-            message = bytearray(message)
-            message[-20] ^= 0x01
-            message = bytes(message)
-        elif damage == "tampered-header":
-            message = bytearray(message)
-            message[5] ^= 0x01  # inside the message id
-            message = bytes(message)
-        envelope = {
-            "type": "DatabaseActivityMonitoringRecords",
-            "version": "1.1",
-            "databaseActivityEvents": base64.b64encode(message).decode(),
-            "key": base64.b64encode(blob).decode(),
-        }
-        if damage == "missing-key":
-            del envelope["key"]
-        if damage == "wrong-type":
-            envelope["type"] = "SomethingElse"
-        data = json.dumps(envelope).encode()
-        if damage == "not-json":
-            data = b"this is not json"
+        cluster_default = spec["resource_id"] if spec["resource_id"].startswith("cluster-") else ""
+        instance_default = spec["resource_id"] if spec["resource_id"].startswith("db-") else "db-EXAMPLEINSTANCE"
+        data = kinesis_data(
+            record["events"], record.get("cluster_id", cluster_default),
+            record.get("instance_id", instance_default), plaintext_key, blob,
+            None if damage in ("wrong-context", "not-base64") else damage,
+        )
         encoded = base64.b64encode(data).decode()
         if damage == "not-base64":
             encoded = "!!not base64!!"

@@ -1,31 +1,63 @@
-"""The local AWS for das-setup: moto's server, plus what moto lacks (dasemu/), in one process.
+"""The local AWS for das-setup: moto's server plus what moto lacks (dasemu/), in one process.
+A test double of AWS, documented as one (README.md beside this file).
 
-  tests/emulator/python tests/emulator/server.py [-H 127.0.0.1] [-p 5000] [--activity-stream-delay 3]
+  tests/emulator/python tests/emulator/server.py [-H 127.0.0.1] [-p 4566]
+      [--activity-stream-delay 3] [--trickle 3] [--heartbeat 5] [--buffer-interval-cap 2]
+      [--log-dir DIR]
+
+Use tests/emulator/start and tests/emulator/stop rather than running this directly.
 """
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dasemu import activity_streams  # noqa: E402
+from dasemu.admin import Admin  # noqa: E402
+from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
+from dasemu.producer import Producer  # noqa: E402
+
+
+def env_float(name, default):
+    return float(os.environ.get(name, default))
 
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=5000)
-    parser.add_argument(
-        "--activity-stream-delay", type=float,
-        default=float(os.environ.get("DASEMU_ACTIVITY_STREAM_DELAY", activity_streams.DELAY_SECONDS)),
-        help="seconds an activity stream spends starting or stopping (default 3)",
-    )
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument("--activity-stream-delay", type=float,
+                        default=env_float("DASEMU_ACTIVITY_STREAM_DELAY", 3),
+                        help="seconds an activity stream spends starting or stopping (default 3)")
+    parser.add_argument("--trickle", type=float, default=env_float("DASEMU_TRICKLE", 3),
+                        help="activity events per second per started stream (default 3; 0 for none)")
+    parser.add_argument("--heartbeat", type=float, default=env_float("DASEMU_HEARTBEAT", 5),
+                        help="seconds between heartbeat records (default 5)")
+    parser.add_argument("--buffer-interval-cap", type=float, default=env_float("DASEMU_BUFFER_INTERVAL_CAP", 2),
+                        help="cap on Firehose buffering intervals, seconds (default 2)")
+    parser.add_argument("--log-dir", default=os.environ.get("DASEMU_LOG_DIR") or tempfile.mkdtemp(prefix="dasemu-"),
+                        help="where function logs go")
     args = parser.parse_args(argv)
-    activity_streams.install(args.activity_stream_delay)
-    from moto.server import main as moto_main
+    os.makedirs(args.log_dir, exist_ok=True)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    endpoint = f"http://127.0.0.1:{args.port}"
 
-    moto_main(["-H", args.host, "-p", str(args.port)])
+    producer = Producer(endpoint, activity_streams.status_of, args.trickle, args.heartbeat)
+    activity_streams.install(args.activity_stream_delay, producer)
+    runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+
+    app = Admin(DomainDispatcherApplication(create_backend_app), producer, runner)
+    producer.start()
+    runner.start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -3,18 +3,63 @@
   tests/emulator/python -m unittest discover -s tests/emulator -v
 """
 
+import base64
+import gzip
+import io
+import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
+import urllib.request
+import zipfile
 
 import boto3
 from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import das_batch  # noqa: E402
+
 DELAY = 0.5
+
+# A Lambda custom runtime in a few lines of Python (independent of das-processor): answers Ok
+# with the data upper-cased, or ProcessingFailed for data containing "fail"; raises for "crash".
+TEST_BOOTSTRAP = r"""#!/usr/bin/env python3
+import base64, json, os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    out, path = [], "/response"
+    for rec in event["records"]:
+        data = base64.b64decode(rec["data"])
+        if b"crash" in data:
+            path = "/error"
+        result = "ProcessingFailed" if b"fail" in data else "Ok"
+        out.append({"recordId": rec["recordId"], "result": result,
+                    "data": base64.b64encode(data.upper() + b"|" + os.environ["SUFFIX"].encode()).decode()})
+    body = json.dumps({"records": out} if path == "/response" else {"errorMessage": "boom"}).encode()
+    urllib.request.urlopen(urllib.request.Request(api + request_id + path, data=body, method="POST")).read()
+"""
+
+
+def zip_bootstrap(text):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o100755 << 16
+        z.writestr(info, text)
+    return buf.getvalue()
+
+
+def trust(service):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
 
 
 class EmulatorTest(unittest.TestCase):
@@ -23,11 +68,14 @@ class EmulatorTest(unittest.TestCase):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        cls.log_dir = tempfile.mkdtemp(prefix="dasemu-test-")
         cls.server = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "server.py"), "-p", str(port),
-             "--activity-stream-delay", str(DELAY)],
+             "--activity-stream-delay", str(DELAY), "--trickle", "4", "--heartbeat", "1",
+             "--buffer-interval-cap", "1", "--log-dir", cls.log_dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        cls.url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 60
         while True:
             try:
@@ -42,6 +90,10 @@ class EmulatorTest(unittest.TestCase):
         cls.rds = boto3.client("rds", **kw)
         cls.kms = boto3.client("kms", **kw)
         cls.kinesis = boto3.client("kinesis", **kw)
+        cls.s3 = boto3.client("s3", **kw)
+        cls.iam = boto3.client("iam", **kw)
+        cls.lam = boto3.client("lambda", **kw)
+        cls.firehose = boto3.client("firehose", **kw)
 
     @classmethod
     def tearDownClass(cls):
@@ -155,6 +207,229 @@ class EmulatorTest(unittest.TestCase):
         self.assertError("DBInstanceNotFound", self.rds.start_activity_stream,
                          ResourceArn=instances[0]["DBInstanceArn"].replace("ora-0", "nope"),
                          Mode="async", KmsKeyId=key)
+
+    def admin(self, path, body=None):
+        request = urllib.request.Request(self.url + "/_dasemu/" + path,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         method="GET" if body is None else "POST")
+        with urllib.request.urlopen(request) as r:
+            return json.loads(r.read())
+
+    def started_cluster(self, name):
+        cluster = self.cluster(name)
+        key = self.key()
+        self.rds.start_activity_stream(ResourceArn=cluster["DBClusterArn"], Mode="async", KmsKeyId=key)
+        time.sleep(DELAY + 0.1)
+        return cluster, "aws-rds-das-" + cluster["DbClusterResourceId"]
+
+    def read_all(self, stream):
+        shard = self.kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+        it = self.kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        return self.kinesis.get_records(ShardIterator=it, Limit=10000)["Records"]
+
+    def open_record(self, data, resource_id):
+        """Decrypts a DAS Kinesis record with the emulator's KMS and the Python Encryption SDK."""
+        envelope = json.loads(data)
+        self.assertEqual(envelope["type"], "DatabaseActivityMonitoringRecords")
+        key = self.kms.decrypt(CiphertextBlob=base64.b64decode(envelope["key"]),
+                               EncryptionContext={"aws:rds:dbc-id": resource_id})["Plaintext"]
+        plaintext, header = das_batch.SDK.decrypt(
+            source=base64.b64decode(envelope["databaseActivityEvents"]),
+            key_provider=das_batch.das_master_key(key))
+        self.assertEqual(header.algorithm.algorithm_id, 0x0178)
+        return json.loads(gzip.decompress(plaintext))
+
+    def test_started_stream_fills_with_records_the_python_sdk_decrypts(self):
+        cluster, stream = self.started_cluster("pg-producer")
+        time.sleep(2.5)
+        records = self.read_all(stream)
+        self.assertGreaterEqual(len(records), 3)
+        kinds = set()
+        for r in records:
+            record = self.open_record(r["Data"], cluster["DbClusterResourceId"])
+            self.assertEqual(record["type"], "DatabaseActivityMonitoringRecord")
+            self.assertEqual(record["clusterId"], cluster["DbClusterResourceId"])
+            for event in record["databaseActivityEventList"]:
+                kinds.add(event["type"] if event["type"] == "heartbeat" else event.get("command"))
+                if event["type"] == "record":
+                    self.assertEqual(event["serverType"], "PostgreSQL")
+        self.assertIn("heartbeat", kinds)
+        self.assertGreaterEqual(len(kinds), 3, kinds)
+        truth = self.admin(f"truth?stream={stream}")["records"]
+        self.assertEqual(sorted(t["sequenceNumber"] for t in truth)[:len(records)],
+                         sorted(r["SequenceNumber"] for r in records))
+
+    def test_injected_events_are_written_and_in_the_ground_truth(self):
+        cluster, stream = self.started_cluster("pg-inject")
+        events = [{"type": "record", "testId": "inj-1", "class": "DDL", "command": "CREATE TABLE",
+                   "serverType": "PostgreSQL", "logTime": "2026-11-24 10:00:00.000000+00"}]
+        seq = self.admin("inject", {"stream": cluster["DbClusterResourceId"], "events": events})["sequenceNumber"]
+        damaged = self.admin("inject", {"stream": stream, "events": events, "damage": "tampered-frame"})
+        mine = [r for r in self.read_all(stream) if r["SequenceNumber"] == seq]
+        self.assertEqual(len(mine), 1)
+        record = self.open_record(mine[0]["Data"], cluster["DbClusterResourceId"])
+        self.assertEqual(record["databaseActivityEventList"], events)
+        truth = {t["sequenceNumber"]: t for t in self.admin(f"truth?stream={stream}")["records"]}
+        self.assertEqual(truth[seq]["events"], events)
+        self.assertEqual(truth[damaged["sequenceNumber"]]["damage"], "tampered-frame")
+        # Not started: refused.
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            self.admin("inject", {"stream": "aws-rds-das-cluster-NOPE", "events": events})
+        self.assertEqual(refused.exception.code, 409)
+
+    def delivery(self, name, function_role_service="lambda.amazonaws.com", firehose_service="firehose.amazonaws.com"):
+        self.iam.create_role(RoleName=f"{name}-fn", AssumeRolePolicyDocument=trust(function_role_service))
+        fh_role = self.iam.create_role(RoleName=f"{name}-fh",
+                                       AssumeRolePolicyDocument=trust(firehose_service))["Role"]["Arn"]
+        fn = self.lam.create_function(
+            FunctionName=f"{name}-fn", Runtime="provided.al2023", Handler="bootstrap",
+            Role=f"arn:aws:iam::123456789012:role/{name}-fn", Code={"ZipFile": zip_bootstrap(TEST_BOOTSTRAP)},
+            Timeout=10, Environment={"Variables": {"SUFFIX": "sfx"}})
+        self.kinesis.create_stream(StreamName=f"{name}-src", ShardCount=1)
+        src = self.kinesis.describe_stream_summary(StreamName=f"{name}-src")["StreamDescriptionSummary"]["StreamARN"]
+        self.s3.create_bucket(Bucket=f"{name}-bucket")
+        self.firehose.create_delivery_stream(
+            DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+            KinesisStreamSourceConfiguration={"KinesisStreamARN": src, "RoleARN": fh_role},
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": fh_role, "BucketARN": f"arn:aws:s3:::{name}-bucket",
+                "Prefix": "ok/!{timestamp:yyyy/MM/dd}/", "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+                "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+                    {"ParameterName": "LambdaArn", "ParameterValue": fn["FunctionArn"]},
+                    {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
+                    {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "60"}]}]},
+            })
+        # The runner reads from LATEST once it has seen the delivery stream.
+        for _ in range(50):
+            if name in self.admin("firehose"):
+                break
+            time.sleep(0.1)
+        time.sleep(0.6)
+        return f"{name}-src", f"{name}-bucket"
+
+    def objects(self, bucket, prefix):
+        out = {}
+        for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+            out[o["Key"]] = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        return out
+
+    def wait_objects(self, bucket, prefix, count, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = self.objects(bucket, prefix)
+            if len(found) >= count:
+                return found
+            time.sleep(0.2)
+        self.fail(f"no {count} objects under s3://{bucket}/{prefix} after {timeout} s: "
+                  f"{self.admin('firehose')}")
+
+    def test_runner_delivers_ok_output_and_failures_as_firehose_does(self):
+        src, bucket = self.delivery("fh-deliver")
+        for data in (b"alpha", b"please fail", b"beta"):
+            self.kinesis.put_record(StreamName=src, Data=data, PartitionKey="p")
+        ok = self.wait_objects(bucket, "ok/", 1)
+        errors = self.wait_objects(bucket, "errors/processing-failed/", 1)
+        [(ok_key, ok_body)] = ok.items()
+        self.assertRegex(ok_key, r"^ok/\d{4}/\d{2}/\d{2}/fh-deliver-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-")
+        self.assertEqual(ok_body, b"ALPHA|sfxBETA|sfx")
+        [error_body] = errors.values()
+        failure = json.loads(error_body)
+        self.assertEqual(base64.b64decode(failure["rawData"]), b"please fail")
+        self.assertEqual(failure["errorCode"], "Lambda.ProcessingFailed")
+        self.assertTrue(failure["lambdaArn"].endswith(":function:fh-deliver-fn"))
+        stats = self.admin("firehose")["fh-deliver"]["stats"]
+        self.assertEqual((stats["ok"], stats["failed"]), (2, 1))
+
+    def test_failed_invocations_are_retried_then_sent_to_the_error_prefix(self):
+        src, bucket = self.delivery("fh-crash")
+        self.kinesis.put_record(StreamName=src, Data=b"crash now", PartitionKey="p")
+        errors = self.wait_objects(bucket, "errors/", 1)
+        failure = json.loads(list(errors.values())[0])
+        self.assertEqual(failure["errorCode"], "Lambda.FunctionError")
+        self.assertEqual(failure["attemptsMade"], 2)
+        self.assertEqual(self.admin("firehose")["fh-crash"]["stats"]["retries"], 1)
+
+    def test_roles_that_do_not_trust_the_service_block_delivery(self):
+        src, bucket = self.delivery("fh-untrusted", firehose_service="lambda.amazonaws.com")
+        self.kinesis.put_record(StreamName=src, Data=b"alpha", PartitionKey="p")
+        time.sleep(2.5)
+        self.assertEqual(self.objects(bucket, ""), {})
+        errors = self.admin("firehose")["fh-untrusted"]["errors"]
+        self.assertTrue(any("does not trust firehose.amazonaws.com" in e["error"] for e in errors), errors)
+
+    def test_a_deployed_das_processor_zip_leaves_decrypted_events_in_s3(self):
+        """The issue's "done when": cluster, activity stream, processor zip, delivery stream."""
+        binary = os.environ.get("DAS_PROCESSOR_BIN")
+        self.assertTrue(binary and os.path.exists(binary),
+                        "set DAS_PROCESSOR_BIN to a built das-processor (scripts/test does)")
+        cluster, stream = self.started_cluster("pg-pipeline")
+        resource_id = cluster["DbClusterResourceId"]
+        self.iam.create_role(RoleName="pipe-fn", AssumeRolePolicyDocument=trust("lambda.amazonaws.com"))
+        fh_role = self.iam.create_role(RoleName="pipe-fh",
+                                       AssumeRolePolicyDocument=trust("firehose.amazonaws.com"))["Role"]["Arn"]
+        self.s3.create_bucket(Bucket="pipe-audit")
+        with open(binary, "rb") as f:
+            code = f.read()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            info = zipfile.ZipInfo("bootstrap")
+            info.external_attr = 0o100755 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, code)
+        fn = self.lam.create_function(
+            FunctionName="pipe-processor", Runtime="provided.al2023", Handler="bootstrap",
+            Role="arn:aws:iam::123456789012:role/pipe-fn", Code={"ZipFile": buf.getvalue()},
+            Architectures=["x86_64"], Timeout=60,
+            Environment={"Variables": {"DAS_OUTPUT_BUCKET": "pipe-audit", "DAS_LOG_LEVEL": "debug"}})
+        src = self.kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+        self.firehose.create_delivery_stream(
+            DeliveryStreamName="pipe", DeliveryStreamType="KinesisStreamAsSource",
+            KinesisStreamSourceConfiguration={"KinesisStreamARN": src, "RoleARN": fh_role},
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": fh_role, "BucketARN": "arn:aws:s3:::pipe-audit",
+                "Prefix": "firehose/!{timestamp:yyyy/MM/dd}/", "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+                "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+                    {"ParameterName": "LambdaArn", "ParameterValue": fn["FunctionArn"]}]}]},
+            })
+        for _ in range(50):
+            if "pipe" in self.admin("firehose"):
+                break
+            time.sleep(0.1)
+        time.sleep(0.6)
+        events = [
+            {"type": "record", "testId": "pipe-ddl", "class": "DDL", "command": "CREATE TABLE",
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": "2026-11-24 10:00:00.000000+00"},
+            {"type": "record", "testId": "pipe-read", "class": "READ", "command": "SELECT",
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": "2026-11-24 10:00:01.000000+00"},
+            {"type": "heartbeat"},
+        ]
+        self.admin("inject", {"stream": stream, "events": events})
+        self.admin("inject", {"stream": stream, "events": events[:1], "damage": "tampered-frame"})
+
+        deadline, found = time.time() + 30, {}
+        while time.time() < deadline:
+            found = {}
+            for key, body in self.objects("pipe-audit", "parsed/").items():
+                for line in gzip.decompress(body).decode().splitlines():
+                    event = json.loads(line)
+                    if "testId" in event:
+                        found.setdefault(event["testId"], []).append((key, event))
+            errors = self.objects("pipe-audit", "errors/processing-failed/")
+            if len(found) == 2 and errors:
+                break
+            time.sleep(0.3)
+        self.assertEqual(sorted(found), ["pipe-ddl", "pipe-read"], self.admin("firehose"))
+        [(ddl_key, ddl)] = found["pipe-ddl"]
+        self.assertTrue(ddl_key.startswith("parsed/DDL/2026/11/24/10/"), ddl_key)
+        self.assertEqual((ddl["category"], ddl["clusterId"]), ("DDL", resource_id))
+        self.assertTrue(found["pipe-read"][0][0].startswith("parsed/DQL/2026/11/24/10/"))
+        failures = [json.loads(line) for body in errors.values() for line in body.decode().splitlines()]
+        self.assertTrue(any(f["errorCode"] == "Lambda.ProcessingFailed" for f in failures))
+        # The trickle went through too: decrypted events of several categories, no heartbeats.
+        categories = {key.split("/")[1] for key in self.objects("pipe-audit", "parsed/")}
+        self.assertGreaterEqual(len(categories), 2, categories)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from moto.rds.models import DBCluster, DBInstance
 from moto.rds.responses import RDSResponse
 
 DELAY_SECONDS = 3.0
+# The activity producer (producer.py), told when streams start and stop.
+PRODUCER = None
 
 
 class InvalidDBInstanceState(RDSClientError):
@@ -150,6 +152,11 @@ def start_activity_stream(self):
     )
     native = params.get("EngineNativeAuditFieldsIncluded")
     resource._das_stream = Stream(mode, key_arn, name, native in (True, "true", "True"))
+    if PRODUCER is not None:
+        from dasemu.producer import engine_of
+
+        PRODUCER.register(self.region, resource, name, key_arn, engine_of(_engine(resource)),
+                          isinstance(resource, DBCluster))
     return ActionResult(
         {
             "KmsKeyId": key_arn,
@@ -170,6 +177,8 @@ def stop_activity_stream(self):
         status = "stopped" if stream is None else stream.status()
         raise _state_error(resource, f"Activity Streams feature expected to be started, but is {status}")
     stream.stopped_at = time.monotonic()
+    if PRODUCER is not None:
+        PRODUCER.unregister(stream.stream_name)
     kinesis = kinesis_backends[self.current_account][self.region]
     if stream.stream_name in kinesis.streams:
         kinesis.delete_stream(stream_arn=None, stream_name=stream.stream_name)
@@ -187,10 +196,16 @@ def _unique_instance_ids(original_init):
     return init
 
 
-def install(delay_seconds=DELAY_SECONDS):
+def status_of(resource):
+    stream = _stream(resource)
+    return "stopped" if stream is None else stream.status()
+
+
+def install(delay_seconds=DELAY_SECONDS, producer=None):
     """Adds activity streams to moto's RDS, in this process (before the server starts)."""
-    global DELAY_SECONDS
+    global DELAY_SECONDS, PRODUCER
     DELAY_SECONDS = float(delay_seconds)
+    PRODUCER = producer
     RDSResponse.start_activity_stream = start_activity_stream
     RDSResponse.stop_activity_stream = stop_activity_stream
     for cls in (DBCluster, DBInstance):

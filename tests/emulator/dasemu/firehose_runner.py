@@ -1,0 +1,392 @@
+"""The Firehose runner: what moto's Firehose does not do. For every delivery stream with a
+Kinesis source it reads the stream from LATEST (as of when the runner first sees the delivery
+stream, i.e. its creation), buffers records by the processor's buffering hints (the interval
+capped low, so tests see results in seconds), invokes the configured Lambda processor through
+lambda_host.py, and applies the results as Firehose does:
+
+- `Ok` records' data to the S3 destination under `Prefix` (with `!{timestamp:...}` and
+  `!{firehose:...}` expressions evaluated; without expressions Firehose appends
+  `yyyy/MM/dd/HH/`), gzip'd when `CompressionFormat` is GZIP;
+- `ProcessingFailed` records to `ErrorOutputPrefix` (`!{firehose:error-output-type}` =
+  `processing-failed`) as the documented failure JSON lines;
+- a failed invocation (error, timeout, a response that does not answer every record id) is
+  retried `NumberOfRetries` times (default 3), then its records go to the error prefix.
+
+Before invoking it checks, as AWS would, that the function's role exists and trusts
+lambda.amazonaws.com and that the delivery stream's roles trust firehose.amazonaws.com; when
+they do not, nothing is delivered and the report says why.
+"""
+
+import atexit
+import base64
+import datetime
+import gzip
+import json
+import random
+import string
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+import boto3
+
+from dasemu.lambda_host import FunctionHost
+
+DEFAULT_INTERVAL_CAP = 2.0
+
+
+def firehose_time_format(fmt, t):
+    """Firehose's (Java DateTimeFormatter) patterns used in prefixes, for the common letters."""
+    out, i = [], 0
+    table = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S")]
+    while i < len(fmt):
+        for pattern, code in table:
+            if fmt.startswith(pattern, i):
+                out.append(t.strftime(code))
+                i += len(pattern)
+                break
+        else:
+            out.append(fmt[i])
+            i += 1
+    return "".join(out)
+
+
+def evaluate_prefix(prefix, t, error_type=None):
+    if "!{" not in prefix:
+        return prefix + t.strftime("%Y/%m/%d/%H/")
+    out = prefix
+    while "!{" in out:
+        start = out.index("!{")
+        end = out.index("}", start)
+        expr = out[start + 2:end]
+        if expr.startswith("timestamp:"):
+            value = firehose_time_format(expr[len("timestamp:"):], t)
+        elif expr == "firehose:random-string":
+            value = "".join(random.choices(string.ascii_lowercase + string.digits, k=11))
+        elif expr == "firehose:error-output-type":
+            value = error_type or "processing-failed"
+        else:
+            raise ValueError(f"unsupported prefix expression !{{{expr}}}")
+        out = out[:start] + value + out[end + 1:]
+    return out
+
+
+def trusts(role_document, service):
+    doc = role_document
+    if isinstance(doc, str):
+        doc = json.loads(urllib.parse.unquote(doc))
+    for statement in doc.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+            continue
+        principals = statement.get("Principal", {})
+        services = principals.get("Service", []) if isinstance(principals, dict) else []
+        services = [services] if isinstance(services, str) else services
+        if service in services:
+            return True
+    return False
+
+
+class DeliveryState:
+    def __init__(self, name, region, description):
+        self.name = name
+        self.region = region
+        self.arn = description["DeliveryStreamARN"]
+        self.description = description
+        self.iterators = {}
+        self.buffer = []
+        self.buffer_bytes = 0
+        self.first_at = None
+        self.stats = {"invocations": 0, "records_in": 0, "ok": 0, "dropped": 0, "failed": 0,
+                      "retries": 0, "objects": 0, "error_objects": 0}
+        self.errors = []
+
+    def error(self, message):
+        self.errors = (self.errors + [{"time": time.time(), "error": message}])[-20:]
+
+
+class FirehoseRunner:
+    def __init__(self, endpoint, log_dir, interval_cap=DEFAULT_INTERVAL_CAP, tick=0.5):
+        self.endpoint = endpoint
+        self.log_dir = log_dir
+        self.interval_cap = interval_cap
+        self.tick = tick
+        self.deliveries = {}
+        self.hosts = {}
+        self.lock = threading.RLock()
+        self._clients = {}
+
+    def client(self, service, region):
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = boto3.client(
+                service, endpoint_url=self.endpoint, region_name=region,
+                aws_access_key_id="dasemu", aws_secret_access_key="dasemu")
+        return self._clients[key]
+
+    def report(self):
+        with self.lock:
+            return {name: {"arn": d.arn, "stats": d.stats, "errors": d.errors,
+                           "buffered": len(d.buffer)} for (_, name), d in self.deliveries.items()}
+
+    # --- discovery -----------------------------------------------------------------------
+    def discover(self):
+        from moto.firehose.models import firehose_backends
+
+        seen = set()
+        for account, regions in list(firehose_backends.items()):
+            for region, backend in list(regions.items()):
+                for name, stream in list(backend.delivery_streams.items()):
+                    key = (stream.delivery_stream_arn, name)
+                    seen.add(key)
+                    if key in self.deliveries:
+                        continue
+                    description = self.client("firehose", region).describe_delivery_stream(
+                        DeliveryStreamName=name)["DeliveryStreamDescription"]
+                    if description.get("DeliveryStreamType") != "KinesisStreamAsSource":
+                        continue
+                    state = DeliveryState(name, region, description)
+                    self.start_reading(state)
+                    with self.lock:
+                        self.deliveries[key] = state
+        with self.lock:
+            for key in list(self.deliveries):
+                if key not in seen:
+                    del self.deliveries[key]
+
+    def start_reading(self, state):
+        """Shard iterators at LATEST: what was written before now is never delivered."""
+        source = state.description["Source"]["KinesisStreamSourceDescription"]
+        kinesis = self.client("kinesis", state.region)
+        try:
+            shards = kinesis.list_shards(StreamARN=source["KinesisStreamARN"])["Shards"]
+            for shard in shards:
+                state.iterators[shard["ShardId"]] = kinesis.get_shard_iterator(
+                    StreamARN=source["KinesisStreamARN"], ShardId=shard["ShardId"],
+                    ShardIteratorType="LATEST")["ShardIterator"]
+        except Exception as e:
+            state.error(f"cannot read the source stream {source['KinesisStreamARN']}: {e}")
+
+    # --- reading and buffering -----------------------------------------------------------
+    def processor(self, state):
+        destination = state.description["Destinations"][0]["ExtendedS3DestinationDescription"]
+        config = destination.get("ProcessingConfiguration") or {}
+        if not config.get("Enabled"):
+            return destination, None
+        for proc in config.get("Processors", []):
+            if proc.get("Type") == "Lambda":
+                params = {p["ParameterName"]: p["ParameterValue"] for p in proc.get("Parameters", [])}
+                return destination, params
+        return destination, None
+
+    def poll(self, state):
+        kinesis = self.client("kinesis", state.region)
+        source = state.description["Source"]["KinesisStreamSourceDescription"]
+        for shard, iterator in list(state.iterators.items()):
+            if iterator is None:
+                continue
+            try:
+                # moto needs the stream ARN beside the iterator (AWS accepts it too).
+                out = kinesis.get_records(ShardIterator=iterator, Limit=1000,
+                                          StreamARN=source["KinesisStreamARN"])
+            except Exception as e:
+                state.error(f"GetRecords on {source['KinesisStreamARN']} failed: {e}")
+                state.iterators[shard] = None
+                continue
+            state.iterators[shard] = out.get("NextShardIterator")
+            for r in out["Records"]:
+                arrival = int(r["ApproximateArrivalTimestamp"].timestamp() * 1000)
+                state.buffer.append({
+                    "recordId": f"{r['SequenceNumber']}0000{len(state.buffer):06d}",
+                    "approximateArrivalTimestamp": arrival,
+                    "data": base64.b64encode(r["Data"]).decode(),
+                    "kinesisRecordMetadata": {
+                        "shardId": shard, "partitionKey": r["PartitionKey"],
+                        "approximateArrivalTimestamp": arrival,
+                        "sequenceNumber": r["SequenceNumber"], "subsequenceNumber": "",
+                    },
+                })
+                state.buffer_bytes += len(r["Data"])
+                if state.first_at is None:
+                    state.first_at = time.monotonic()
+
+    def due(self, state, params):
+        if not state.buffer:
+            return False
+        size = float((params or {}).get("BufferSizeInMBs", 1)) * 1024 * 1024
+        interval = min(float((params or {}).get("BufferIntervalInSeconds", 60)), self.interval_cap)
+        return state.buffer_bytes >= size or time.monotonic() - state.first_at >= interval
+
+    # --- delivering ----------------------------------------------------------------------
+    def roles_ok(self, state, function_role):
+        iam = self.client("iam", state.region)
+        destination = state.description["Destinations"][0]["ExtendedS3DestinationDescription"]
+        source = state.description["Source"]["KinesisStreamSourceDescription"]
+        checks = [(function_role, "lambda.amazonaws.com")] if function_role else []
+        checks += [(destination["RoleARN"], "firehose.amazonaws.com"),
+                   (source["RoleARN"], "firehose.amazonaws.com")]
+        for arn, service in checks:
+            name = arn.rsplit("/", 1)[-1]
+            try:
+                role = iam.get_role(RoleName=name)["Role"]
+            except Exception:
+                state.error(f"role {arn} does not exist: {service} cannot assume it")
+                return False
+            if not trusts(role["AssumeRolePolicyDocument"], service):
+                state.error(f"role {arn} does not trust {service}")
+                return False
+        return True
+
+    def host(self, state, function_arn):
+        from moto.awslambda.models import lambda_backends
+
+        account = function_arn.split(":")[4]
+        region = function_arn.split(":")[3]
+        fn = lambda_backends[account][region].get_function(function_arn)
+        key = (function_arn, fn.code_sha_256)
+        with self.lock:
+            if key not in self.hosts:
+                for old in [k for k in self.hosts if k[0] == function_arn]:
+                    self.hosts.pop(old).close()
+                env = (fn.environment_vars or {})
+                arch = (fn.architectures or ["x86_64"])[0]
+                self.hosts[key] = FunctionHost(fn.function_name, fn.function_arn, fn.code_bytes, env,
+                                               fn.timeout, arch, self.endpoint, region, self.log_dir)
+            return self.hosts[key], fn.role
+
+    def deliver(self, state, destination, params):
+        records, state.buffer, state.buffer_bytes, state.first_at = state.buffer, [], 0, None
+        if params is None:
+            self.write_ok(state, destination, [base64.b64decode(r["data"]) for r in records])
+            return
+        function_arn = params["LambdaArn"]
+        try:
+            host, role = self.host(state, function_arn)
+        except Exception as e:
+            state.error(f"function {function_arn}: {e}")
+            self.write_failed(state, destination, records, "Lambda.FunctionNotFound", str(e), function_arn, 1)
+            return
+        if not self.roles_ok(state, role):
+            # AWS could not assume the roles: nothing is delivered; keep the records for later.
+            state.buffer, state.buffer_bytes, state.first_at = records, sum(len(r["data"]) for r in records), time.monotonic()
+            return
+        event = json.dumps({
+            "invocationId": str(uuid.uuid4()), "deliveryStreamArn": state.arn,
+            "sourceKinesisStreamArn": state.description["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"],
+            "region": state.region, "records": records,
+        }).encode()
+        retries = int(params.get("NumberOfRetries", 3))
+        for attempt in range(1, retries + 2):
+            state.stats["invocations"] += 1
+            kind, body = host.invoke(event)
+            problem = self.check_response(kind, body, records)
+            if problem is None:
+                break
+            state.error(f"invocation {attempt} of {function_arn} failed: {problem}")
+            if attempt <= retries:
+                state.stats["retries"] += 1
+        else:
+            self.write_failed(state, destination, records, "Lambda.FunctionError", problem, function_arn, retries + 1)
+            return
+        state.stats["records_in"] += len(records)
+        answers = {r["recordId"]: r for r in json.loads(body)["records"]}
+        ok, failed = [], []
+        for record in records:
+            answer = answers[record["recordId"]]
+            if answer["result"] == "Ok":
+                ok.append(base64.b64decode(answer.get("data") or ""))
+                state.stats["ok"] += 1
+            elif answer["result"] == "Dropped":
+                state.stats["dropped"] += 1
+            else:
+                failed.append(record)
+                state.stats["failed"] += 1
+        if ok:
+            self.write_ok(state, destination, ok)
+        if failed:
+            self.write_failed(state, destination, failed, "Lambda.ProcessingFailed",
+                              "The Lambda function was successfully invoked but it returned an error result.",
+                              function_arn, 1)
+
+    @staticmethod
+    def check_response(kind, body, records):
+        if kind != "response":
+            return body.decode(errors="replace")[:500]
+        try:
+            answers = json.loads(body)["records"]
+        except Exception:
+            return "Lambda.InvalidOutput: the response is not a JSON object with records"
+        ids = [a.get("recordId") for a in answers]
+        expected = [r["recordId"] for r in records]
+        if sorted(ids) != sorted(expected):
+            return "Lambda.MissingRecordId: the response does not answer every record id exactly once"
+        bad = [a.get("result") for a in answers if a.get("result") not in ("Ok", "Dropped", "ProcessingFailed")]
+        if bad:
+            return f"Lambda.InvalidRecordResult: {bad[0]!r}"
+        return None
+
+    def s3_put(self, state, destination, key, body):
+        bucket = destination["BucketARN"].split(":::", 1)[-1]
+        if destination.get("CompressionFormat") == "GZIP":
+            body, key = gzip.compress(body), key + ".gz"
+        self.client("s3", state.region).put_object(Bucket=bucket, Key=key, Body=body)
+
+    def object_name(self, state, t):
+        return f"{state.name}-1-{t.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}"
+
+    def write_ok(self, state, destination, payloads):
+        t = datetime.datetime.now(datetime.timezone.utc)
+        key = evaluate_prefix(destination.get("Prefix", ""), t) + self.object_name(state, t)
+        self.s3_put(state, destination, key, b"".join(payloads))
+        state.stats["objects"] += 1
+
+    def write_failed(self, state, destination, records, code, message, lambda_arn, attempts):
+        t = datetime.datetime.now(datetime.timezone.utc)
+        prefix = destination.get("ErrorOutputPrefix") or ""
+        key = evaluate_prefix(prefix, t, "processing-failed") + self.object_name(state, t)
+        now_ms = int(t.timestamp() * 1000)
+        lines = [json.dumps({
+            "attemptsMade": attempts, "arrivalTimestamp": r["approximateArrivalTimestamp"],
+            "errorCode": code, "errorMessage": message, "attemptEndingTimestamp": now_ms,
+            "rawData": r["data"], "lambdaArn": lambda_arn,
+        }) + "\n" for r in records]
+        self.s3_put(state, destination, key, "".join(lines).encode())
+        state.stats["error_objects"] += 1
+
+    # --- the loop ------------------------------------------------------------------------
+    def step(self):
+        self.discover()
+        with self.lock:
+            states = list(self.deliveries.values())
+        for state in states:
+            try:
+                self.poll(state)
+                destination, params = self.processor(state)
+                if self.due(state, params):
+                    self.deliver(state, destination, params)
+            except Exception as e:
+                state.error(f"{type(e).__name__}: {e}")
+
+    def run_forever(self):
+        while True:
+            try:
+                self.step()
+            except Exception as e:
+                print(f"dasemu firehose runner: {e!r}", file=sys.stderr, flush=True)
+            time.sleep(self.tick)
+
+    def close(self):
+        """Stops every function process (at exit: none may outlive the emulator)."""
+        with self.lock:
+            for host in self.hosts.values():
+                host.close()
+            self.hosts.clear()
+
+    def start(self):
+        atexit.register(self.close)
+        threading.Thread(target=self.run_forever, name="dasemu-firehose", daemon=True).start()

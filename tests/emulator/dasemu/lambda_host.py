@@ -1,0 +1,197 @@
+"""Runs a deployed Lambda function's `bootstrap` (a custom runtime, as `provided.al2023` does)
+under a local implementation of the Lambda Runtime API:
+
+  GET  /2018-06-01/runtime/invocation/next          the next event, with Lambda-Runtime-* headers
+  POST /2018-06-01/runtime/invocation/{id}/response the function's answer
+  POST /2018-06-01/runtime/invocation/{id}/error    the function's error
+  POST /2018-06-01/runtime/init/error               the function failed to start
+
+One warm process per function and code version, as Lambda keeps an execution environment
+between invocations; a timeout or a crash ends it and the next invocation starts a new one.
+The process gets the function's environment variables plus what Lambda sets, with credentials
+and the endpoint pointing back at the emulator. Its output goes to a log file (CloudWatch's
+role). An arm64 `bootstrap` runs through qemu-aarch64 when the machine is x86_64 and qemu's user
+mode is installed; otherwise the invocation fails with a message saying so.
+"""
+
+import io
+import json
+import os
+import platform
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PREFIX = "/2018-06-01/runtime/"
+
+
+class Invocation:
+    def __init__(self, payload, deadline_ms, function_arn):
+        self.id = str(uuid.uuid4())
+        self.payload = payload
+        self.deadline_ms = deadline_ms
+        self.function_arn = function_arn
+        self.done = threading.Event()
+        self.result = None  # ("response" | "error", bytes)
+
+
+class FunctionHost:
+    """One function version: its unpacked code, its runtime API, its warm process."""
+
+    def __init__(self, name, arn, code_zip, environment, timeout, architecture, endpoint, region, log_dir):
+        self.name = name
+        self.arn = arn
+        self.environment = dict(environment or {})
+        self.timeout = float(timeout or 3)
+        self.architecture = architecture or "x86_64"
+        self.endpoint = endpoint
+        self.region = region
+        self.dir = tempfile.mkdtemp(prefix=f"dasemu-lambda-{name}-")
+        with zipfile.ZipFile(io.BytesIO(code_zip)) as z:
+            z.extractall(self.dir)
+        self.bootstrap = os.path.join(self.dir, "bootstrap")
+        if os.path.exists(self.bootstrap):
+            os.chmod(self.bootstrap, 0o755)
+        self.log_path = os.path.join(log_dir, f"lambda-{name}.log")
+        self.pending = queue.Queue()
+        self.invocations = {}
+        self.init_error = None
+        self.process = None
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handler_class(self):
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=b"{}", headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != PREFIX + "invocation/next":
+                    return self.reply(404)
+                inv = host.pending.get()
+                host.invocations[inv.id] = inv
+                self.reply(200, inv.payload, [
+                    ("Lambda-Runtime-Aws-Request-Id", inv.id),
+                    ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
+                    ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
+                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0"),
+                ])
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == PREFIX + "init/error":
+                    host.init_error = body
+                    return self.reply(202)
+                parts = self.path[len(PREFIX):].split("/")
+                if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                    inv = host.invocations.pop(parts[1], None)
+                    if inv is None:
+                        return self.reply(400, b'{"errorType":"InvalidRequestID"}')
+                    inv.result = (parts[2], body)
+                    inv.done.set()
+                    return self.reply(202)
+                self.reply(404)
+
+        return Handler
+
+    def command(self):
+        machine = platform.machine().lower()
+        if self.architecture == "arm64" and machine not in ("aarch64", "arm64"):
+            qemu = shutil.which("qemu-aarch64") or shutil.which("qemu-aarch64-static")
+            if qemu is None:
+                raise RuntimeError(
+                    f"function {self.name} is arm64 and this machine is {machine} without "
+                    "qemu-aarch64: deploy it for x86_64 to run it in the emulator")
+            return [qemu, self.bootstrap]
+        return [self.bootstrap]
+
+    def ensure_process(self):
+        if self.process is not None and self.process.poll() is None:
+            return
+        if not os.path.exists(self.bootstrap):
+            raise RuntimeError(f"function {self.name}: the zip has no 'bootstrap' at its root")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            **{k: str(v) for k, v in self.environment.items()},
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % self.server.server_address[1],
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "dasemu",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "dasemu-lambda",
+            "AWS_SECRET_ACCESS_KEY": "dasemu-lambda",
+            "LAMBDA_TASK_ROOT": self.dir,
+            "_HANDLER": "bootstrap",
+        }
+        log = open(self.log_path, "ab")
+        self.init_error = None
+        # A fresh queue per process: a poll left blocked by a killed process keeps the old one.
+        self.pending = queue.Queue()
+        self.process = subprocess.Popen(self.command(), cwd=self.dir, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def invoke(self, payload):
+        """Runs one invocation; returns ("response" | "error", body bytes)."""
+        with self.lock:
+            try:
+                self.ensure_process()
+            except (OSError, RuntimeError) as e:
+                return "error", json.dumps({"errorType": "Runtime.InvalidEntrypoint", "errorMessage": str(e)}).encode()
+            deadline = time.time() + self.timeout
+            inv = Invocation(payload, int(deadline * 1000), self.arn)
+            self.pending.put(inv)
+            while not inv.done.wait(0.05):
+                if self.process.poll() is not None:
+                    self.drain(inv)
+                    detail = self.init_error or b"process exited with status %d" % self.process.returncode
+                    return "error", json.dumps({"errorType": "Runtime.ExitError",
+                                                "errorMessage": detail.decode(errors="replace")}).encode()
+                if time.time() > deadline:
+                    self.process.kill()
+                    self.process.wait()
+                    self.drain(inv)
+                    return "error", json.dumps({"errorType": "Sandbox.Timedout",
+                                                "errorMessage": f"Task timed out after {self.timeout:.2f} seconds"}).encode()
+            return inv.result
+
+    def drain(self, inv):
+        """Forget an invocation that will never be answered."""
+        self.invocations.pop(inv.id, None)
+        try:
+            while True:
+                self.pending.get_nowait()
+        except queue.Empty:
+            pass
+
+    def close(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.server.shutdown()
+        shutil.rmtree(self.dir, ignore_errors=True)
