@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.request
@@ -68,24 +67,18 @@ class EmulatorTest(unittest.TestCase):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cls.log_dir = tempfile.mkdtemp(prefix="dasemu-test-")
-        cls.server = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "server.py"), "-p", str(port),
-             "--activity-stream-delay", str(DELAY), "--trickle", "4", "--heartbeat", "1",
-             "--buffer-interval-cap", "1", "--log-dir", cls.log_dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # Through the entry points everyone uses: tests/emulator/start and stop.
+        cls.port = str(port)
+        started = subprocess.run(
+            [os.path.join(HERE, "start"), "--port", cls.port, "--activity-stream-delay", str(DELAY),
+             "--trickle", "4", "--heartbeat", "1", "--buffer-interval-cap", "1"],
+            capture_output=True, text=True, timeout=600,
         )
-        cls.url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if cls.server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("the emulator did not start")
-                time.sleep(0.1)
-        kw = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        if started.returncode != 0:
+            raise RuntimeError("tests/emulator/start failed: " + started.stderr)
+        cls.url = started.stdout.strip()
+        assert cls.url == f"http://127.0.0.1:{port}", cls.url
+        kw = dict(endpoint_url=cls.url, region_name="us-east-1",
                   aws_access_key_id="testing", aws_secret_access_key="testing")
         cls.rds = boto3.client("rds", **kw)
         cls.kms = boto3.client("kms", **kw)
@@ -97,8 +90,7 @@ class EmulatorTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        cls.server.wait()
+        subprocess.run([os.path.join(HERE, "stop"), "--port", cls.port], check=True, timeout=60)
 
     def cluster(self, name, engine="aurora-postgresql"):
         return self.rds.create_db_cluster(
