@@ -4,5 +4,7 @@
 //! -> `policy` (IAM documents rendered from `policies/`) -> observed state -> plan -> apply ->
 //! report. This build has the pure stages for issue 5; the AWS side follows.
 
+pub mod cli;
 pub mod naming;
 pub mod policy;
+pub mod settings;

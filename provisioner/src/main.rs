@@ -1,12 +1,10 @@
 //! das-setup: parse, dispatch, map the outcome to an exit code. Nothing else lives here.
 
-mod cli;
-
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command};
+use das_setup::cli::{Cli, Command};
 
 /// Exit code for a command that failed (clap uses 2 for usage errors).
 const EXIT_FAILURE: u8 = 1;
