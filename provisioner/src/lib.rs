@@ -6,5 +6,6 @@
 
 pub mod cli;
 pub mod naming;
+pub mod package;
 pub mod policy;
 pub mod settings;
