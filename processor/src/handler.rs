@@ -84,6 +84,7 @@ pub struct Stats {
     pub ok: usize,
     pub dropped: usize,
     pub failed: usize,
+    /// Activity events (not heartbeats) in the records that could be opened.
     pub events: usize,
     pub heartbeats: usize,
     pub kept: usize,
@@ -228,6 +229,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                     (RecordResult::ProcessingFailed, record.data)
                 }
                 Ok(()) => {
+                    stats.events += work.line_groups.len() + work.filtered;
                     stats.kept += work.line_groups.len();
                     stats.heartbeats += work.heartbeats;
                     stats.filtered += work.filtered;
