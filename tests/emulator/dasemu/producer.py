@@ -109,6 +109,7 @@ class Producer:
         self.streams = {}
         self.truth = []
         self.lock = threading.RLock()
+        self.write_lock = threading.Lock()
         self._clients = {}
 
     def client(self, service, region):
@@ -148,7 +149,13 @@ class Producer:
         return self.status_of(stream.resource) == "started"
 
     def write(self, stream, events, damage=None, kind="injected"):
-        """Writes one record; returns its sequence number. Records the ground truth."""
+        """Writes one record; returns its sequence number. Records the ground truth.
+        Serialized: moto's Kinesis PutRecord is not safe under concurrency, and injections
+        arrive on server threads while the producer thread writes."""
+        with self.write_lock:
+            return self._write(stream, events, damage, kind)
+
+    def _write(self, stream, events, damage, kind):
         now = time.time()
         if stream.data_key is None or now - stream.data_key_at > DATA_KEY_SECONDS:
             out = self.client("kms", stream.region).generate_data_key(
