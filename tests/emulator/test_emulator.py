@@ -224,8 +224,9 @@ class EmulatorTest(unittest.TestCase):
         """Decrypts a DAS Kinesis record with the emulator's KMS and the Python Encryption SDK."""
         envelope = json.loads(data)
         self.assertEqual(envelope["type"], "DatabaseActivityMonitoringRecords")
+        context_key = "aws:rds:dbc-id" if resource_id.startswith("cluster-") else "aws:rds:db-id"
         key = self.kms.decrypt(CiphertextBlob=base64.b64decode(envelope["key"]),
-                               EncryptionContext={"aws:rds:dbc-id": resource_id})["Plaintext"]
+                               EncryptionContext={context_key: resource_id})["Plaintext"]
         plaintext, header = das_batch.SDK.decrypt(
             source=base64.b64decode(envelope["databaseActivityEvents"]),
             key_provider=das_batch.das_master_key(key))
@@ -251,6 +252,32 @@ class EmulatorTest(unittest.TestCase):
         truth = self.admin(f"truth?stream={stream}")["records"]
         self.assertEqual(sorted(t["sequenceNumber"] for t in truth)[:len(records)],
                          sorted(r["SequenceNumber"] for r in records))
+
+    def test_each_engine_gets_its_own_event_shapes(self):
+        key = self.key()
+        mysql = self.cluster("my-producer", engine="aurora-mysql")
+        oracle = self.rds.create_db_instance(
+            DBInstanceIdentifier="ora-producer", Engine="oracle-ee", DBInstanceClass="db.r5.large",
+            MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20)["DBInstance"]
+        sqlserver = self.rds.create_db_instance(
+            DBInstanceIdentifier="mss-producer", Engine="sqlserver-ee", DBInstanceClass="db.r5.large",
+            MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20)["DBInstance"]
+        targets = [(mysql["DBClusterArn"], mysql["DbClusterResourceId"], "MySQL"),
+                   (oracle["DBInstanceArn"], oracle["DbiResourceId"], "oracle"),
+                   (sqlserver["DBInstanceArn"], sqlserver["DbiResourceId"], "SQLSERVER")]
+        for arn, _, _ in targets:
+            self.rds.start_activity_stream(ResourceArn=arn, Mode="async", KmsKeyId=key)
+        time.sleep(DELAY + 2)
+        for _, resource_id, server_type in targets:
+            records = self.read_all("aws-rds-das-" + resource_id)
+            self.assertTrue(records, server_type)
+            types = set()
+            for r in records:
+                record = self.open_record(r["Data"], resource_id)
+                types |= {e.get("serverType") for e in record["databaseActivityEventList"] if e["type"] == "record"}
+                if resource_id.startswith("db-"):
+                    self.assertEqual((record["clusterId"], record["instanceId"]), ("", resource_id))
+            self.assertEqual(types, {server_type})
 
     def test_injected_events_are_written_and_in_the_ground_truth(self):
         cluster, stream = self.started_cluster("pg-inject")
