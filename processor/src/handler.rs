@@ -230,6 +230,8 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                 }
                 Ok(()) => {
                     stats.events += work.line_groups.len() + work.filtered;
+                    stats.decrypted_bytes += work.plaintext.len();
+                    stats.decompressed_bytes += work.json.len();
                     stats.kept += work.line_groups.len();
                     stats.heartbeats += work.heartbeats;
                     stats.filtered += work.filtered;

@@ -254,6 +254,7 @@ async fn every_kept_event_lands_once_in_its_category_folder() {
     assert_eq!((stats.kms_calls, stats.distinct_keys), (2, 2));
     assert_eq!((stats.kept, stats.filtered, stats.heartbeats), (9, 1, 4));
     assert_eq!(stats.events, 10);
+    assert!(stats.decompressed_bytes > stats.decrypted_bytes && stats.decrypted_bytes > 0);
     // The SQL Server event's own hour, not the clock's.
     let keys: Vec<String> = p.sink().objects.lock().unwrap().keys().cloned().collect();
     assert!(

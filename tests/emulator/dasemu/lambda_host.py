@@ -11,7 +11,8 @@ between invocations; a timeout or a crash ends it and the next invocation starts
 The process gets the function's environment variables plus what Lambda sets, with credentials
 and the endpoint pointing back at the emulator. Its output goes to a log file (CloudWatch's
 role). An arm64 `bootstrap` runs through qemu-aarch64 when the machine is x86_64 and qemu's user
-mode is installed; otherwise the invocation fails with a message saying so.
+mode is installed (Debian: qemu-user, and libc6-arm64-cross for glibc binaries); otherwise the
+invocation fails with a message saying so.
 """
 
 import io
@@ -123,7 +124,9 @@ class FunctionHost:
                 raise RuntimeError(
                     f"function {self.name} is arm64 and this machine is {machine} without "
                     "qemu-aarch64: deploy it for x86_64 to run it in the emulator")
-            return [qemu, self.bootstrap]
+            # A glibc-linked binary needs the aarch64 loader and libc (Debian: libc6-arm64-cross).
+            sysroot = "/usr/aarch64-linux-gnu"
+            return [qemu] + (["-L", sysroot] if os.path.isdir(sysroot) else []) + [self.bootstrap]
         return [self.bootstrap]
 
     def ensure_process(self):
