@@ -127,9 +127,25 @@ impl Batch {
             payload
         };
         let message = encode::encrypt(&plaintext, &wrapping, 4096, &mut self.rng).message;
+        self.message_record(key, &message)
+    }
+
+    /// A record around a given Encryption SDK message, under data key number `key`.
+    fn message_record(&mut self, key: u8, message: &[u8]) -> &mut Self {
+        let blob = vec![0xB0, key];
+        self.kms.keys.entry(blob.clone()).or_insert([key; 32]);
         let envelope = json!({"type": "DatabaseActivityMonitoringRecords", "version": "1.1",
-            "databaseActivityEvents": B64.encode(&message), "key": B64.encode(&blob)});
+            "databaseActivityEvents": B64.encode(message), "key": B64.encode(&blob)});
         self.data(B64.encode(serde_json::to_vec(&envelope).unwrap()))
+    }
+
+    /// The message `raw_record` would wrap: gzip'd payload encrypted under data key `key`.
+    fn message(&mut self, key: u8, payload: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, payload).unwrap();
+        let plaintext = gz.finish().unwrap();
+        self.kms.keys.insert(vec![0xB0, key], [key; 32]);
+        encode::encrypt(&plaintext, &[key; 32], 4096, &mut self.rng).message
     }
 
     fn data(&mut self, data: String) -> &mut Self {
@@ -485,4 +501,252 @@ async fn without_a_resource_id_every_record_fails_and_an_empty_batch_is_fine() {
     let (response, stats) = p.handle(FirehoseEvent::default()).await.unwrap();
     assert!(response.records.is_empty());
     assert_eq!((stats.kms_calls, stats.s3_puts), (0, 0));
+}
+
+/// One kind of bad input: adds a bad record to a batch.
+type AddBad = Box<dyn Fn(&mut Batch)>;
+
+/// A DAS record payload (decrypted, before gzip) holding these events.
+fn payload(events: Value) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"type": "DatabaseActivityMonitoringRecord", "clusterId": RESOURCE,
+        "instanceId": "db-INSTANCE", "databaseActivityEventList": events}),
+    )
+    .unwrap()
+}
+
+/// The bad-input matrix: each kind of bad record sits between two good ones. Expected for every
+/// kind: the bad record is ProcessingFailed with its data returned as received, the good ones are
+/// Dropped with their events in S3 exactly once, and nothing of the bad record lands.
+#[tokio::test]
+async fn bad_input_matrix() {
+    let ok_events = || json!([pg("ok", "DDL", "CREATE TABLE")]);
+    let tampered = |offset: fn(usize) -> usize| {
+        move |b: &mut Batch| {
+            let mut m = b.message(1, &payload(json!([pg("bad", "DDL", "DROP TABLE")])));
+            let i = offset(m.len());
+            m[i] ^= 0x01;
+            b.message_record(1, &m);
+        }
+    };
+    let cases: Vec<(&str, AddBad)> = vec![
+        (
+            "data not base64",
+            Box::new(|b: &mut Batch| {
+                b.data("%%% not base64".into());
+            }),
+        ),
+        (
+            "data not JSON",
+            Box::new(|b: &mut Batch| {
+                b.data(B64.encode(b"not json at all"));
+            }),
+        ),
+        (
+            "envelope JSON of another type",
+            Box::new(|b: &mut Batch| {
+                b.data(B64.encode(b"[1,2,3]"));
+            }),
+        ),
+        (
+            "envelope of another record type",
+            Box::new(|b: &mut Batch| {
+                b.data(
+                    B64.encode(br#"{"type":"Other","databaseActivityEvents":"AAAA","key":"AAAA"}"#),
+                );
+            }),
+        ),
+        (
+            "missing key",
+            Box::new(|b: &mut Batch| {
+                b.data(B64.encode(br#"{"type":"DatabaseActivityMonitoringRecords","databaseActivityEvents":"AAAA"}"#));
+            }),
+        ),
+        (
+            "key not base64",
+            Box::new(|b: &mut Batch| {
+                b.data(B64.encode(br#"{"type":"DatabaseActivityMonitoringRecords","databaseActivityEvents":"AAAA","key":"%%"}"#));
+            }),
+        ),
+        (
+            "KMS refuses the data key",
+            Box::new(|b: &mut Batch| {
+                let m = b.message(9, &payload(json!([pg("bad", "DDL", "DROP TABLE")])));
+                b.message_record(9, &m);
+                b.kms.keys.remove(&vec![0xB0, 9]);
+            }),
+        ),
+        (
+            "truncated message",
+            Box::new(|b: &mut Batch| {
+                let m = b.message(1, &payload(json!([pg("bad", "DDL", "DROP TABLE")])));
+                b.message_record(1, &m[..m.len() / 2]);
+            }),
+        ),
+        ("tampered header (message id)", Box::new(tampered(|_| 10))),
+        (
+            "tampered data key (EDK ciphertext)",
+            Box::new(tampered(|_| 70)),
+        ),
+        ("tampered header tag", Box::new(tampered(|_| 135))),
+        (
+            "tampered frame ciphertext",
+            Box::new(tampered(|len| len - 20)),
+        ),
+        ("tampered frame tag", Box::new(tampered(|len| len - 1))),
+        (
+            "unsupported algorithm suite",
+            Box::new(|b: &mut Batch| {
+                let mut m = b.message(1, &payload(json!([pg("bad", "DDL", "DROP TABLE")])));
+                m[2..4].copy_from_slice(&0x0014u16.to_be_bytes());
+                b.message_record(1, &m);
+            }),
+        ),
+        (
+            "tampered signature (0x0378, Python SDK fixture)",
+            Box::new(|b: &mut Batch| {
+                let fixture: Value = serde_json::from_slice(
+                    &std::fs::read(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/testdata/esdk/das-mysql-signed.json"
+                    ))
+                    .unwrap(),
+                )
+                .unwrap();
+                let key: [u8; 32] = B64
+                    .decode(fixture["wrapping_key"].as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap();
+                let envelope: Value =
+                    serde_json::from_str(fixture["envelope"].as_str().unwrap()).unwrap();
+                let mut m = B64
+                    .decode(envelope["databaseActivityEvents"].as_str().unwrap())
+                    .unwrap();
+                let last = m.len() - 1;
+                m[last] ^= 0x01;
+                b.kms.keys.insert(vec![0xB0, 7], key);
+                b.message_record(7, &m);
+            }),
+        ),
+        (
+            "gzip bomb (40 MiB of zeros)",
+            Box::new(|b: &mut Batch| {
+                let m = b.message(1, &vec![0u8; 40 << 20]);
+                b.message_record(1, &m);
+            }),
+        ),
+        (
+            "not gzip",
+            Box::new(|b: &mut Batch| {
+                b.raw_record(1, payload(json!([pg("bad", "DDL", "DROP TABLE")])), false);
+            }),
+        ),
+        (
+            "decrypted payload not UTF-8",
+            Box::new(|b: &mut Batch| {
+                let mut p = payload(json!([pg("bad", "DDL", "DROP TABLE")]));
+                let at = p.windows(4).position(|w| w == b"DROP").unwrap();
+                p[at] = 0xFF;
+                b.raw_record(1, p, true);
+            }),
+        ),
+        (
+            "decrypted payload not JSON",
+            Box::new(|b: &mut Batch| {
+                b.raw_record(1, b"{not json".to_vec(), true);
+            }),
+        ),
+        (
+            "decrypted JSON of another type",
+            Box::new(|b: &mut Batch| {
+                b.raw_record(1, b"[{\"type\":\"record\"}]".to_vec(), true);
+            }),
+        ),
+        (
+            "event list a string",
+            Box::new(|b: &mut Batch| {
+                b.raw_record(1, payload(json!("SELECT secret")), true);
+            }),
+        ),
+        (
+            "event list with a number after a good event",
+            Box::new(|b: &mut Batch| {
+                b.raw_record(1, payload(json!([pg("bad", "DDL", "DROP TABLE"), 7])), true);
+            }),
+        ),
+    ];
+    let count = cases.len();
+    assert!(count >= 15);
+    for (name, add_bad) in cases {
+        let mut b = Batch::new();
+        b.record(1, ok_events().as_array().unwrap().clone());
+        add_bad(&mut b);
+        b.record(2, vec![pg("ok2", "WRITE", "INSERT")]);
+        let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+        let (response, stats) = p
+            .handle(b.event.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let results: Vec<RecordResult> = response.records.iter().map(|r| r.result).collect();
+        assert_eq!(
+            results,
+            [
+                RecordResult::Dropped,
+                RecordResult::ProcessingFailed,
+                RecordResult::Dropped
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            response.records[1].data, b.event.records[1].data,
+            "{name}: data returned as received"
+        );
+        assert_eq!(
+            landed(p.sink()),
+            expect(&[("ok", "DDL"), ("ok2", "DML")]),
+            "{name}"
+        );
+        assert_eq!(stats.failed, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn huge_records_and_duplicate_record_ids_are_processed_whole() {
+    // A 20 MB record (decompressed) is under the 32 MiB limit: every event lands.
+    let mut b = Batch::new();
+    let big: Vec<Value> = (0..20_000)
+        .map(|i| {
+            let mut e = pg(&format!("h{i}"), "READ", "SELECT");
+            e["commandText"] = json!(format!("select {i} /* {} */", "p".repeat(900)));
+            e
+        })
+        .collect();
+    b.record(1, big);
+    // Firehose does not send one record id twice; if it did, each entry is answered in order.
+    b.record(1, vec![pg("d1", "DDL", "CREATE TABLE")]);
+    b.record(1, vec![pg("d2", "DDL", "ALTER TABLE")]);
+    b.event.records[2].record_id = b.event.records[1].record_id.clone();
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+    let (response, stats) = p.handle(b.event).await.unwrap();
+    assert!(
+        stats.decompressed_bytes > 20_000_000,
+        "{}",
+        stats.decompressed_bytes
+    );
+    let ids: Vec<&str> = response
+        .records
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .collect();
+    assert_eq!(ids, ["record-000", "record-001", "record-001"]);
+    assert!(
+        response
+            .records
+            .iter()
+            .all(|r| r.result == RecordResult::Dropped)
+    );
+    let landed = landed(p.sink());
+    assert_eq!(landed.len(), 20_002);
+    assert_eq!(landed["d2"], "DDL");
 }
