@@ -750,3 +750,100 @@ async fn huge_records_and_duplicate_record_ids_are_processed_whole() {
     assert_eq!(landed.len(), 20_002);
     assert_eq!(landed["d2"], "DDL");
 }
+
+/// Random corruption of one record's bytes (the Firehose data, the envelope, or the message
+/// inside it): never a panic, always one result per record with the same ids, and the other
+/// records are untouched. A smoke of what issue 8's fuzzing explores with coverage guidance.
+#[tokio::test]
+async fn random_corruptions_never_panic_and_never_disturb_the_other_records() {
+    let mut rng = encode::Rng(0xC0FF_EE00);
+    for round in 0..400 {
+        let mut b = Batch::new();
+        b.record(1, vec![pg("a", "DDL", "CREATE TABLE"), heartbeat()]);
+        b.record(
+            2,
+            vec![pg("b", "READ", "SELECT"), pg("c", "WRITE", "DELETE")],
+        );
+        b.record(1, vec![pg("d", "ROLE", "GRANT")]);
+        let victim = rng.below(3) as usize;
+        let data = B64.decode(&b.event.records[victim].data).unwrap();
+        let mutated = match rng.below(3) {
+            // The message inside the envelope.
+            0 => {
+                let mut envelope: Value = serde_json::from_slice(&data).unwrap();
+                let mut m = B64
+                    .decode(envelope["databaseActivityEvents"].as_str().unwrap())
+                    .unwrap();
+                mutate(&mut m, &mut rng);
+                envelope["databaseActivityEvents"] = json!(B64.encode(&m));
+                serde_json::to_vec(&envelope).unwrap()
+            }
+            // The envelope JSON itself.
+            1 => {
+                let mut d = data.clone();
+                mutate(&mut d, &mut rng);
+                d
+            }
+            // The Firehose data as text (base64 damage).
+            _ => {
+                let mut text = b.event.records[victim].data.clone().into_bytes();
+                mutate(&mut text, &mut rng);
+                b.event.records[victim].data = String::from_utf8_lossy(&text).into_owned();
+                Vec::new()
+            }
+        };
+        if !mutated.is_empty() {
+            b.event.records[victim].data = B64.encode(&mutated);
+        }
+        let ids: Vec<String> = b
+            .event
+            .records
+            .iter()
+            .map(|r| r.record_id.clone())
+            .collect();
+        let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+        let (response, _) = p
+            .handle(b.event)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let answered: Vec<String> = response
+            .records
+            .iter()
+            .map(|r| r.record_id.clone())
+            .collect();
+        assert_eq!(answered, ids, "round {round}");
+        for (i, r) in response.records.iter().enumerate() {
+            if i != victim {
+                assert_eq!(
+                    r.result,
+                    RecordResult::Dropped,
+                    "round {round}: record {i} was disturbed"
+                );
+            }
+        }
+        let landed = landed(p.sink());
+        for (i, id) in [(0, "a"), (1, "b"), (1, "c"), (2, "d")] {
+            if i != victim {
+                assert!(landed.contains_key(id), "round {round}: {id} lost");
+            }
+        }
+    }
+}
+
+/// One random edit: flip a bit, overwrite, insert, delete or cut.
+fn mutate(bytes: &mut Vec<u8>, rng: &mut encode::Rng) {
+    if bytes.is_empty() {
+        bytes.push(rng.below(256) as u8);
+        return;
+    }
+    let at = rng.below(bytes.len() as u64) as usize;
+    match rng.below(5) {
+        0 => bytes[at] ^= 1 << rng.below(8),
+        1 => bytes[at] = rng.below(256) as u8,
+        2 => bytes.insert(at, rng.below(256) as u8),
+        3 => {
+            bytes.remove(at);
+        }
+        _ => bytes.truncate(at),
+    }
+}
