@@ -102,29 +102,19 @@ impl Config {
             reason,
         };
         let bucket = env("DAS_OUTPUT_BUCKET").unwrap_or_default();
-        if !valid_bucket(&bucket) {
+        if bucket.is_empty() {
             return Err(err(
                 "DAS_OUTPUT_BUCKET",
-                &bucket,
-                "required: the S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')".into(),
+                "",
+                "required: the S3 bucket for the events".into(),
             ));
         }
+        check_bucket_name(&bucket)
+            .map_err(|reason| err("DAS_OUTPUT_BUCKET", &bucket, reason.into()))?;
         let prefix = match env("DAS_OUTPUT_PREFIX") {
             None => DEFAULT_PREFIX.to_owned(),
-            Some(p) => {
-                if p.starts_with('/') || p.contains("//") || p.chars().any(char::is_control) {
-                    return Err(err(
-                        "DAS_OUTPUT_PREFIX",
-                        &p,
-                        "must not start with '/', contain '//' or control characters".into(),
-                    ));
-                }
-                if p.is_empty() || p.ends_with('/') {
-                    p
-                } else {
-                    format!("{p}/")
-                }
-            }
+            Some(p) => normalize_prefix(&p)
+                .map_err(|reason| err("DAS_OUTPUT_PREFIX", &p, reason.into()))?,
         };
         let categories = |var: &'static str| -> Result<Option<Vec<Category>>, ConfigError> {
             let Some(raw) = env(var) else { return Ok(None) };
@@ -227,15 +217,41 @@ impl Config {
     }
 }
 
-/// S3's bucket naming rules (the common subset: lower case, digits, dots, hyphens).
-fn valid_bucket(name: &str) -> bool {
-    (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
-        && !name.contains("..")
+/// S3's bucket naming rules; the rule a name breaks. Shared with `das-setup up --bucket`.
+pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("3 to 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return Err("lower-case letters, digits, '.' and '-' only");
+    }
+    let (first, last) = (name.as_bytes()[0], name.as_bytes()[name.len() - 1]);
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return Err("must start and end with a letter or digit");
+    }
+    if name.contains("..") || name.starts_with("xn--") || name.ends_with("-s3alias") {
+        return Err("not a valid S3 bucket name");
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err("must not look like an IP address");
+    }
+    Ok(())
+}
+
+/// An output key prefix as the processor uses it: a trailing `/` added unless it is empty.
+/// Shared with `das-setup up --prefix`.
+pub fn normalize_prefix(prefix: &str) -> Result<String, &'static str> {
+    if prefix.starts_with('/') || prefix.contains("//") || prefix.chars().any(char::is_control) {
+        return Err("must not start with '/', contain '//' or control characters");
+    }
+    Ok(if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 #[path = "../benches/support/encode.rs"]
 #[allow(dead_code)]
 mod encode;
+#[path = "support/output.rs"]
+mod output;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -74,17 +75,10 @@ impl FakeS3 {
     /// (key, line) for every line of every object.
     fn lines(&self) -> Vec<(String, Value)> {
         let objects = self.objects.lock().unwrap();
-        let mut out = Vec::new();
-        for (key, body) in objects.iter() {
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .unwrap();
-            for line in text.lines() {
-                out.push((key.clone(), serde_json::from_str(line).unwrap()));
-            }
-        }
-        out
+        objects
+            .iter()
+            .flat_map(|(key, body)| output::object_lines(key, body))
+            .collect()
     }
 }
 
@@ -195,20 +189,7 @@ fn heartbeat() -> Value {
 
 /// testId -> category, from what landed in S3; panics on a duplicate or a misfiled event.
 fn landed(s3: &FakeS3) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (key, line) in s3.lines() {
-        let category = line["category"].as_str().unwrap().to_owned();
-        assert!(
-            key.starts_with(&format!("parsed/{category}/")),
-            "{key} holds a {category} event"
-        );
-        let id = line["testId"].as_str().unwrap().to_owned();
-        assert!(
-            out.insert(id.clone(), category).is_none(),
-            "event {id} landed twice"
-        );
-    }
-    out
+    output::landed(s3.lines())
 }
 
 fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

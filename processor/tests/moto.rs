@@ -8,12 +8,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use support::moto::{Moto, scratch, workspace_root};
+use support::output;
 
 const RESOURCE: &str = "cluster-MOTOTESTRESOURCE01";
 
@@ -110,34 +110,14 @@ impl Setup {
                 .await
                 .unwrap();
             let bytes = body.body.collect().await.unwrap().into_bytes();
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_string(&mut text)
-                .unwrap();
-            for line in text.lines() {
-                out.push((key.clone(), serde_json::from_str(line).unwrap()));
-            }
+            out.extend(output::object_lines(&key, &bytes));
         }
         out
     }
 
     /// testId -> category of everything in S3; panics on a duplicate or a misfiled event.
     async fn landed(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for (key, line) in self.lines().await {
-            let category = line["category"].as_str().unwrap().to_owned();
-            assert!(
-                key.starts_with(&format!("parsed/{category}/")),
-                "{key} holds {category}"
-            );
-            assert!(key.ends_with(".json.gz"), "{key}");
-            let id = line["testId"].as_str().unwrap().to_owned();
-            assert!(
-                out.insert(id.clone(), category).is_none(),
-                "{id} landed twice"
-            );
-        }
-        out
+        output::landed(self.lines().await)
     }
 }
 

@@ -120,10 +120,12 @@ pub const TAG_CLUSTER: &str = "das-setup:cluster";
 
 impl Names {
     pub fn new(target: &TargetRef, account: &str, region: &str) -> Self {
-        let base = match target.kind {
-            TargetKind::Cluster => format!("das-setup-{}", target.id),
-            TargetKind::Instance => format!("das-setup-db-{}", target.id),
+        // Instances get `db-` so a cluster and an instance of the same name never collide.
+        let qualified = match target.kind {
+            TargetKind::Cluster => target.id.clone(),
+            TargetKind::Instance => format!("db-{}", target.id),
         };
+        let base = format!("das-setup-{qualified}");
         let function = bounded(&base, 64);
         let delivery_stream = bounded(&base, 64);
         Self {
@@ -134,11 +136,7 @@ impl Names {
             firehose_log_group: format!("/aws/kinesisfirehose/{delivery_stream}"),
             firehose_log_stream: "DestinationDelivery".to_owned(),
             bucket: bounded(&format!("{base}-{account}-{region}"), 63),
-            key_alias: format!("alias/{}", bounded(&base, 250)).replacen(
-                "das-setup-",
-                "das-setup/",
-                1,
-            ),
+            key_alias: format!("alias/das-setup/{qualified}"),
             function,
             delivery_stream,
         }

@@ -100,31 +100,83 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn values() -> Values {
+    /// Sample values for a database; the other tests use the cluster's.
+    fn values_for(context_key: &str, resource_id: &str, function: &str) -> Values {
         [
-            ("ACCOUNT_ID", "123456789012"),
-            ("PARTITION", "aws"),
-            ("REGION", "eu-west-1"),
-            ("BUCKET", "das-setup-demo-123456789012-eu-west-1"),
-            ("PREFIX", "parsed/"),
+            ("ACCOUNT_ID", "123456789012".to_owned()),
+            ("PARTITION", "aws".to_owned()),
+            ("REGION", "eu-west-1".to_owned()),
+            ("BUCKET", "das-setup-demo-123456789012-eu-west-1".to_owned()),
+            ("PREFIX", "parsed/".to_owned()),
             (
                 "DAS_KMS_KEY_ARN",
-                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    .to_owned(),
             ),
-            ("ENCRYPTION_CONTEXT_KEY", "aws:rds:dbc-id"),
-            ("RESOURCE_ID", "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            ("ENCRYPTION_CONTEXT_KEY", context_key.to_owned()),
+            ("RESOURCE_ID", resource_id.to_owned()),
+            ("DAS_STREAM_NAME", format!("aws-rds-das-{resource_id}")),
+            ("FUNCTION_NAME", function.to_owned()),
+            ("LAMBDA_LOG_GROUP", format!("/aws/lambda/{function}")),
             (
-                "DAS_STREAM_NAME",
-                "aws-rds-das-cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                "FIREHOSE_LOG_GROUP",
+                format!("/aws/kinesisfirehose/{function}"),
             ),
-            ("FUNCTION_NAME", "das-setup-demo"),
-            ("LAMBDA_LOG_GROUP", "/aws/lambda/das-setup-demo"),
-            ("FIREHOSE_LOG_GROUP", "/aws/kinesisfirehose/das-setup-demo"),
-            ("FIREHOSE_LOG_STREAM", "DestinationDelivery"),
+            ("FIREHOSE_LOG_STREAM", "DestinationDelivery".to_owned()),
         ]
         .into_iter()
-        .map(|(k, v)| (k, v.to_owned()))
         .collect()
+    }
+
+    fn values() -> Values {
+        values_for(
+            "aws:rds:dbc-id",
+            "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "das-setup-demo",
+        )
+    }
+
+    /// Every rendering, for a cluster and for an instance, linted by parliament (an independent
+    /// IAM policy linter, `tests/lint/iam_lint.py`): no finding but the exceptions justified in
+    /// `policies/lint-exceptions.json`, and no stale exception.
+    #[test]
+    fn every_rendered_policy_passes_the_iam_linter() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("das-setup-policies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let variants = [
+            ("cluster", values()),
+            (
+                "instance",
+                values_for(
+                    "aws:rds:db-id",
+                    "db-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                    "das-setup-db-ora1",
+                ),
+            ),
+        ];
+        for (variant, values) in &variants {
+            for t in Template::ALL {
+                let doc = render(t, values).unwrap();
+                let path = dir.join(format!("{variant}--{}", t.file_name()));
+                std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+            }
+        }
+        let out = std::process::Command::new(root.join("tests/emulator/python"))
+            .arg(root.join("tests/lint/iam_lint.py"))
+            .arg("--exceptions")
+            .arg(root.join("policies/lint-exceptions.json"))
+            .arg(&dir)
+            .output()
+            .expect("run tests/lint/iam_lint.py");
+        let _ = std::fs::remove_dir_all(&dir);
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "IAM lint findings:\n{report}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(report.matches("linted ").count(), 12, "{report}");
     }
 
     fn statements(doc: &Value) -> &Vec<Value> {

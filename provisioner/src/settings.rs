@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use das_processor::config::Config;
+use das_processor::config::{Config, check_bucket_name, normalize_prefix};
 
 use crate::cli::{Arch, StreamMode, UpArgs};
 use crate::naming::{NameError, TargetKind, TargetRef};
@@ -147,45 +147,24 @@ fn filters(args: &UpArgs) -> Result<BTreeMap<String, String>, SettingsError> {
 }
 
 fn check_bucket(name: &str) -> Result<(), SettingsError> {
-    let bad = |reason| Err(SettingsError::Bucket(name.to_owned(), reason));
-    if !(3..=63).contains(&name.len()) {
-        return bad("3 to 63 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-    {
-        return bad("lower-case letters, digits, '.' and '-' only");
-    }
-    let (first, last) = (name.as_bytes()[0], name.as_bytes()[name.len() - 1]);
-    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return bad("must start and end with a letter or digit");
-    }
-    if name.contains("..") || name.starts_with("xn--") || name.ends_with("-s3alias") {
-        return bad("not a valid S3 bucket name");
-    }
-    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
-        return bad("must not look like an IP address");
-    }
-    Ok(())
+    check_bucket_name(name).map_err(|reason| SettingsError::Bucket(name.to_owned(), reason))
 }
 
+/// The processor's prefix rules, plus two of `up`'s own: the prefix must separate the events
+/// from Firehose's error prefix, and the processor (not Firehose) names the folders.
 fn check_prefix(prefix: &str) -> Result<String, SettingsError> {
-    let bad = |reason| Err(SettingsError::Prefix(prefix.to_owned(), reason));
+    let bad = |reason| SettingsError::Prefix(prefix.to_owned(), reason);
     if prefix.is_empty() {
-        return bad("must not be empty: the error prefix and other data share the bucket");
-    }
-    if prefix.starts_with('/') || prefix.contains("//") || prefix.chars().any(char::is_control) {
-        return bad("must not start with '/', contain '//' or control characters");
+        return Err(bad(
+            "must not be empty: the error prefix and other data share the bucket",
+        ));
     }
     if prefix.contains("!{") {
-        return bad("Firehose expressions are not used here: the processor names the folders");
+        return Err(bad(
+            "Firehose expressions are not used here: the processor names the folders",
+        ));
     }
-    Ok(if prefix.ends_with('/') {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}/")
-    })
+    normalize_prefix(prefix).map_err(bad)
 }
 
 #[cfg(test)]

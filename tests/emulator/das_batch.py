@@ -20,14 +20,16 @@ import argparse
 import base64
 import gzip
 import json
+import os
 import sys
 
 import aws_encryption_sdk
 import boto3
 from aws_encryption_sdk import CommitmentPolicy
-from aws_encryption_sdk.identifiers import Algorithm, EncryptionKeyType, WrappingAlgorithm
-from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-from aws_encryption_sdk.key_providers.raw import RawMasterKey
+from aws_encryption_sdk.identifiers import Algorithm
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "esdk"))
+import gen_fixtures  # noqa: E402
 
 DAMAGES = {
     "not-base64", "not-json", "wrong-type", "missing-key", "truncated", "tampered-frame",
@@ -43,16 +45,9 @@ def context_for(resource_id):
     raise SystemExit(f"das_batch: resource id {resource_id!r} is neither cluster-... nor db-...")
 
 
-def das_master_key(plaintext_key):
-    return RawMasterKey(
-        provider_id="BC",
-        key_id=b"DataKey",
-        wrapping_key=WrappingKey(
-            wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
-            wrapping_key=plaintext_key,
-            wrapping_key_type=EncryptionKeyType.SYMMETRIC,
-        ),
-    )
+# The raw AES master key exactly as DAS wraps its data key (provider BC, key DataKey): the
+# fixture generator's, so both make messages the same way.
+das_master_key = gen_fixtures.das_key
 
 
 SDK = aws_encryption_sdk.EncryptionSDKClient(

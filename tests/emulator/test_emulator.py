@@ -47,12 +47,14 @@ while True:
 """
 
 
-def zip_bootstrap(text):
+def zip_bootstrap(code):
+    """A Lambda zip: one executable `bootstrap`."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         info = zipfile.ZipInfo("bootstrap")
         info.external_attr = 0o100755 << 16
-        z.writestr(info, text)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, code)
     return buf.getvalue()
 
 
@@ -390,16 +392,10 @@ class EmulatorTest(unittest.TestCase):
                                        AssumeRolePolicyDocument=trust("firehose.amazonaws.com"))["Role"]["Arn"]
         self.s3.create_bucket(Bucket="pipe-audit")
         with open(binary, "rb") as f:
-            code = f.read()
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            info = zipfile.ZipInfo("bootstrap")
-            info.external_attr = 0o100755 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, code)
+            code = zip_bootstrap(f.read())
         fn = self.lam.create_function(
             FunctionName="pipe-processor", Runtime="provided.al2023", Handler="bootstrap",
-            Role="arn:aws:iam::123456789012:role/pipe-fn", Code={"ZipFile": buf.getvalue()},
+            Role="arn:aws:iam::123456789012:role/pipe-fn", Code={"ZipFile": code},
             Architectures=["x86_64"], Timeout=60,
             Environment={"Variables": {"DAS_OUTPUT_BUCKET": "pipe-audit", "DAS_LOG_LEVEL": "debug"}})
         src = self.kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]

@@ -1,2 +1,3 @@
 pub mod moto;
+pub mod output;
 pub mod runtime_api;

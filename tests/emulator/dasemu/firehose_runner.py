@@ -30,8 +30,7 @@ import time
 import urllib.parse
 import uuid
 
-import boto3
-
+from dasemu.clients import Clients
 from dasemu.lambda_host import FunctionHost
 
 DEFAULT_INTERVAL_CAP = 2.0
@@ -119,15 +118,7 @@ class FirehoseRunner:
         self.deliveries = {}
         self.hosts = {}
         self.lock = threading.RLock()
-        self._clients = {}
-
-    def client(self, service, region):
-        key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = boto3.client(
-                service, endpoint_url=self.endpoint, region_name=region,
-                aws_access_key_id="dasemu", aws_secret_access_key="dasemu")
-        return self._clients[key]
+        self.client = Clients(endpoint)
 
     def report(self):
         with self.lock:
@@ -260,7 +251,8 @@ class FirehoseRunner:
             return self.hosts[key], fn.role
 
     def deliver(self, state, destination, params):
-        records, state.buffer, state.buffer_bytes, state.first_at = state.buffer, [], 0, None
+        records, size = state.buffer, state.buffer_bytes
+        state.buffer, state.buffer_bytes, state.first_at = [], 0, None
         if params is None:
             self.write_ok(state, destination, [base64.b64decode(r["data"]) for r in records])
             return
@@ -273,7 +265,7 @@ class FirehoseRunner:
             return
         if not self.roles_ok(state, role):
             # AWS could not assume the roles: nothing is delivered; keep the records for later.
-            state.buffer, state.buffer_bytes, state.first_at = records, sum(len(r["data"]) for r in records), time.monotonic()
+            state.buffer, state.buffer_bytes, state.first_at = records, size, time.monotonic()
             return
         event = json.dumps({
             "invocationId": str(uuid.uuid4()), "deliveryStreamArn": state.arn,

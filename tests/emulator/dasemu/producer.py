@@ -21,13 +21,13 @@ import sys
 import threading
 import time
 
-import boto3
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fixtures", "esdk"))
 
 import das_batch  # noqa: E402
+from dasemu.clients import Clients  # noqa: E402
 import gen_fixtures as shapes  # noqa: E402  (the realistic event shapes of every engine)
 
 DATA_KEY_SECONDS = 300
@@ -110,16 +110,7 @@ class Producer:
         self.truth = []
         self.lock = threading.RLock()
         self.write_lock = threading.Lock()
-        self._clients = {}
-
-    def client(self, service, region):
-        with self.lock:
-            if (service, region) not in self._clients:
-                self._clients[(service, region)] = boto3.client(
-                    service, endpoint_url=self.endpoint, region_name=region,
-                    aws_access_key_id="dasemu", aws_secret_access_key="dasemu",
-                )
-            return self._clients[(service, region)]
+        self.client = Clients(endpoint)
 
     # Called by activity_streams when a stream starts or stops.
     def register(self, region, resource, stream_name, kms_key_arn, engine, cluster):
