@@ -28,6 +28,8 @@ pub enum PackageError {
         status: String,
         command: String,
     },
+    #[error("{0}")]
+    Invalid(String),
     #[error(
         "{path} needs GLIBC_{found}, newer than Amazon Linux 2023's GLIBC_2.34: build on an older distribution or for musl"
     )]
@@ -131,6 +133,40 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>, PackageError> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// What a Lambda zip's `bootstrap` is built for: `Ok(Some(arch))` for an ELF executable,
+/// `Ok(None)` for anything else Lambda can run (a script); an error when there is no executable
+/// `bootstrap` at the zip's root.
+pub fn bootstrap_arch(zip: &[u8]) -> Result<Option<Arch>, PackageError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip))?;
+    let mut entry = archive.by_name("bootstrap").map_err(|_| {
+        PackageError::Invalid("no file named bootstrap at the root of the zip".into())
+    })?;
+    if entry.unix_mode().is_some_and(|m| m & 0o111 == 0) {
+        return Err(PackageError::Invalid(
+            "bootstrap is not executable (Lambda needs mode 0755)".into(),
+        ));
+    }
+    let mut head = [0u8; 20];
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = std::io::Read::read(&mut entry, &mut head[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    if filled < head.len() || &head[..4] != b"\x7fELF" {
+        return Ok(None);
+    }
+    match u16::from_le_bytes([head[18], head[19]]) {
+        62 => Ok(Some(Arch::X86_64)),
+        183 => Ok(Some(Arch::Arm64)),
+        other => Err(PackageError::Invalid(format!(
+            "bootstrap is an ELF binary for machine {other}, neither x86_64 nor arm64"
+        ))),
+    }
+}
+
 /// Lambda's `CodeSha256` of a zip: base64 of its SHA-256.
 pub fn code_sha256(zip: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(zip))
@@ -164,6 +200,39 @@ mod tests {
             code_sha256(&zip),
             code_sha256(&zip_bootstrap(b"other").unwrap())
         );
+    }
+
+    #[test]
+    fn the_bootstrap_says_which_architecture_it_is_for() {
+        let elf = |machine: u16| {
+            let mut b = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0".to_vec();
+            b.extend_from_slice(&machine.to_le_bytes());
+            b.extend_from_slice(&[0; 40]);
+            b
+        };
+        let arch = |bytes: &[u8]| bootstrap_arch(&zip_bootstrap(bytes).unwrap());
+        assert_eq!(arch(&elf(62)).unwrap(), Some(Arch::X86_64));
+        assert_eq!(arch(&elf(183)).unwrap(), Some(Arch::Arm64));
+        assert_eq!(arch(b"#!/bin/sh\necho hi\n").unwrap(), None);
+        assert!(
+            arch(&elf(40))
+                .unwrap_err()
+                .to_string()
+                .contains("machine 40")
+        );
+        let mut other = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        other
+            .start_file("main", SimpleFileOptions::default())
+            .unwrap();
+        other.write_all(b"x").unwrap();
+        let other = other.finish().unwrap().into_inner();
+        assert!(
+            bootstrap_arch(&other)
+                .unwrap_err()
+                .to_string()
+                .contains("no file named bootstrap")
+        );
+        assert!(bootstrap_arch(b"not a zip").is_err());
     }
 
     #[test]

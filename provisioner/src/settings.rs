@@ -164,7 +164,16 @@ fn check_prefix(prefix: &str) -> Result<String, SettingsError> {
             "Firehose expressions are not used here: the processor names the folders",
         ));
     }
-    normalize_prefix(prefix).map_err(bad)
+    let normalized = normalize_prefix(prefix).map_err(bad)?;
+    if crate::desired::RESERVED_PREFIXES
+        .iter()
+        .any(|r| normalized.starts_with(r))
+    {
+        return Err(bad(
+            "firehose/ and errors/ are where Firehose writes its own output and failed records",
+        ));
+    }
+    Ok(normalized)
 }
 
 #[cfg(test)]
@@ -218,7 +227,7 @@ mod tests {
 
     #[test]
     fn bad_flags_are_refused_before_any_call_naming_the_flag() {
-        let cases: [(&[&str], &str); 9] = [
+        let cases: [(&[&str], &str); 10] = [
             (
                 &["--cluster", "demo", "--include", "DDL,READS"],
                 "--include: unknown category \"READS\"",
@@ -240,6 +249,10 @@ mod tests {
                 "IP address",
             ),
             (&["--cluster", "demo", "--prefix", "/x"], "--prefix \"/x\""),
+            (
+                &["--cluster", "demo", "--prefix", "errors/a"],
+                "Firehose writes",
+            ),
             (&["--instance", "ora1", "--mode", "sync"], "--mode sync"),
             (
                 &["--cluster", "demo", "--lambda-zip", "/nonexistent/x.zip"],

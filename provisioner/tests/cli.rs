@@ -97,16 +97,76 @@ fn usage_errors_exit_2_and_name_the_problem() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `das-setup` with no AWS configuration from this machine leaking in.
+fn isolated(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_das-setup"));
+    cmd.args(args);
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_CONFIG_FILE", "/nonexistent/das-setup-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/das-setup-test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
-fn unimplemented_commands_fail_loudly_and_change_nothing() {
-    let out = das_setup(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--endpoint-url",
-        "http://127.0.0.1:9",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
-    assert!(out.stdout.is_empty());
+fn up_refuses_before_any_change_when_aws_cannot_be_reached() {
+    let out = isolated(
+        &["up", "--cluster", "demo", "--lambda-zip", "Cargo.toml"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no AWS region"), "{err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+
+    let out = isolated(
+        &[
+            "up",
+            "--cluster",
+            "demo",
+            "--region",
+            "eu-west-1",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--output",
+            "json",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sts:GetCallerIdentity"), "{err}");
+    // --output json: stdout is one JSON document, even for a refusal.
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["applied"], false);
+    assert!(
+        doc["error"].as_str().unwrap().contains("credentials"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn down_and_status_are_not_implemented_yet_and_say_so() {
+    for command in ["down", "status"] {
+        let out = das_setup(&[command, "--cluster", "demo"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+        assert!(out.stdout.is_empty());
+    }
 }

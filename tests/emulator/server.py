@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dasemu import activity_streams  # noqa: E402
+from dasemu import activity_streams, moto_fixes  # noqa: E402
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
@@ -48,6 +48,7 @@ def main(argv):
 
     producer = Producer(endpoint, activity_streams.status_of, args.trickle, args.heartbeat)
     activity_streams.install(args.activity_stream_delay, producer)
+    moto_fixes.install()
     runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

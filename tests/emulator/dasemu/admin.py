@@ -6,9 +6,15 @@
   GET  /_dasemu/truth[?stream=NAME]         every record written: events, kind, damage, sequence
   POST /_dasemu/producer  {"trickle_per_second": 0, "heartbeat_seconds": 5}
   GET  /_dasemu/firehose                    what the Firehose runner did (invocations, errors)
+  GET  /_dasemu/calls[?app=NAME]            every AWS API call served, in order: service hint,
+                          operation, whether it changes anything, and the caller's app name
+                          (the SDK's `app/NAME` user-agent part: das-setup sends `das-setup`)
 """
 
+import io
 import json
+import re
+import threading
 from urllib.parse import parse_qs
 
 PREFIX = "/_dasemu/"
@@ -19,10 +25,13 @@ class Admin:
         self.app = app
         self.producer = producer
         self.runner = runner
+        self.calls = []
+        self.calls_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIX):
+            self.record(environ, path)
             return self.app(environ, start_response)
         try:
             status, body = self.route(environ, path[len(PREFIX):])
@@ -53,9 +62,41 @@ class Admin:
         if name == "producer" and method == "POST":
             body = self.body(environ)
             return 200, self.producer.configure(body.get("trickle_per_second"), body.get("heartbeat_seconds"))
+        if name == "calls" and method == "GET":
+            app = query.get("app", [None])[0]
+            with self.calls_lock:
+                calls = [c for c in self.calls if app in (None, c["app"])]
+            return 200, {"calls": calls}
         if name == "firehose" and method == "GET" and self.runner is not None:
             return 200, self.runner.report()
         return 404, {"error": f"no such emulator endpoint: {method} {PREFIX}{name}"}
+
+    def record(self, environ, path):
+        """Notes one AWS API call: its operation and whether it can change anything."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        op = target.rsplit(".", 1)[-1] if target else None
+        if op is None:
+            action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+            if not action and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+                # Query-protocol APIs (IAM, RDS, STS) put the action in the form body: read it and
+                # hand moto an identical stream.
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length)
+                environ["wsgi.input"] = io.BytesIO(body)
+                action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+            op = action[0] if action else None
+        if op is not None:
+            mutating = not re.match(r"(Describe|Get|List|Head|BatchGet)", op)
+        else:
+            # REST APIs (S3, Lambda): reads are GET and HEAD.
+            op = f"{method} {path}"
+            mutating = method not in ("GET", "HEAD")
+        agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
+        app = re.search(r"(?:^|\s)app/([^\s]+)", agent)
+        with self.calls_lock:
+            self.calls.append({"op": op, "mutating": mutating, "app": app.group(1) if app else None,
+                               "host": environ.get("HTTP_HOST", "")})
 
     @staticmethod
     def body(environ):

@@ -1,0 +1,391 @@
+//! What the pipeline should look like for one database: every name, ARN, setting and rendered
+//! policy document `up` converges to. Pure: computed from the settings, the caller's account,
+//! the database and the key, before anything is read or changed.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::cli::{Arch, StreamMode};
+use crate::naming::{Names, TargetKind, tags};
+use crate::policy::{self, PolicyError, Template, Values};
+use crate::settings::UpSettings;
+
+/// The processor function.
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+/// Peak RSS is under 20 MiB; 256 MB buys CPU (Lambda scales CPU with memory) for decrypting
+/// and compressing full 6 MB batches quickly.
+pub const MEMORY_MB: i32 = 256;
+/// A full batch takes well under a second; 2 minutes leaves room for KMS and S3 retries while
+/// staying inside Firehose's 5-minute invocation limit.
+pub const TIMEOUT_SECONDS: i32 = 120;
+/// Log groups of the function and the delivery stream (CloudWatch accepts fixed values only).
+pub const LOG_RETENTION_DAYS: i32 = 30;
+
+/// Firehose's own output: only used with `DAS_FIREHOSE_OUTPUT=events`; by default the
+/// processor writes the events itself and answers `Dropped`.
+pub const FIREHOSE_PREFIX: &str = "firehose/!{timestamp:yyyy/MM/dd}/";
+/// Records the processor could not process (`processing-failed`) or Firehose could not deliver.
+pub const ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/";
+/// The folders Firehose writes; `--prefix` must stay clear of them.
+pub const RESERVED_PREFIXES: [&str; 2] = ["firehose/", "errors/"];
+/// Lambda buffering: up to 3 MB of encrypted records per invocation (the response stays small:
+/// the processor writes to S3 itself), at least once a minute.
+pub const PROCESSOR_BUFFER_MB: i32 = 3;
+pub const PROCESSOR_BUFFER_SECONDS: i32 = 60;
+pub const PROCESSOR_RETRIES: i32 = 3;
+pub const S3_BUFFER_MB: i32 = 5;
+pub const S3_BUFFER_SECONDS: i32 = 60;
+/// Lifecycle rule id das-setup owns in the bucket (other rules are kept).
+pub const LIFECYCLE_RULE_ID: &str = "das-setup-retention";
+pub const ABORT_INCOMPLETE_UPLOADS_DAYS: i32 = 7;
+
+/// Who is deploying, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub partition: String,
+    pub region: String,
+}
+
+impl Identity {
+    /// From STS `GetCallerIdentity`'s account and ARN (`arn:<partition>:...`).
+    pub fn new(account: &str, caller_arn: &str, region: &str) -> Self {
+        let partition = caller_arn
+            .strip_prefix("arn:")
+            .and_then(|rest| rest.split(':').next())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("aws");
+        Self {
+            account: account.to_owned(),
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+        }
+    }
+}
+
+/// The database as RDS describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    pub kind: TargetKind,
+    pub id: String,
+    pub arn: String,
+    /// `cluster-...` / `db-...`: names the Kinesis stream and the KMS encryption context.
+    pub resource_id: String,
+    pub engine: String,
+    /// `available`, `creating` ...
+    pub status: String,
+    /// Instances in the cluster (1 for an instance).
+    pub members: usize,
+    pub stream: StreamState,
+}
+
+/// The activity stream part of `DescribeDBClusters` / `DescribeDBInstances`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamState {
+    /// Lower case: `stopped`, `starting`, `started`, `stopping`.
+    pub status: String,
+    pub kinesis_stream: Option<String>,
+    pub kms_key: Option<String>,
+    /// Lower case: `async`, `sync`.
+    pub mode: Option<String>,
+}
+
+impl Database {
+    /// The encryption context key DAS uses with KMS for this kind of database.
+    pub fn context_key(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Cluster => "aws:rds:dbc-id",
+            TargetKind::Instance => "aws:rds:db-id",
+        }
+    }
+}
+
+pub fn mode_name(mode: StreamMode) -> &'static str {
+    match mode {
+        StreamMode::Async => "async",
+        StreamMode::Sync => "sync",
+    }
+}
+
+pub fn arch_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86_64",
+        Arch::Arm64 => "arm64",
+    }
+}
+
+/// The processor function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub role_arn: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub arch: String,
+    pub environment: BTreeMap<String, String>,
+    pub code_sha256: String,
+}
+
+/// The delivery stream's configuration (Kinesis source, Lambda processor, S3 destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySpec {
+    pub source_stream_arn: String,
+    pub role_arn: String,
+    pub bucket_arn: String,
+    pub prefix: String,
+    pub error_prefix: String,
+    pub buffer_mb: i32,
+    pub buffer_seconds: i32,
+    pub lambda_arn: String,
+    pub processor_buffer_mb: i32,
+    pub processor_buffer_seconds: i32,
+    pub processor_retries: i32,
+    pub log_group: String,
+    pub log_stream: String,
+}
+
+/// Every rendered policy document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Documents {
+    pub processor_trust: Value,
+    pub processor_policy: Value,
+    pub firehose_trust: Value,
+    pub firehose_policy: Value,
+    pub bucket_policy: Value,
+    /// Only used when das-setup creates the key.
+    pub key_policy: Value,
+}
+
+/// The whole target state.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub identity: Identity,
+    pub database: Database,
+    pub names: Names,
+    pub tags: BTreeMap<String, String>,
+    pub mode: String,
+    pub key_arn: String,
+    /// True when the key does not exist yet: `key_arn` is a stand-in until `up` creates it.
+    pub key_pending: bool,
+    pub bucket: String,
+    pub prefix: String,
+    pub retention_days: Option<u32>,
+    pub stream_name: String,
+    pub processor_role_arn: String,
+    pub firehose_role_arn: String,
+    pub function_arn: String,
+    pub documents: Documents,
+    pub function: FunctionSpec,
+    pub delivery: DeliverySpec,
+    /// The placeholder values the documents were rendered with.
+    values: Values,
+}
+
+/// Stand-in for a key `up` has yet to create (plans and dry runs only).
+pub const PENDING_KEY_ID: &str = "<created-by-this-run>";
+
+impl Desired {
+    /// `key_arn`: the key's ARN, or `None` when `up` is going to create it.
+    pub fn new(
+        settings: &UpSettings,
+        identity: &Identity,
+        database: &Database,
+        key_arn: Option<&str>,
+        code_sha256: &str,
+    ) -> Result<Self, PolicyError> {
+        let Identity {
+            account,
+            partition,
+            region,
+        } = identity;
+        let names = Names::new(&settings.target, account, region);
+        let bucket = settings
+            .bucket
+            .clone()
+            .unwrap_or_else(|| names.bucket.clone());
+        let key_pending = key_arn.is_none();
+        let key_arn = key_arn.map_or_else(
+            || format!("arn:{partition}:kms:{region}:{account}:key/{PENDING_KEY_ID}"),
+            str::to_owned,
+        );
+        let stream_name = format!("aws-rds-das-{}", database.resource_id);
+        let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");
+        let function_arn = format!(
+            "arn:{partition}:lambda:{region}:{account}:function:{}",
+            names.function
+        );
+        let values: Values = [
+            ("ACCOUNT_ID", account.clone()),
+            ("PARTITION", partition.clone()),
+            ("REGION", region.clone()),
+            ("BUCKET", bucket.clone()),
+            ("PREFIX", settings.prefix.clone()),
+            ("DAS_KMS_KEY_ARN", key_arn.clone()),
+            ("ENCRYPTION_CONTEXT_KEY", database.context_key().to_owned()),
+            ("RESOURCE_ID", database.resource_id.clone()),
+            ("DAS_STREAM_NAME", stream_name.clone()),
+            ("FUNCTION_NAME", names.function.clone()),
+            ("LAMBDA_LOG_GROUP", names.lambda_log_group.clone()),
+            ("FIREHOSE_LOG_GROUP", names.firehose_log_group.clone()),
+            ("FIREHOSE_LOG_STREAM", names.firehose_log_stream.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let documents = Documents {
+            processor_trust: policy::render(Template::LambdaTrust, &values)?,
+            processor_policy: policy::render(Template::LambdaExec, &values)?,
+            firehose_trust: policy::render(Template::FirehoseTrust, &values)?,
+            firehose_policy: policy::render(Template::FirehoseDelivery, &values)?,
+            bucket_policy: policy::render(Template::BucketPolicy, &values)?,
+            key_policy: policy::render(Template::KeyPolicy, &values)?,
+        };
+        let processor_role_arn = role_arn(&names.processor_role);
+        let firehose_role_arn = role_arn(&names.firehose_role);
+        let bucket_arn = format!("arn:{partition}:s3:::{bucket}");
+        let function = FunctionSpec {
+            role_arn: processor_role_arn.clone(),
+            runtime: RUNTIME.to_owned(),
+            handler: HANDLER.to_owned(),
+            memory_mb: MEMORY_MB,
+            timeout_seconds: TIMEOUT_SECONDS,
+            arch: arch_name(settings.arch).to_owned(),
+            environment: settings.lambda_environment(&bucket),
+            code_sha256: code_sha256.to_owned(),
+        };
+        let delivery = DeliverySpec {
+            source_stream_arn: format!(
+                "arn:{partition}:kinesis:{region}:{account}:stream/{stream_name}"
+            ),
+            role_arn: firehose_role_arn.clone(),
+            bucket_arn,
+            prefix: FIREHOSE_PREFIX.to_owned(),
+            error_prefix: ERROR_PREFIX.to_owned(),
+            buffer_mb: S3_BUFFER_MB,
+            buffer_seconds: S3_BUFFER_SECONDS,
+            lambda_arn: function_arn.clone(),
+            processor_buffer_mb: PROCESSOR_BUFFER_MB,
+            processor_buffer_seconds: PROCESSOR_BUFFER_SECONDS,
+            processor_retries: PROCESSOR_RETRIES,
+            log_group: names.firehose_log_group.clone(),
+            log_stream: names.firehose_log_stream.clone(),
+        };
+        Ok(Self {
+            identity: identity.clone(),
+            database: database.clone(),
+            tags: tags(&settings.target)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            mode: mode_name(settings.mode).to_owned(),
+            key_arn,
+            key_pending,
+            bucket,
+            prefix: settings.prefix.clone(),
+            retention_days: settings.retention_days,
+            stream_name,
+            processor_role_arn,
+            firehose_role_arn,
+            function_arn,
+            documents,
+            function,
+            delivery,
+            names,
+            values,
+        })
+    }
+
+    /// The key `up` has just created: the processor's policy names it.
+    pub fn set_key_arn(&mut self, arn: &str) -> Result<(), PolicyError> {
+        self.values.insert("DAS_KMS_KEY_ARN", arn.to_owned());
+        self.documents.processor_policy = policy::render(Template::LambdaExec, &self.values)?;
+        self.key_arn = arn.to_owned();
+        self.key_pending = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser as _;
+
+    pub(crate) fn settings(args: &[&str]) -> UpSettings {
+        let cli = Cli::try_parse_from(["das-setup", "up"].iter().chain(args)).unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        UpSettings::from_args(&up).unwrap()
+    }
+
+    pub(crate) fn database() -> Database {
+        Database {
+            kind: TargetKind::Cluster,
+            id: "demo".into(),
+            arn: "arn:aws:rds:eu-west-1:123456789012:cluster:demo".into(),
+            resource_id: "cluster-ABCDEFGHIJKL".into(),
+            engine: "aurora-postgresql".into(),
+            status: "available".into(),
+            members: 1,
+            stream: StreamState {
+                status: "stopped".into(),
+                ..StreamState::default()
+            },
+        }
+    }
+
+    #[test]
+    fn identity_takes_the_partition_from_the_caller() {
+        let id = Identity::new("1", "arn:aws-cn:sts::1:assumed-role/r/s", "cn-north-1");
+        assert_eq!(id.partition, "aws-cn");
+        assert_eq!(Identity::new("1", "weird", "r").partition, "aws");
+    }
+
+    #[test]
+    fn the_processor_may_decrypt_only_this_databases_keys_and_write_only_under_the_prefix() {
+        let identity = Identity::new(
+            "123456789012",
+            "arn:aws:iam::123456789012:user/u",
+            "eu-west-1",
+        );
+        let d = Desired::new(
+            &settings(&["--cluster", "demo", "--include", "DDL"]),
+            &identity,
+            &database(),
+            Some("arn:aws:kms:eu-west-1:123456789012:key/k-1"),
+            "sha",
+        )
+        .unwrap();
+        let text = d.documents.processor_policy.to_string();
+        assert!(
+            text.contains(r#""kms:EncryptionContext:aws:rds:dbc-id":"cluster-ABCDEFGHIJKL""#),
+            "{text}"
+        );
+        assert!(text.contains("key/k-1"));
+        assert!(text.contains(&format!("{}/parsed/*", d.bucket)));
+        assert_eq!(d.stream_name, "aws-rds-das-cluster-ABCDEFGHIJKL");
+        assert_eq!(
+            d.delivery.source_stream_arn,
+            "arn:aws:kinesis:eu-west-1:123456789012:stream/aws-rds-das-cluster-ABCDEFGHIJKL"
+        );
+        assert_eq!(d.function.environment["DAS_INCLUDE_CATEGORIES"], "DDL");
+        assert_eq!(d.function.environment["DAS_OUTPUT_BUCKET"], d.bucket);
+        assert_eq!(d.function.arch, "arm64");
+        assert!(!d.key_pending);
+        assert_eq!(d.tags["das-setup:cluster"], "demo");
+
+        let pending = Desired::new(
+            &settings(&["--cluster", "demo"]),
+            &identity,
+            &database(),
+            None,
+            "sha",
+        )
+        .unwrap();
+        assert!(pending.key_pending);
+        assert!(pending.key_arn.ends_with(PENDING_KEY_ID));
+    }
+}

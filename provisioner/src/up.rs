@@ -1,0 +1,579 @@
+//! `das-setup up`: check everything that can be checked before changing anything, observe,
+//! plan, print the plan, then apply it.
+//!
+//! Exit codes: 0 done (or nothing to do, or a dry run); 1 failed while applying (some changes
+//! may have been made: running `up` again converges); 2 refused before any change (bad flags,
+//! unknown database, engine or mode not supported, KMS key not usable, bucket name taken,
+//! a missing permission to read, no confirmation); 130 interrupted.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::apply::{self, ApplyError};
+use crate::aws::{AwsError, Clients};
+use crate::cli::{GlobalArgs, OutputFormat, StreamMode, UpArgs};
+use crate::desired::{Database, Desired, Identity, arch_name, mode_name};
+use crate::naming::{Names, TargetKind};
+use crate::observe::{self, BucketState};
+use crate::package;
+use crate::plan::{self, Plan};
+use crate::progress::{Progress, seconds};
+use crate::settings::{KeyChoice, UpSettings};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_REFUSED: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Why `up` stopped before changing anything.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Message(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+fn refuse(text: impl Into<String>) -> Refusal {
+    Refusal::Message(text.into())
+}
+
+/// Everything decided before the plan.
+struct Prepared {
+    identity: Identity,
+    database: Database,
+    desired: Desired,
+    zip: Vec<u8>,
+}
+
+pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
+    let json_out = global.output == OutputFormat::Json;
+    let progress = Progress::new(false);
+    let settings = match UpSettings::from_args(args) {
+        Ok(s) => s,
+        Err(e) => return report_refusal(json_out, &progress, &refuse(e.to_string())),
+    };
+    let clients = Clients::load(global).await;
+    let prepared = match prepare(&clients, &settings, &progress).await {
+        Ok(p) => p,
+        Err(e) => return report_refusal(json_out, &progress, &e),
+    };
+    let Prepared {
+        identity,
+        database,
+        desired,
+        zip,
+    } = prepared;
+
+    let step = progress.begin("reading the current state", false);
+    let observed = match observe::everything(&clients, &desired).await {
+        Ok(o) => o,
+        Err(e) => return report_refusal(json_out, &progress, &Refusal::Aws(e)),
+    };
+    drop(step);
+    if observed.bucket == BucketState::Foreign {
+        return report_refusal(
+            json_out,
+            &progress,
+            &refuse(format!(
+                "bucket {} exists and this account may not use it (another account owns the name, or a bucket policy denies you); choose another with --bucket",
+                desired.bucket
+            )),
+        );
+    }
+    let plan = plan::diff(&desired, &observed);
+    let header = format!(
+        "das-setup up: {} {} ({}, {}) in {}, account {}",
+        kind_word(database.kind),
+        database.id,
+        database.engine,
+        database.resource_id,
+        identity.region,
+        identity.account
+    );
+    let changed = plan.changed();
+
+    if !json_out {
+        println!("{header}\n{}", plan::to_text(&plan));
+    }
+    if settings.dry_run || changed == 0 {
+        if !json_out {
+            println!(
+                "{}",
+                if settings.dry_run {
+                    "Dry run: nothing was changed."
+                } else {
+                    "Nothing to change."
+                }
+            );
+        }
+        progress.finish();
+        emit_json(
+            json_out,
+            &document(&desired, &plan, settings.dry_run, false, 0, &progress, &[]),
+        );
+        return EXIT_OK;
+    }
+    if !settings.yes {
+        match confirm(changed) {
+            Ok(true) => {}
+            Ok(false) => {
+                progress.finish();
+                eprintln!("das-setup up: not confirmed; nothing was changed");
+                emit_json(
+                    json_out,
+                    &json!({"command": "up", "applied": false, "error": "not confirmed"}),
+                );
+                return EXIT_REFUSED;
+            }
+            Err(e) => return report_refusal(json_out, &progress, &e),
+        }
+    }
+
+    let (report, errors) =
+        apply::apply(&clients, &desired, &plan, &observed, &zip, &progress).await;
+    progress.finish();
+    let doc = document(
+        &desired,
+        &plan,
+        false,
+        errors.is_empty(),
+        report.mutating_calls,
+        &progress,
+        &errors,
+    );
+    emit_json(json_out, &doc);
+    if errors.is_empty() {
+        if !json_out {
+            println!(
+                "Done in {}: the activity stream of {} {} is delivered to s3://{}/{} by {}.",
+                seconds(progress.elapsed()),
+                kind_word(database.kind),
+                database.id,
+                desired.bucket,
+                desired.prefix,
+                desired.names.delivery_stream
+            );
+        }
+        EXIT_OK
+    } else {
+        eprintln!("das-setup up: {} step(s) failed:", errors.len());
+        for e in &errors {
+            eprintln!("  - {e}");
+        }
+        eprintln!(
+            "What succeeded stays in place; run `das-setup up` again with the same flags to finish."
+        );
+        EXIT_FAILED
+    }
+}
+
+async fn prepare(
+    clients: &Clients,
+    settings: &UpSettings,
+    progress: &Progress,
+) -> Result<Prepared, Refusal> {
+    let target = &settings.target;
+    let Some(region) = clients.region().map(str::to_owned) else {
+        return Err(refuse(
+            "no AWS region: pass --region, set AWS_REGION, or set one in the profile",
+        ));
+    };
+    if let Some(arn_region) = &target.region
+        && *arn_region != region
+    {
+        return Err(refuse(format!(
+            "the {} ARN is in {arn_region} but the region in use is {region}; pass --region {arn_region}",
+            kind_word(target.kind)
+        )));
+    }
+    let step = progress.begin("checking the database and the key", false);
+    let caller = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            refuse(format!(
+                "cannot find AWS credentials that work ({}); configure the standard chain (AWS_PROFILE, aws sso login, environment variables)",
+                AwsError::new("sts:GetCallerIdentity", "the caller", e)
+            ))
+        })?;
+    let identity = Identity::new(
+        caller.account().unwrap_or_default(),
+        caller.arn().unwrap_or_default(),
+        &region,
+    );
+    if let Some(account) = &target.account
+        && *account != identity.account
+    {
+        return Err(refuse(format!(
+            "the {} ARN is in account {account} but the credentials are for account {}",
+            kind_word(target.kind),
+            identity.account
+        )));
+    }
+    let database = observe::database(clients, target).await?.ok_or_else(|| {
+        refuse(format!(
+            "no DB {} named {:?} in {region} (account {}); check --{} and --region",
+            kind_word(target.kind),
+            target.id,
+            identity.account,
+            kind_word(target.kind)
+        ))
+    })?;
+    check_database(&database, settings.mode)?;
+    let key_arn = resolve_key(clients, settings, &database, &identity).await?;
+    drop(step);
+
+    let zip = processor_zip(settings, progress)?;
+    let code_sha256 = package::code_sha256(&zip);
+    let desired = Desired::new(
+        settings,
+        &identity,
+        &database,
+        key_arn.as_deref(),
+        &code_sha256,
+    )
+    .map_err(|e| refuse(e.to_string()))?;
+    Ok(Prepared {
+        identity,
+        database,
+        desired,
+        zip,
+    })
+}
+
+/// Engines and modes with activity streams, per the RDS documentation.
+fn check_database(db: &Database, mode: StreamMode) -> Result<(), Refusal> {
+    let engine = db.engine.as_str();
+    let supported = match db.kind {
+        TargetKind::Cluster => engine == "aurora-postgresql" || engine == "aurora-mysql",
+        TargetKind::Instance => engine.starts_with("oracle") || engine.starts_with("sqlserver"),
+    };
+    if !supported {
+        let hint = match db.kind {
+            TargetKind::Cluster => {
+                "activity streams exist for Aurora PostgreSQL and Aurora MySQL clusters, and for RDS for Oracle and SQL Server instances (--instance)"
+            }
+            TargetKind::Instance => {
+                "instance streams exist for RDS for Oracle and SQL Server; for Aurora, pass the cluster with --cluster"
+            }
+        };
+        return Err(refuse(format!(
+            "{} {} runs {engine:?}: {hint}",
+            kind_word(db.kind),
+            db.id
+        )));
+    }
+    if mode == StreamMode::Sync && engine != "aurora-postgresql" {
+        return Err(refuse(format!(
+            "--mode sync is supported on Aurora PostgreSQL only; {} {} runs {engine}: use --mode async",
+            kind_word(db.kind),
+            db.id
+        )));
+    }
+    if db.kind == TargetKind::Cluster && db.members == 0 {
+        return Err(refuse(format!(
+            "cluster {} has no DB instance: an activity stream needs at least one (add an instance, then run up again)",
+            db.id
+        )));
+    }
+    if db.resource_id.is_empty() || db.arn.is_empty() {
+        return Err(refuse(format!(
+            "RDS described {} {} without its ARN or resource id",
+            kind_word(db.kind),
+            db.id
+        )));
+    }
+    let stream = &db.stream;
+    if matches!(stream.status.as_str(), "started" | "starting")
+        && let Some(current) = &stream.mode
+        && current != mode_name(mode)
+    {
+        return Err(refuse(format!(
+            "the activity stream of {} {} is already {} in {current} mode; changing the mode means stopping it first (das-setup down), which loses nothing stored but pauses auditing",
+            kind_word(db.kind),
+            db.id,
+            stream.status
+        )));
+    }
+    Ok(())
+}
+
+/// The key's ARN, or `None` when `up` will create it.
+async fn resolve_key(
+    clients: &Clients,
+    settings: &UpSettings,
+    db: &Database,
+    identity: &Identity,
+) -> Result<Option<String>, Refusal> {
+    let usable = |key: &observe::KeyState, named: &str| -> Result<(), Refusal> {
+        if key.state != "Enabled" {
+            return Err(refuse(format!(
+                "KMS key {named} is {} (it must be Enabled)",
+                key.state
+            )));
+        }
+        if !key.customer_managed || !key.symmetric {
+            return Err(refuse(format!(
+                "KMS key {named} must be a symmetric customer-managed key (activity streams refuse AWS-managed and asymmetric keys)"
+            )));
+        }
+        Ok(())
+    };
+    let describe = |name: String| async move {
+        match observe::key(clients, &name).await {
+            Ok(Some(k)) => Ok(Some(k)),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_access_denied() => Err(refuse(format!(
+                "KMS key {name} is not accessible to this principal ({e}); the deploying principal needs kms:DescribeKey and kms:CreateGrant on it"
+            ))),
+            Err(e) => Err(Refusal::Aws(e)),
+        }
+    };
+    // A stream that runs already has its key: the processor must be allowed that one.
+    if matches!(db.stream.status.as_str(), "started" | "starting")
+        && let Some(in_use) = &db.stream.kms_key
+    {
+        let key = describe(in_use.clone()).await?.ok_or_else(|| {
+            refuse(format!(
+                "the activity stream's KMS key {in_use} cannot be found"
+            ))
+        })?;
+        if let KeyChoice::Existing(asked) = &settings.key {
+            let wanted = describe(asked.clone()).await?;
+            if wanted.as_ref().map(|k| &k.arn) != Some(&key.arn) {
+                return Err(refuse(format!(
+                    "the activity stream of {} {} already uses KMS key {}; --kms-key {asked} differs (stop the stream with das-setup down to change keys)",
+                    kind_word(db.kind),
+                    db.id,
+                    key.arn
+                )));
+            }
+        }
+        return Ok(Some(key.arn));
+    }
+    match &settings.key {
+        KeyChoice::Existing(name) => {
+            let key = describe(name.clone()).await?.ok_or_else(|| {
+                refuse(format!("KMS key {name} not found in {}", identity.region))
+            })?;
+            usable(&key, name)?;
+            Ok(Some(key.arn))
+        }
+        KeyChoice::Create => {
+            let alias = Names::new(&settings.target, &identity.account, &identity.region).key_alias;
+            match describe(alias.clone()).await? {
+                Some(key) => {
+                    usable(&key, &alias)?;
+                    Ok(Some(key.arn))
+                }
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// The processor zip: `--lambda-zip`, or built from the source tree this binary came from.
+fn processor_zip(settings: &UpSettings, progress: &Progress) -> Result<Vec<u8>, Refusal> {
+    let zip = match &settings.lambda_zip {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| refuse(format!("--lambda-zip {}: {e}", path.display())))?,
+        None => {
+            let workspace = source_tree().ok_or_else(|| {
+                refuse(
+                    "this das-setup was not run from its source tree, so it cannot build the processor: pass --lambda-zip with a prebuilt zip",
+                )
+            })?;
+            let step = progress.begin(
+                format!(
+                    "building the processor for {} (cargo build --release)",
+                    arch_name(settings.arch)
+                ),
+                true,
+            );
+            let binary =
+                package::build(settings.arch, &workspace).map_err(|e| refuse(e.to_string()))?;
+            let bytes =
+                std::fs::read(&binary).map_err(|e| refuse(format!("{}: {e}", binary.display())))?;
+            package::check_glibc(&binary, &bytes).map_err(|e| refuse(e.to_string()))?;
+            let zip = package::zip_bootstrap(&bytes).map_err(|e| refuse(e.to_string()))?;
+            step.done(&format!(
+                "built the processor for {} ({:.2} MB zipped)",
+                arch_name(settings.arch),
+                zip.len() as f64 / 1e6
+            ));
+            zip
+        }
+    };
+    let what = settings.lambda_zip.as_ref().map_or_else(
+        || "the built zip".to_owned(),
+        |p| format!("--lambda-zip {}", p.display()),
+    );
+    match package::bootstrap_arch(&zip) {
+        Ok(Some(arch)) if arch != settings.arch => Err(refuse(format!(
+            "{what}: bootstrap is built for {}, but the function's architecture is {}; pass --arch {}",
+            arch_name(arch),
+            arch_name(settings.arch),
+            arch_name(arch)
+        ))),
+        Ok(_) => Ok(zip),
+        Err(e) => Err(refuse(format!("{what}: {e}"))),
+    }
+}
+
+/// The workspace this binary was built from, if it is still there.
+fn source_tree() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    root.join("processor")
+        .join("Cargo.toml")
+        .is_file()
+        .then(|| root.to_path_buf())
+}
+
+fn confirm(changed: usize) -> Result<bool, Refusal> {
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse(format!(
+            "{changed} resource(s) would change and stdin is not a terminal to confirm: pass --yes (or --dry-run to look only)"
+        )));
+    }
+    eprint!("Apply these changes to {changed} resource(s)? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| refuse(format!("reading the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn document(
+    d: &Desired,
+    plan: &Plan,
+    dry_run: bool,
+    applied: bool,
+    mutating_calls: usize,
+    progress: &Progress,
+    errors: &[ApplyError],
+) -> Value {
+    json!({
+        "command": "up",
+        "target": {
+            "kind": kind_word(d.database.kind),
+            "id": d.database.id,
+            "arn": d.database.arn,
+            "resourceId": d.database.resource_id,
+            "engine": d.database.engine,
+        },
+        "account": d.identity.account,
+        "region": d.identity.region,
+        "dryRun": dry_run,
+        "changes": plan.changed(),
+        "plan": plan::to_json(plan, d),
+        "applied": applied,
+        "mutatingCalls": mutating_calls,
+        "elapsedSeconds": (progress.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "bucket": d.bucket,
+        "prefix": d.prefix,
+        "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+fn emit_json(json_out: bool, doc: &Value) {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string())
+        );
+    }
+}
+
+fn report_refusal(json_out: bool, progress: &Progress, e: &Refusal) -> u8 {
+    progress.finish();
+    eprintln!("das-setup up: {e}");
+    eprintln!("Nothing was changed.");
+    emit_json(
+        json_out,
+        &json!({"command": "up", "applied": false, "changes": 0, "error": e.to_string()}),
+    );
+    EXIT_REFUSED
+}
+
+fn kind_word(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Cluster => "cluster",
+        TargetKind::Instance => "instance",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::StreamState;
+
+    fn db(kind: TargetKind, engine: &str, members: usize) -> Database {
+        Database {
+            kind,
+            id: "x".into(),
+            arn: "arn:aws:rds:r:1:cluster:x".into(),
+            resource_id: "cluster-X".into(),
+            engine: engine.into(),
+            status: "available".into(),
+            members,
+            stream: StreamState {
+                status: "stopped".into(),
+                ..StreamState::default()
+            },
+        }
+    }
+
+    #[test]
+    fn unsupported_engines_modes_and_empty_clusters_are_refused_naming_why() {
+        let ok = [
+            (TargetKind::Cluster, "aurora-postgresql", StreamMode::Sync),
+            (TargetKind::Cluster, "aurora-mysql", StreamMode::Async),
+            (TargetKind::Instance, "oracle-ee", StreamMode::Async),
+            (TargetKind::Instance, "sqlserver-se", StreamMode::Async),
+        ];
+        for (kind, engine, mode) in ok {
+            check_database(&db(kind, engine, 1), mode).unwrap();
+        }
+        let refused = [
+            (
+                db(TargetKind::Cluster, "aurora-mysql", 1),
+                StreamMode::Sync,
+                "--mode sync",
+            ),
+            (
+                db(TargetKind::Cluster, "mysql", 1),
+                StreamMode::Async,
+                "runs \"mysql\"",
+            ),
+            (
+                db(TargetKind::Instance, "postgres", 1),
+                StreamMode::Async,
+                "--cluster",
+            ),
+            (
+                db(TargetKind::Cluster, "aurora-postgresql", 0),
+                StreamMode::Async,
+                "no DB instance",
+            ),
+        ];
+        for (d, mode, needle) in refused {
+            let e = check_database(&d, mode).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        let mut started = db(TargetKind::Cluster, "aurora-postgresql", 1);
+        started.stream.status = "started".into();
+        started.stream.mode = Some("async".into());
+        let e = check_database(&started, StreamMode::Sync)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already started in async mode"), "{e}");
+        check_database(&started, StreamMode::Async).unwrap();
+    }
+}
