@@ -491,6 +491,7 @@ pub fn to_text(plan: &Plan) -> String {
     let mut out = String::new();
     for item in &plan.items {
         let (mark, detail) = match item.action() {
+            Action::Create if item.kind == Kind::ActivityStream => ("+", "start".to_owned()),
             Action::Create => ("+", "create".to_owned()),
             Action::Replace => ("±", "replace: its source changed or it failed".to_owned()),
             Action::Unchanged => ("=", "unchanged".to_owned()),

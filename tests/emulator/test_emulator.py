@@ -5,23 +5,19 @@
 
 import base64
 import gzip
-import io
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 import unittest
 import urllib.request
-import zipfile
 
-import boto3
 from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import das_batch  # noqa: E402
+from harness import Emulator, zip_bootstrap  # noqa: E402
 
 DELAY = 0.5
 
@@ -47,17 +43,6 @@ while True:
 """
 
 
-def zip_bootstrap(code):
-    """A Lambda zip: one executable `bootstrap`."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        info = zipfile.ZipInfo("bootstrap")
-        info.external_attr = 0o100755 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        z.writestr(info, code)
-    return buf.getvalue()
-
-
 def trust(service):
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
@@ -66,33 +51,17 @@ def trust(service):
 class EmulatorTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         # Through the entry points everyone uses: tests/emulator/start and stop.
-        cls.port = str(port)
-        started = subprocess.run(
-            [os.path.join(HERE, "start"), "--port", cls.port, "--activity-stream-delay", str(DELAY),
-             "--trickle", "4", "--heartbeat", "1", "--buffer-interval-cap", "1"],
-            capture_output=True, text=True, timeout=600,
-        )
-        if started.returncode != 0:
-            raise RuntimeError("tests/emulator/start failed: " + started.stderr)
-        cls.url = started.stdout.strip()
-        assert cls.url == f"http://127.0.0.1:{port}", cls.url
-        kw = dict(endpoint_url=cls.url, region_name="us-east-1",
-                  aws_access_key_id="testing", aws_secret_access_key="testing")
-        cls.rds = boto3.client("rds", **kw)
-        cls.kms = boto3.client("kms", **kw)
-        cls.kinesis = boto3.client("kinesis", **kw)
-        cls.s3 = boto3.client("s3", **kw)
-        cls.iam = boto3.client("iam", **kw)
-        cls.lam = boto3.client("lambda", **kw)
-        cls.firehose = boto3.client("firehose", **kw)
+        cls.emu = Emulator.start("--activity-stream-delay", str(DELAY), "--trickle", "4",
+                                 "--heartbeat", "1", "--buffer-interval-cap", "1")
+        cls.url = cls.emu.url
+        for attr, service in [("rds", "rds"), ("kms", "kms"), ("kinesis", "kinesis"), ("s3", "s3"),
+                              ("iam", "iam"), ("lam", "lambda"), ("firehose", "firehose")]:
+            setattr(cls, attr, cls.emu.client(service, "us-east-1"))
 
     @classmethod
     def tearDownClass(cls):
-        subprocess.run([os.path.join(HERE, "stop"), "--port", cls.port], check=True, timeout=60)
+        cls.emu.stop()
 
     def cluster(self, name, engine="aurora-postgresql"):
         return self.rds.create_db_cluster(
@@ -203,11 +172,7 @@ class EmulatorTest(unittest.TestCase):
                          Mode="async", KmsKeyId=key)
 
     def admin(self, path, body=None):
-        request = urllib.request.Request(self.url + "/_dasemu/" + path,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         method="GET" if body is None else "POST")
-        with urllib.request.urlopen(request) as r:
-            return json.loads(r.read())
+        return self.emu.admin(path, body)
 
     def started_cluster(self, name):
         cluster = self.cluster(name)

@@ -1,0 +1,98 @@
+"""For tests that need the emulator: start one on a free port through tests/emulator/start,
+talk to it with boto3 (an independent AWS client), read its admin API, stop it.
+
+    emu = Emulator.start("--activity-stream-delay", "1")
+    emu.client("s3").list_buckets()
+    emu.stop()
+"""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import urllib.request
+import zipfile
+
+import boto3
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGION = "eu-west-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def zip_bootstrap(code):
+    """A Lambda zip: one executable `bootstrap`."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o100755 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, code)
+    return buf.getvalue()
+
+
+class Emulator:
+    def __init__(self, port, url):
+        self.port = port
+        self.url = url
+        self._clients = {}
+
+    @classmethod
+    def start(cls, *options):
+        port = str(free_port())
+        # Through the entry point everyone uses.
+        started = subprocess.run([os.path.join(HERE, "start"), "--port", port, *options],
+                                 capture_output=True, text=True, timeout=600)
+        if started.returncode != 0:
+            raise RuntimeError("tests/emulator/start failed: " + started.stderr)
+        url = started.stdout.strip()
+        if url != f"http://127.0.0.1:{port}":
+            raise RuntimeError(f"tests/emulator/start printed {url!r}")
+        return cls(port, url)
+
+    def stop(self):
+        subprocess.run([os.path.join(HERE, "stop"), "--port", self.port], check=True, timeout=60)
+
+    def client(self, service, region=REGION):
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = boto3.client(
+                service, endpoint_url=self.url, region_name=region,
+                aws_access_key_id="testing", aws_secret_access_key="testing")
+        return self._clients[key]
+
+    def admin(self, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/_dasemu/{path}", data=data,
+                                         method="GET" if body is None else "POST")
+        with urllib.request.urlopen(request) as r:
+            return json.loads(r.read())
+
+    def calls(self, app=None):
+        """Every AWS call served so far (optionally only those of one SDK app name)."""
+        return self.admin("calls" + (f"?app={app}" if app else ""))["calls"]
+
+    def env(self):
+        """Environment for a program that should talk to this emulator as if it were AWS."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(CREDENTIALS, AWS_ENDPOINT_URL=self.url, AWS_REGION=REGION,
+                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                   AWS_EC2_METADATA_DISABLED="true")
+        return env
+
+    def cluster(self, name, engine="aurora-postgresql", instances=1):
+        """An Aurora cluster with its instances, as `das-setup up` finds it."""
+        rds = self.client("rds")
+        cluster = rds.create_db_cluster(DBClusterIdentifier=name, Engine=engine,
+                                        MasterUsername="admin", MasterUserPassword="password123")
+        for i in range(instances):
+            rds.create_db_instance(DBInstanceIdentifier=f"{name}-{i + 1}", DBClusterIdentifier=name,
+                                   Engine=engine, DBInstanceClass="db.r6g.large")
+        return cluster["DBCluster"]

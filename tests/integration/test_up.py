@@ -1,0 +1,311 @@
+"""`das-setup up` against the local emulator, read back through the AWS APIs with boto3 (not
+through das-setup's own structs), with the emulator's call log as the witness of what changed.
+
+  DAS_SETUP_BIN=target/debug/das-setup DAS_PROCESSOR_BIN=<stripped das-processor> \\
+      tests/emulator/python -m unittest discover -s tests/integration -v
+
+scripts/test (`make test`) sets both.
+"""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
+from harness import Emulator, zip_bootstrap  # noqa: E402
+
+ACCOUNT = "123456789012"
+DELAY = 3  # seconds the emulator's activity streams spend `starting` (the issue's D)
+
+
+def binaries():
+    setup, processor = os.environ.get("DAS_SETUP_BIN"), os.environ.get("DAS_PROCESSOR_BIN")
+    missing = [n for n, p in (("DAS_SETUP_BIN", setup), ("DAS_PROCESSOR_BIN", processor))
+               if not p or not os.path.exists(p)]
+    if missing:
+        raise RuntimeError(f"set {' and '.join(missing)} (scripts/test does)")
+    return setup, processor
+
+
+class UpTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.setup_bin, processor = binaries()
+        cls.tmp = tempfile.TemporaryDirectory()
+        with open(processor, "rb") as f:
+            cls.code = f.read()
+        cls.zip = os.path.join(cls.tmp.name, "processor.zip")
+        with open(cls.zip, "wb") as f:
+            f.write(zip_bootstrap(cls.code))
+        cls.emu = Emulator.start("--activity-stream-delay", str(DELAY), "--trickle", "0",
+                                 "--heartbeat", "2", "--buffer-interval-cap", "1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        cls.tmp.cleanup()
+
+    def up(self, *args, expect=0, zip_path=None):
+        """Runs das-setup up; returns (stdout, stderr, mutating calls it made, seconds)."""
+        before = len(self.emu.calls(app="das-setup"))
+        start = time.monotonic()
+        arch = [] if "--arch" in args else ["--arch", "x86_64"]
+        done = subprocess.run(
+            [self.setup_bin, "up", *arch, "--lambda-zip", zip_path or self.zip, *args],
+            env=self.emu.env(), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        took = time.monotonic() - start
+        self.assertEqual(done.returncode, expect, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+        calls = self.emu.calls(app="das-setup")[before:]
+        return done.stdout, done.stderr, [c["op"] for c in calls if c["mutating"]], took
+
+    def names(self, cluster):
+        base = f"das-setup-{cluster}"
+        return {"function": base, "stream": base, "processor_role": f"{base}-processor",
+                "firehose_role": f"{base}-firehose", "bucket": f"{base}-{ACCOUNT}-eu-west-1"}
+
+    def resource_id(self, cluster):
+        return self.emu.client("rds").describe_db_clusters(
+            DBClusterIdentifier=cluster)["DBClusters"][0]["DbClusterResourceId"]
+
+    # --- the issue's "done when" ----------------------------------------------------------
+
+    def test_up_from_nothing_builds_every_resource_as_specified_and_a_second_up_changes_nothing(self):
+        self.emu.cluster("alpha")
+        out, err, mutating, took = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
+        self.assertIn("9 to create", out)
+        self.assertLess(took, DELAY + 15, f"up took {took:.1f}s; the target is D + 15 s\n{err}")
+        print(f"\n  up from nothing: {took:.1f}s with the activity stream starting in {DELAY}s "
+              f"({len(mutating)} mutating calls)", file=sys.stderr)
+        n = self.names("alpha")
+        rid = self.resource_id("alpha")
+        self.check_key_and_stream("alpha", rid)
+        self.check_bucket(n["bucket"], retention=400)
+        self.check_roles(n, rid)
+        self.check_logs(n)
+        self.check_function(n)
+        self.check_delivery(n, rid)
+
+        # Again, same flags: nothing to do, and not one mutating call.
+        out, _, mutating, _ = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
+        self.assertIn("Nothing to change", out)
+        self.assertIn("0 to create, 0 to update, 0 to replace, 9 unchanged", out)
+        self.assertEqual(mutating, [])
+
+        # The pipeline runs: injected events land decrypted in their category folders.
+        events = [
+            {"type": "record", "testId": "up-ddl", "class": "DDL", "command": "CREATE TABLE",
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": "2026-11-24 10:00:00.000000+00"},
+            {"type": "record", "testId": "up-read", "class": "READ", "command": "SELECT",
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": "2026-11-24 10:00:01.000000+00"},
+        ]
+        # Firehose reads its Kinesis source from LATEST, from when it starts reading: wait for the
+        # emulator's Firehose to be reading, as AWS's would be shortly after ACTIVE.
+        deadline = time.time() + 15
+        while n["stream"] not in self.emu.admin("firehose") and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": events})
+        found = self.wait_events(n["bucket"], {"up-ddl", "up-read"})
+        self.assertTrue(found["up-ddl"].startswith("parsed/DDL/2026/11/24/10/"), found)
+        self.assertTrue(found["up-read"].startswith("parsed/DQL/2026/11/24/10/"), found)
+
+    def check_key_and_stream(self, cluster, rid):
+        kms = self.emu.client("kms")
+        aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+        key_id = aliases[f"alias/das-setup/{cluster}"]
+        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        self.assertEqual((meta["KeySpec"], meta["KeyManager"], meta["KeyState"]),
+                         ("SYMMETRIC_DEFAULT", "CUSTOMER", "Enabled"))
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
+        self.assertEqual(tags, {"managed-by": "das-setup", "das-setup:cluster": cluster})
+        c = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+        self.assertEqual(c["ActivityStreamStatus"], "started")
+        self.assertEqual(c["ActivityStreamMode"], "async")
+        self.assertIn(key_id, c["ActivityStreamKmsKeyId"])
+        self.assertEqual(c["ActivityStreamKinesisStreamName"], f"aws-rds-das-{rid}")
+
+    def check_bucket(self, bucket, retention):
+        s3 = self.emu.client("s3")
+        pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        self.assertTrue(all(pab.values()) and len(pab) == 4, pab)
+        rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+        self.assertEqual(rules, [{"ObjectOwnership": "BucketOwnerEnforced"}])
+        enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        self.assertEqual(enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        [deny] = policy["Statement"]
+        self.assertEqual((deny["Effect"], deny["Condition"]),
+                         ("Deny", {"Bool": {"aws:SecureTransport": "false"}}))
+        self.assertEqual(s3.get_bucket_versioning(Bucket=bucket)["Status"], "Enabled")
+        [rule] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        self.assertEqual(rule["Expiration"], {"Days": retention})
+        self.assertEqual(rule["AbortIncompleteMultipartUpload"], {"DaysAfterInitiation": 7})
+        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        self.assertEqual(tags["managed-by"], "das-setup")
+
+    def check_roles(self, n, rid):
+        iam = self.emu.client("iam")
+        key_arn = self.emu.client("kms").describe_key(KeyId="alias/das-setup/alpha")["KeyMetadata"]["Arn"]
+        role = iam.get_role(RoleName=n["processor_role"])["Role"]
+        [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual(trust["Principal"], {"Service": "lambda.amazonaws.com"})
+        self.assertEqual(trust["Condition"], {"StringEquals": {"aws:SourceAccount": ACCOUNT}})
+        self.assertIn({"Key": "managed-by", "Value": "das-setup"}, role["Tags"])
+        doc = iam.get_role_policy(RoleName=n["processor_role"], PolicyName="das-setup")["PolicyDocument"]
+        by_action = {json.dumps(s["Action"]): s for s in doc["Statement"]}
+        decrypt = by_action['"kms:Decrypt"']
+        self.assertEqual(decrypt["Resource"], key_arn)
+        self.assertEqual(decrypt["Condition"],
+                         {"StringEquals": {"kms:EncryptionContext:aws:rds:dbc-id": rid}})
+        self.assertEqual(by_action['"s3:PutObject"']["Resource"], f"arn:aws:s3:::{n['bucket']}/parsed/*")
+        self.assertNotIn("kinesis", json.dumps(doc), "the processor reads nothing from Kinesis")
+
+        role = iam.get_role(RoleName=n["firehose_role"])["Role"]
+        [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual(trust["Principal"], {"Service": "firehose.amazonaws.com"})
+        self.assertEqual(trust["Condition"], {"StringEquals": {"sts:ExternalId": ACCOUNT}})
+        doc = json.dumps(iam.get_role_policy(RoleName=n["firehose_role"], PolicyName="das-setup")["PolicyDocument"])
+        self.assertIn(f"stream/aws-rds-das-{rid}", doc)
+        self.assertIn(f"function:{n['function']}", doc)
+        self.assertNotIn("kms:", doc, "Firehose needs nothing on the DAS key")
+
+    def check_logs(self, n):
+        logs = self.emu.client("logs")
+        for group in (f"/aws/lambda/{n['function']}", f"/aws/kinesisfirehose/{n['stream']}"):
+            [g] = [g for g in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+                   if g["logGroupName"] == group]
+            self.assertEqual(g["retentionInDays"], 30, group)
+        streams = logs.describe_log_streams(logGroupName=f"/aws/kinesisfirehose/{n['stream']}")["logStreams"]
+        self.assertEqual([s["logStreamName"] for s in streams], ["DestinationDelivery"])
+
+    def check_function(self, n, environment=None):
+        fn = self.emu.client("lambda").get_function(FunctionName=n["function"])
+        c = fn["Configuration"]
+        self.assertEqual((c["Runtime"], c["Handler"], c["Architectures"], c["MemorySize"], c["Timeout"]),
+                         ("provided.al2023", "bootstrap", ["x86_64"], 256, 120))
+        self.assertEqual(c["Role"], f"arn:aws:iam::{ACCOUNT}:role/{n['processor_role']}")
+        self.assertEqual(c["State"], "Active")
+        self.assertEqual(c["Environment"]["Variables"], environment or {
+            "DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": "parsed/"})
+        self.assertEqual(fn["Tags"]["managed-by"], "das-setup")
+        return c
+
+    def check_delivery(self, n, rid):
+        firehose = self.emu.client("firehose")
+        d = firehose.describe_delivery_stream(DeliveryStreamName=n["stream"])["DeliveryStreamDescription"]
+        self.assertEqual(d["DeliveryStreamStatus"], "ACTIVE")
+        self.assertEqual(d["DeliveryStreamType"], "KinesisStreamAsSource")
+        source = d["Source"]["KinesisStreamSourceDescription"]
+        self.assertEqual(source["KinesisStreamARN"],
+                         f"arn:aws:kinesis:eu-west-1:{ACCOUNT}:stream/aws-rds-das-{rid}")
+        dest = d["Destinations"][0]["ExtendedS3DestinationDescription"]
+        self.assertEqual(dest["BucketARN"], f"arn:aws:s3:::{n['bucket']}")
+        self.assertIn("!{firehose:error-output-type}", dest["ErrorOutputPrefix"])
+        self.assertEqual(dest["CloudWatchLoggingOptions"]["LogGroupName"], f"/aws/kinesisfirehose/{n['stream']}")
+        [processor] = dest["ProcessingConfiguration"]["Processors"]
+        params = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+        self.assertEqual(params["LambdaArn"], f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{n['function']}")
+        tags = firehose.list_tags_for_delivery_stream(DeliveryStreamName=n["stream"])["Tags"]
+        self.assertIn({"Key": "managed-by", "Value": "das-setup"}, tags)
+
+    def wait_events(self, bucket, test_ids, timeout=30):
+        s3 = self.emu.client("s3")
+        deadline, found = time.time() + timeout, {}
+        while time.time() < deadline:
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/").get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+                for line in gzip.decompress(body).decode().splitlines():
+                    event = json.loads(line)
+                    if event.get("testId") in test_ids:
+                        found[event["testId"]] = o["Key"]
+            if set(found) == test_ids:
+                return found
+            time.sleep(0.5)
+        self.fail(f"events {sorted(test_ids - set(found))} never reached s3://{bucket}/parsed/: "
+                  f"{self.emu.admin('firehose')}")
+
+    # --- changes in place ------------------------------------------------------------------
+
+    def test_a_changed_filter_updates_only_the_function_configuration(self):
+        self.emu.cluster("beta")
+        self.up("--cluster", "beta", "--yes")
+        out, _, mutating, _ = self.up("--cluster", "beta", "--yes", "--exclude", "DQL,CONNECT")
+        self.assertIn("~ function", out)
+        self.assertEqual(mutating, ["PUT /2015-03-31/functions/das-setup-beta/configuration"])
+        n = self.names("beta")
+        self.check_function(n, environment={"DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": "parsed/",
+                                            "DAS_EXCLUDE_CATEGORIES": "DQL,CONNECT"})
+
+    def test_new_code_is_uploaded_only_when_its_sha256_differs(self):
+        self.emu.cluster("gamma")
+        self.up("--cluster", "gamma", "--yes")
+        fn = self.emu.client("lambda").get_function(FunctionName="das-setup-gamma")["Configuration"]
+        other = os.path.join(self.tmp.name, "other.zip")
+        with open(other, "wb") as f:
+            f.write(zip_bootstrap(self.code + b"\0"))
+        out, _, mutating, _ = self.up("--cluster", "gamma", "--yes", zip_path=other)
+        self.assertEqual(mutating, ["PUT /2015-03-31/functions/das-setup-gamma/code"])
+        after = self.emu.client("lambda").get_function(FunctionName="das-setup-gamma")["Configuration"]
+        self.assertNotEqual(after["CodeSha256"], fn["CodeSha256"])
+        _, _, mutating, _ = self.up("--cluster", "gamma", "--yes", zip_path=other)
+        self.assertEqual(mutating, [])
+
+    def test_dry_run_changes_nothing_and_prints_the_plan_with_every_policy(self):
+        self.emu.cluster("delta")
+        out, _, mutating, _ = self.up("--cluster", "delta", "--dry-run", "--output", "json")
+        self.assertEqual(mutating, [])
+        plan = json.loads(out)
+        self.assertEqual((plan["dryRun"], plan["applied"], plan["changes"]), (True, False, 9))
+        by = {p["resource"]: p for p in plan["plan"]}
+        self.assertEqual(by["kms-key"]["action"], "create")
+        self.assertEqual(set(by["processor-role"]["documents"]), {"trustPolicy", "permissionsPolicy"})
+        self.assertEqual(set(by["firehose-role"]["documents"]), {"trustPolicy", "permissionsPolicy"})
+        self.assertIn("bucketPolicy", by["bucket"]["documents"])
+        self.assertIn("keyPolicy", by["kms-key"]["documents"])
+        decrypt = by["processor-role"]["documents"]["permissionsPolicy"]["Statement"][0]
+        self.assertEqual(decrypt["Action"], "kms:Decrypt")
+        c = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier="delta")["DBClusters"][0]
+        self.assertEqual(c.get("ActivityStreamStatus", "stopped"), "stopped")
+
+    def test_an_instance_stream_uses_the_instance_context(self):
+        rds = self.emu.client("rds")
+        rds.create_db_instance(DBInstanceIdentifier="ora", Engine="oracle-ee", DBInstanceClass="db.r6i.large",
+                               MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20)
+        self.up("--instance", "ora", "--yes")
+        rid = rds.describe_db_instances(DBInstanceIdentifier="ora")["DBInstances"][0]["DbiResourceId"]
+        doc = self.emu.client("iam").get_role_policy(RoleName="das-setup-db-ora-processor",
+                                                     PolicyName="das-setup")["PolicyDocument"]
+        self.assertEqual(doc["Statement"][0]["Condition"],
+                         {"StringEquals": {"kms:EncryptionContext:aws:rds:db-id": rid}})
+        d = self.emu.client("firehose").describe_delivery_stream(DeliveryStreamName="das-setup-db-ora")
+        self.assertEqual(d["DeliveryStreamDescription"]["DeliveryStreamStatus"], "ACTIVE")
+
+    # --- refusals before any change --------------------------------------------------------
+
+    def test_refusals_come_before_any_change_and_name_the_problem(self):
+        self.emu.cluster("mysql-1", engine="aurora-mysql")
+        self.emu.cluster("empty", instances=0)
+        self.emu.cluster("epsilon")
+        cases = [
+            (["--cluster", "nope", "--yes"], "no DB cluster named \"nope\""),
+            (["--cluster", "mysql-1", "--mode", "sync", "--yes"], "--mode sync is supported on Aurora PostgreSQL only"),
+            (["--cluster", "empty", "--yes"], "has no DB instance"),
+            (["--cluster", "epsilon", "--kms-key", "alias/missing", "--yes"], "KMS key alias/missing not found"),
+            (["--cluster", "epsilon", "--arch", "arm64", "--yes"], "bootstrap is built for x86_64"),
+            (["--cluster", "epsilon"], "pass --yes"),
+        ]
+        for args, needle in cases:
+            _, err, mutating, _ = self.up(*args, expect=2)
+            self.assertIn(needle, err, args)
+            self.assertIn("Nothing was changed", err, args)
+            self.assertEqual(mutating, [], args)
+
+
+if __name__ == "__main__":
+    unittest.main()
