@@ -6,6 +6,7 @@
 //! emulator); then S3 uses path-style addressing. Every other code path is the same.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -148,6 +149,13 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
+/// `-v`: every AWS call is listed on stderr as it returns.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
 /// `call.await.map_err(...)` with the action and resource named once.
 pub trait Named<T> {
     fn named(self, action: &'static str, resource: &str) -> Result<T, AwsError>;
@@ -159,7 +167,17 @@ where
     R: fmt::Debug,
 {
     fn named(self, action: &'static str, resource: &str) -> Result<T, AwsError> {
-        self.map_err(|e| AwsError::new(action, resource, e))
+        let result = self.map_err(|e| AwsError::new(action, resource, e));
+        if VERBOSE.load(Ordering::Relaxed) {
+            match &result {
+                Ok(_) => eprintln!("  · {action} {resource}: ok"),
+                Err(e) => eprintln!(
+                    "  · {action} {resource}: {}",
+                    e.code.as_deref().unwrap_or("failed")
+                ),
+            }
+        }
+        result
     }
 }
 

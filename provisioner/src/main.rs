@@ -12,6 +12,7 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -41,6 +42,20 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// `-v`: each AWS call as it returns; `-vv`: also the SDK's own debug log (retries, endpoints,
+/// credentials). Default: neither.
+fn init_tracing(verbose: u8) {
+    das_setup::aws::set_verbose(verbose >= 1);
+    if verbose < 2 {
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }
 
 fn not_yet(name: &str, issue: u32) -> u8 {
