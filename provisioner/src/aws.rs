@@ -13,7 +13,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::cli::GlobalArgs;
 
-/// One client per service `up`, `down` and `status` call.
+/// One client per service `up`, `down`, `status` and `tail` call.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub config: SdkConfig,
@@ -25,6 +25,8 @@ pub struct Clients {
     pub firehose: aws_sdk_firehose::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -59,6 +61,8 @@ impl Clients {
             firehose: aws_sdk_firehose::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            kinesis: aws_sdk_kinesis::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             config,
         }
     }
@@ -170,8 +174,8 @@ where
         let result = self.map_err(|e| AwsError::new(action, resource, e));
         if VERBOSE.load(Ordering::Relaxed) {
             match &result {
-                Ok(_) => eprintln!("  · {action} {resource}: ok"),
-                Err(e) => eprintln!(
+                Ok(_) => crate::errln!("  · {action} {resource}: ok"),
+                Err(e) => crate::errln!(
                     "  · {action} {resource}: {}",
                     e.code.as_deref().unwrap_or("failed")
                 ),

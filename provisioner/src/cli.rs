@@ -57,14 +57,25 @@ pub enum Command {
     ///
     /// Idempotent: a second run with the same flags changes nothing; a changed flag updates the
     /// resource in place. Prints the plan before applying it.
+    /// Exit codes: 0 done or nothing to change, 1 a step failed (run it again: it converges),
+    /// 2 refused before any change.
     Up(UpArgs),
     /// Tear the pipeline down and stop the activity stream. Keeps the bucket (audit data) unless
     /// --delete-bucket.
+    ///
+    /// Works after any partial `up`; leaves alone what is not tagged managed-by=das-setup.
+    /// Exit codes: 0 done or nothing to do, 1 some deletions failed (run it again), 2 refused
+    /// before any change.
     Down(DownArgs),
     /// Check every part of the pipeline and report OK / WARN / FAIL.
     ///
     /// Exit codes: 0 healthy, 1 degraded (only with --strict), 2 failing, 3 not deployed.
     Status(StatusArgs),
+    /// Print the activity stream's events as they happen, decrypted and classified.
+    ///
+    /// Reads the stream's Kinesis shards directly (not the bucket), with the processor's own
+    /// decryption, key cache and classification. Ctrl-C stops.
+    Tail(TailArgs),
 }
 
 /// Which database the activity stream belongs to.
@@ -143,6 +154,10 @@ pub struct UpArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub target: Target,
+    /// The bucket `up` was given with --bucket, if the function and delivery stream that name
+    /// it are already gone (default: found from them, else the derived name).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
     /// Also empty (every version) and delete the bucket holding the audit events.
     #[arg(long)]
     pub delete_bucket: bool,
@@ -167,6 +182,24 @@ pub struct StatusArgs {
     /// Exit 1 on warnings too (default: warnings exit 0).
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Keep reading new events until Ctrl-C (default: print what is there and stop).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Start this far back (e.g. 30s, 10m, 2h; at most the stream's 24 h) instead of now.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Show only these event categories (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
+    pub include: Vec<String>,
+    /// Hide these event categories (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
+    pub exclude: Vec<String>,
 }
 
 #[cfg(test)]

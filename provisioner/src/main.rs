@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use das_setup::cli::{Cli, Command};
-use das_setup::up;
+use das_setup::{down, status, tail, up};
 
-/// Exit code for a command that failed (clap uses 2 for usage errors).
+/// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("das-setup: cannot start the async runtime: {e}");
+            das_setup::errln!("das-setup: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -27,14 +27,19 @@ fn main() -> ExitCode {
         let work = async {
             match &cli.command {
                 Command::Up(args) => up::run(&cli.global, args).await,
-                Command::Down(_) => not_yet("down", 6),
-                Command::Status(_) => not_yet("status", 6),
+                Command::Down(args) => down::run(&cli.global, args).await,
+                Command::Status(args) => status::run(&cli.global, args).await,
+                Command::Tail(args) => tail::run(&cli.global, args).await,
             }
         };
         tokio::select! {
             code = work => code,
             _ = tokio::signal::ctrl_c() => {
-                eprintln!(
+                if matches!(cli.command, Command::Tail(_) | Command::Status(_)) {
+                    // Read-only commands: Ctrl-C is the normal way to stop.
+                    return up::EXIT_OK;
+                }
+                das_setup::errln!(
                     "\ndas-setup: interrupted. What was done stays in place; running the same command again converges."
                 );
                 up::EXIT_INTERRUPTED
@@ -56,11 +61,4 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(true)
         .try_init();
-}
-
-fn not_yet(name: &str, issue: u32) -> u8 {
-    eprintln!(
-        "das-setup {name}: not implemented in this build yet (tracked in issue {issue}); nothing was changed"
-    );
-    EXIT_FAILURE
 }

@@ -6,13 +6,12 @@
 //! unknown database, engine or mode not supported, KMS key not usable, bucket name taken,
 //! a missing permission to read, no confirmation); 130 interrupted.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::apply::{self, ApplyError};
-use crate::aws::{AwsError, Clients};
+use crate::aws::Clients;
 use crate::cli::{GlobalArgs, OutputFormat, StreamMode, UpArgs};
 use crate::desired::{Database, Desired, Identity, arch_name, mode_name};
 use crate::naming::{Names, TargetKind};
@@ -20,25 +19,10 @@ use crate::observe::{self, BucketState};
 use crate::package;
 use crate::plan::{self, Plan};
 use crate::progress::{Progress, seconds};
+use crate::session::{self, Refusal, confirm, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, UpSettings};
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_REFUSED: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// Why `up` stopped before changing anything.
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    #[error("{0}")]
-    Message(String),
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-}
-
-fn refuse(text: impl Into<String>) -> Refusal {
-    Refusal::Message(text.into())
-}
+pub use crate::session::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED};
 
 /// Everything decided before the plan.
 struct Prepared {
@@ -96,11 +80,11 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
     let changed = plan.changed();
 
     if !json_out {
-        println!("{header}\n{}", plan::to_text(&plan));
+        crate::outln!("{header}\n{}", plan::to_text(&plan));
     }
     if settings.dry_run || changed == 0 {
         if !json_out {
-            println!(
+            crate::outln!(
                 "{}",
                 if settings.dry_run {
                     "Dry run: nothing was changed."
@@ -117,11 +101,11 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
         return EXIT_OK;
     }
     if !settings.yes {
-        match confirm(changed) {
+        match confirm(&format!("Apply these changes to {changed} resource(s)?")) {
             Ok(true) => {}
             Ok(false) => {
                 progress.finish();
-                eprintln!("das-setup up: not confirmed; nothing was changed");
+                crate::errln!("das-setup up: not confirmed; nothing was changed");
                 emit_json(
                     json_out,
                     &json!({"command": "up", "applied": false, "error": "not confirmed"}),
@@ -147,7 +131,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
     emit_json(json_out, &doc);
     if errors.is_empty() {
         if !json_out {
-            println!(
+            crate::outln!(
                 "Done in {}: the activity stream of {} {} is delivered to s3://{}/{} by {}.",
                 seconds(progress.elapsed()),
                 kind_word(database.kind),
@@ -159,11 +143,11 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
         }
         EXIT_OK
     } else {
-        eprintln!("das-setup up: {} step(s) failed:", errors.len());
+        crate::errln!("das-setup up: {} step(s) failed:", errors.len());
         for e in &errors {
-            eprintln!("  - {e}");
+            crate::errln!("  - {e}");
         }
-        eprintln!(
+        crate::errln!(
             "What succeeded stays in place; run `das-setup up` again with the same flags to finish."
         );
         EXIT_FAILED
@@ -176,50 +160,14 @@ async fn prepare(
     progress: &Progress,
 ) -> Result<Prepared, Refusal> {
     let target = &settings.target;
-    let Some(region) = clients.region().map(str::to_owned) else {
-        return Err(refuse(
-            "no AWS region: pass --region, set AWS_REGION, or set one in the profile",
-        ));
-    };
-    if let Some(arn_region) = &target.region
-        && *arn_region != region
-    {
-        return Err(refuse(format!(
-            "the {} ARN is in {arn_region} but the region in use is {region}; pass --region {arn_region}",
-            kind_word(target.kind)
-        )));
-    }
     let step = progress.begin("checking the database and the key", false);
-    let caller = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| {
-            refuse(format!(
-                "cannot find AWS credentials that work ({}); configure the standard chain (AWS_PROFILE, aws sso login, environment variables)",
-                AwsError::new("sts:GetCallerIdentity", "the caller", e)
-            ))
-        })?;
-    let identity = Identity::new(
-        caller.account().unwrap_or_default(),
-        caller.arn().unwrap_or_default(),
-        &region,
-    );
-    if let Some(account) = &target.account
-        && *account != identity.account
-    {
-        return Err(refuse(format!(
-            "the {} ARN is in account {account} but the credentials are for account {}",
-            kind_word(target.kind),
-            identity.account
-        )));
-    }
-    let database = observe::database(clients, target).await?.ok_or_else(|| {
+    let (identity, database) = session::resolve(clients, target).await?;
+    let database = database.ok_or_else(|| {
         refuse(format!(
-            "no DB {} named {:?} in {region} (account {}); check --{} and --region",
+            "no DB {} named {:?} in {} (account {}); check --{} and --region",
             kind_word(target.kind),
             target.id,
+            identity.region,
             identity.account,
             kind_word(target.kind)
         ))
@@ -434,22 +382,6 @@ fn source_tree() -> Option<PathBuf> {
         .then(|| root.to_path_buf())
 }
 
-fn confirm(changed: usize) -> Result<bool, Refusal> {
-    if !std::io::stdin().is_terminal() {
-        return Err(refuse(format!(
-            "{changed} resource(s) would change and stdin is not a terminal to confirm: pass --yes (or --dry-run to look only)"
-        )));
-    }
-    eprint!("Apply these changes to {changed} resource(s)? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| refuse(format!("reading the answer: {e}")))?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
 fn document(
     d: &Desired,
     plan: &Plan,
@@ -482,31 +414,15 @@ fn document(
     })
 }
 
-fn emit_json(json_out: bool, doc: &Value) {
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string())
-        );
-    }
-}
-
 fn report_refusal(json_out: bool, progress: &Progress, e: &Refusal) -> u8 {
     progress.finish();
-    eprintln!("das-setup up: {e}");
-    eprintln!("Nothing was changed.");
+    crate::errln!("das-setup up: {e}");
+    crate::errln!("Nothing was changed.");
     emit_json(
         json_out,
         &json!({"command": "up", "applied": false, "changes": 0, "error": e.to_string()}),
     );
     EXIT_REFUSED
-}
-
-fn kind_word(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::Cluster => "cluster",
-        TargetKind::Instance => "instance",
-    }
 }
 
 #[cfg(test)]

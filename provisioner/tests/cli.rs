@@ -26,6 +26,7 @@ fn help_lists_the_commands_and_global_options() {
         "up",
         "down",
         "status",
+        "tail",
         "--region",
         "--profile",
         "--endpoint-url",
@@ -39,7 +40,7 @@ fn help_lists_the_commands_and_global_options() {
 
 #[test]
 fn each_command_explains_its_options() {
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         (
             "up",
             &[
@@ -63,6 +64,7 @@ fn each_command_explains_its_options() {
             "down",
             &[
                 "--cluster",
+                "--bucket",
                 "--delete-bucket",
                 "--delete-key",
                 "--dry-run",
@@ -72,6 +74,17 @@ fn each_command_explains_its_options() {
         (
             "status",
             &["--cluster", "--since", "--strict", "Exit codes"],
+        ),
+        (
+            "tail",
+            &[
+                "--cluster",
+                "--instance",
+                "--follow",
+                "--since",
+                "--include",
+                "--exclude",
+            ],
         ),
     ];
     for (command, options) in cases {
@@ -162,11 +175,24 @@ fn up_refuses_before_any_change_when_aws_cannot_be_reached() {
 }
 
 #[test]
-fn down_and_status_are_not_implemented_yet_and_say_so() {
-    for command in ["down", "status"] {
-        let out = das_setup(&[command, "--cluster", "demo"]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
-        assert!(out.stdout.is_empty());
-    }
+fn status_and_tail_refuse_bad_windows_before_any_call() {
+    let out = isolated(
+        &[
+            "status",
+            "--cluster",
+            "demo",
+            "--since",
+            "1w",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["health"], "error");
+    assert!(doc["error"].as_str().unwrap().contains("--since"), "{doc}");
+    let out = isolated(&["tail", "--cluster", "demo", "--since", "2d"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 24h"));
 }

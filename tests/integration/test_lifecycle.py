@@ -1,0 +1,197 @@
+"""The whole lifecycle against the emulator: up -> status -> tail -> break a part -> status ->
+down -> status, down from partial states, down twice. Read back with boto3.
+
+  DAS_SETUP_BIN=... DAS_PROCESSOR_BIN=... tests/emulator/python -m unittest discover -s tests/integration
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
+sys.path.insert(0, HERE)
+from harness import Emulator, zip_bootstrap  # noqa: E402
+from test_up import binaries  # noqa: E402
+
+ACCOUNT = "123456789012"
+
+
+class LifecycleTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.setup_bin, processor = binaries()
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.zip = os.path.join(cls.tmp.name, "processor.zip")
+        with open(processor, "rb") as f, open(cls.zip, "wb") as out:
+            out.write(zip_bootstrap(f.read()))
+        cls.emu = Emulator.start("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "2",
+                                 "--buffer-interval-cap", "1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        cls.tmp.cleanup()
+
+    def run_setup(self, *args, env=None):
+        return subprocess.run([self.setup_bin, *args], env={**self.emu.env(), **(env or {})},
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    def up(self, cluster, env=None, expect=0):
+        done = self.run_setup("up", "--cluster", cluster, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes",
+                              env=env)
+        self.assertEqual(done.returncode, expect, done.stderr)
+        return done
+
+    def status(self, cluster, expect, *extra):
+        done = self.run_setup("status", "--cluster", cluster, "--output", "json", *extra)
+        report = json.loads(done.stdout)
+        self.assertEqual(done.returncode, expect, json.dumps(report, indent=1))
+        self.assertEqual(report["exitCode"], expect)
+        return {c["check"]: c for c in report["checks"]}, report
+
+    def down(self, cluster, *extra, expect=0):
+        done = self.run_setup("down", "--cluster", cluster, "--yes", *extra)
+        self.assertEqual(done.returncode, expect, done.stdout + done.stderr)
+        return done
+
+    def leftovers(self, cluster):
+        """Everything das-setup tags for this cluster that still exists, but the bucket."""
+        base = f"das-setup-{cluster}"
+        found = []
+        iam, lam, fh, logs = (self.emu.client(s) for s in ("iam", "lambda", "firehose", "logs"))
+        found += [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(base + "-")]
+        found += [f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"] == base]
+        found += [n for n in fh.list_delivery_streams()["DeliveryStreamNames"] if n == base]
+        found += [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"] if g["logGroupName"].endswith("/" + base)]
+        c = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+        if c.get("ActivityStreamStatus", "stopped") != "stopped":
+            found.append(f"activity stream {c['ActivityStreamStatus']}")
+        return found
+
+    def test_up_status_tail_break_status_down_status(self):
+        self.emu.cluster("life")
+        checks, _ = self.status("life", 3)
+        self.assertEqual(checks["deployment"]["status"], "FAIL")
+
+        self.up("life")
+        rid = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier="life")["DBClusters"][0]["DbClusterResourceId"]
+        deadline = time.time() + 15
+        while "das-setup-life" not in self.emu.admin("firehose") and time.time() < deadline:
+            time.sleep(0.2)
+        events = [
+            {"type": "record", "testId": f"tail-{i}", "class": cls, "command": command, "commandText": text,
+             "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop",
+             "logTime": f"2026-11-24 10:00:0{i}.000000+00"}
+            for i, (cls, command, text) in enumerate([
+                ("DDL", "CREATE TABLE", "create table t (id int)"),
+                ("WRITE", "INSERT", "insert into t values (1)"),
+                ("READ", "SELECT", "select * from t"),
+            ])
+        ]
+        self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": events})
+
+        # tail reads the shards directly: every injected event, decrypted and classified.
+        tail = self.run_setup("tail", "--cluster", "life", "--since", "5m")
+        self.assertEqual(tail.returncode, 0, tail.stderr)
+        for text, category in [("create table t (id int)", "DDL"), ("insert into t values (1)", "DML"),
+                               ("select * from t", "DQL")]:
+            [line] = [line for line in tail.stdout.splitlines() if line.endswith(text)]
+            self.assertIn(category, line.split())
+            self.assertIn("alice@shop", line)
+        tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--output", "json", "--include", "DDL")
+        ids = [json.loads(line).get("testId") for line in tail.stdout.splitlines()]
+        self.assertEqual(ids, ["tail-0"])
+
+        # Healthy once the events reach the bucket.
+        deadline = time.time() + 30
+        while True:
+            checks, report = self.status("life", 0)
+            if checks["freshness"]["status"] == "OK" or time.time() > deadline:
+                break
+            time.sleep(1)
+        self.assertEqual(report["health"], "healthy", json.dumps(report, indent=1))
+        for name in ("activity-stream", "kinesis-stream", "function", "delivery-stream", "processor-role",
+                     "firehose-role", "bucket", "freshness", "failed-records"):
+            self.assertEqual(checks[name]["status"], "OK", checks[name])
+
+        # Break a part behind das-setup's back: status fails and names it.
+        self.emu.client("lambda").delete_function(FunctionName="das-setup-life")
+        checks, report = self.status("life", 2)
+        self.assertEqual(report["health"], "failing")
+        self.assertEqual(checks["function"]["status"], "FAIL")
+        self.assertIn("does not exist", checks["function"]["detail"])
+        text = self.run_setup("status", "--cluster", "life")
+        self.assertEqual(text.returncode, 2)
+        self.assertRegex(text.stdout, r"FAIL\s+function\s+das-setup-life does not exist")
+
+        # up repairs it; a wrong delivery stream processor is caught too.
+        self.up("life")
+        self.status("life", 0)
+
+        # down removes everything but the bucket; status: not deployed; down again: nothing to do.
+        self.down("life")
+        self.assertEqual(self.leftovers("life"), [])
+        self.emu.client("s3").head_bucket(Bucket=f"das-setup-life-{ACCOUNT}-eu-west-1")
+        self.status("life", 3)
+        again = self.down("life")
+        self.assertIn("Nothing to delete", again.stdout)
+
+    def test_status_strict_turns_warnings_into_exit_1(self):
+        self.emu.cluster("quiet")
+        self.up("quiet")
+        # No events at all: freshness warns.
+        checks, report = self.status("quiet", 0)
+        self.assertEqual(checks["freshness"]["status"], "WARN")
+        self.assertEqual(report["health"], "degraded")
+        self.status("quiet", 1, "--strict")
+        self.down("quiet")
+
+    def test_down_cleans_up_after_any_partial_up(self):
+        # up stopped after its k-th mutating call, for several k: down leaves nothing but the bucket.
+        for k in (2, 4, 9, 15, 20):
+            name = f"part-{k}"
+            self.emu.cluster(name)
+            done = self.up(name, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": str(k)}, expect=1)
+            self.assertIn("test switch", done.stderr)
+            self.down(name, "--delete-key")
+            self.assertEqual(self.leftovers(name), [], f"after a partial up stopped at call {k}")
+            self.assertIn("Nothing to delete", self.down(name).stdout)
+
+    def test_down_with_delete_bucket_empties_every_version(self):
+        self.emu.cluster("wipe")
+        self.up("wipe")
+        bucket = f"das-setup-wipe-{ACCOUNT}-eu-west-1"
+        s3 = self.emu.client("s3")
+        for i in range(3):
+            s3.put_object(Bucket=bucket, Key="parsed/DDL/x.json.gz", Body=b"v%d" % i)
+        s3.delete_object(Bucket=bucket, Key="parsed/DDL/x.json.gz")
+        dry = self.run_setup("down", "--cluster", "wipe", "--delete-bucket", "--dry-run")
+        self.assertEqual(dry.returncode, 0)
+        s3.head_bucket(Bucket=bucket)
+        refused = self.run_setup("down", "--cluster", "wipe", "--delete-bucket")
+        self.assertEqual(refused.returncode, 2, "no --yes and no terminal: refused")
+        self.assertIn("pass --yes", refused.stderr)
+        self.down("wipe", "--delete-bucket", "--delete-key")
+        names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        self.assertNotIn(bucket, names)
+        key = self.emu.client("kms").list_aliases()["Aliases"]
+        self.assertNotIn("alias/das-setup/wipe", [a["AliasName"] for a in key])
+
+    def test_down_leaves_resources_it_did_not_create(self):
+        self.emu.cluster("foreign")
+        iam = self.emu.client("iam")
+        iam.create_role(RoleName="das-setup-foreign-processor", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))
+        done = self.down("foreign")
+        self.assertIn("not das-setup's, left alone", done.stdout)
+        iam.get_role(RoleName="das-setup-foreign-processor")
+
+
+if __name__ == "__main__":
+    unittest.main()
