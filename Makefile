@@ -1,5 +1,9 @@
 # Entry points for people and CI. Each target is one command; the scripts say what they do.
-.PHONY: test lint bench fixtures
+.PHONY: demo test lint bench fixtures
+
+## demo: the whole pipeline on the local emulator: up, activity, events in S3, status, tail, down
+demo:
+	./scripts/demo
 
 ## test: every test (what CI runs)
 test:
@@ -10,11 +14,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-## bench: the decoder and a full batch against their floors, then the binary end to end against moto (figures for BENCHMARKS.md)
+## bench: the decoder and a full batch against their floors, the binary end to end against moto, `up` from nothing (figures for BENCHMARKS.md)
 bench:
 	cargo bench -p das-processor --bench decode
 	cargo bench -p das-processor --bench batch
 	./scripts/bench-processor
+	./scripts/bench-up
 
 ## fixtures: regenerate the Encryption SDK fixtures with the Python SDK (commit the result)
 fixtures:
