@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
 from harness import Emulator, zip_bootstrap  # noqa: E402
-from test_up import binaries  # noqa: E402
+from common import binaries, leftovers  # noqa: E402
 
 ACCOUNT = "123456789012"
 
@@ -60,18 +60,7 @@ class LifecycleTest(unittest.TestCase):
         return done
 
     def leftovers(self, cluster):
-        """Everything das-setup tags for this cluster that still exists, but the bucket."""
-        base = f"das-setup-{cluster}"
-        found = []
-        iam, lam, fh, logs = (self.emu.client(s) for s in ("iam", "lambda", "firehose", "logs"))
-        found += [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(base + "-")]
-        found += [f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"] == base]
-        found += [n for n in fh.list_delivery_streams()["DeliveryStreamNames"] if n == base]
-        found += [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"] if g["logGroupName"].endswith("/" + base)]
-        c = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
-        if c.get("ActivityStreamStatus", "stopped") != "stopped":
-            found.append(f"activity stream {c['ActivityStreamStatus']}")
-        return found
+        return leftovers(self.emu, cluster)
 
     def test_up_status_tail_break_status_down_status(self):
         self.emu.cluster("life")

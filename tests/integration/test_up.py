@@ -20,17 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 from harness import Emulator, zip_bootstrap  # noqa: E402
 
+sys.path.insert(0, HERE)
+from common import binaries  # noqa: E402
+
 ACCOUNT = "123456789012"
 DELAY = 3  # seconds the emulator's activity streams spend `starting` (the D)
-
-
-def binaries():
-    setup, processor = os.environ.get("DAS_SETUP_BIN"), os.environ.get("DAS_PROCESSOR_BIN")
-    missing = [n for n, p in (("DAS_SETUP_BIN", setup), ("DAS_PROCESSOR_BIN", processor))
-               if not p or not os.path.exists(p)]
-    if missing:
-        raise RuntimeError(f"set {' and '.join(missing)} (scripts/test does)")
-    return setup, processor
 
 
 class UpTest(unittest.TestCase):
