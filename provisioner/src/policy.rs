@@ -13,16 +13,19 @@ pub enum Template {
     FirehoseDelivery,
     BucketPolicy,
     KeyPolicy,
+    /// What the principal running `das-setup` needs (not attached by das-setup: for people).
+    Deployer,
 }
 
 impl Template {
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 7] = [
         Template::LambdaTrust,
         Template::LambdaExec,
         Template::FirehoseTrust,
         Template::FirehoseDelivery,
         Template::BucketPolicy,
         Template::KeyPolicy,
+        Template::Deployer,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Template {
             Template::FirehoseDelivery => "firehose-delivery.json",
             Template::BucketPolicy => "bucket-policy.json",
             Template::KeyPolicy => "key-policy.json",
+            Template::Deployer => "deployer.json",
         }
     }
 
@@ -44,6 +48,7 @@ impl Template {
             Template::FirehoseDelivery => include_str!("../../policies/firehose-delivery.json"),
             Template::BucketPolicy => include_str!("../../policies/bucket-policy.json"),
             Template::KeyPolicy => include_str!("../../policies/key-policy.json"),
+            Template::Deployer => include_str!("../../policies/deployer.json"),
         }
     }
 }
@@ -176,7 +181,7 @@ mod tests {
             "IAM lint findings:\n{report}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(report.matches("linted ").count(), 12, "{report}");
+        assert_eq!(report.matches("linted ").count(), 14, "{report}");
     }
 
     fn statements(doc: &Value) -> &Vec<Value> {
