@@ -2,10 +2,10 @@
 //! wait bounded and shown, IAM's eventual consistency retried for a bounded time.
 //!
 //! Order: the KMS key (when created here) first, since the activity stream and the processor's
-//! policy need it; then at once the activity stream (slowest: it is started first and waited
-//! for while the rest is built), the bucket, both roles, the log groups, and the function (after
-//! its role); the delivery stream last, once the activity stream is `started` (Firehose reads
-//! from LATEST, so nothing is written before it exists) and the function is `Active`.
+//! policy need it; then at once: starting the activity stream (slowest, so asked first), the
+//! bucket, both roles, the log groups, and the function (after its role, until `Active`); then,
+//! only if all that worked, the wait for the stream to be `started` and the delivery stream
+//! (Firehose reads from LATEST: nothing written before it exists is delivered).
 //! A failure stops only what depends on it; every failure is reported.
 
 use std::collections::HashMap;
@@ -141,8 +141,10 @@ pub async fn apply(
     }
     let ctx = &ctx;
 
+    // Everything but the delivery stream, while the activity stream starts; then, only if all
+    // of it worked, the wait for `started` and the delivery stream.
     let ((stream, bucket), ((function, firehose_role), logs)) = join(
-        join(ctx.activity_stream(), ctx.bucket()),
+        join(ctx.start_stream(), ctx.bucket()),
         join(
             join(
                 async {
@@ -159,13 +161,24 @@ pub async fn apply(
     )
     .await;
     let before = errors.len();
-    for result in [stream, bucket, function, firehose_role, logs.0, logs.1] {
+    let stream = match stream {
+        Ok(status) => Some(status),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    for result in [bucket, function, firehose_role, logs.0, logs.1] {
         if let Err(e) = result {
             errors.push(e);
         }
     }
-    if errors.len() == before {
-        if let Err(e) = ctx.delivery_stream().await {
+    if let (Some(status), true) = (stream, errors.len() == before) {
+        let result = match ctx.wait_stream_started(status).await {
+            Ok(()) => ctx.delivery_stream().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             errors.push(e);
         }
     } else if !plan.changes(Kind::DeliveryStream).is_empty() {
@@ -319,12 +332,14 @@ impl Ctx<'_> {
         Ok(arn)
     }
 
-    async fn activity_stream(&self) -> Res {
+    /// Starts the activity stream if the plan says so (after a stopping one has stopped);
+    /// returns its status. Waiting for `started` is [`Self::wait_stream_started`].
+    async fn start_stream(&self) -> Res<String> {
         let db = &self.d.database;
         let what = format!("the activity stream of {} {}", kind_word(db), db.id);
         let mut status = db.stream.status.clone();
         if status == "started" {
-            return Ok(());
+            return Ok(status);
         }
         if status == "stopping" {
             let mut poll = Poll::new(
@@ -360,6 +375,15 @@ impl Ctx<'_> {
             step.done(&format!("asked RDS to start {what} ({} mode)", self.d.mode));
             status = "starting".into();
         }
+        Ok(status)
+    }
+
+    async fn wait_stream_started(&self, mut status: String) -> Res {
+        if status == "started" {
+            return Ok(());
+        }
+        let db = &self.d.database;
+        let what = format!("the activity stream of {} {}", kind_word(db), db.id);
         let mut poll = Poll::new(
             self.progress,
             format!("{what} to start"),

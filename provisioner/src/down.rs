@@ -667,38 +667,37 @@ async fn stop_stream(clients: &Clients, found: &Found, progress: &Progress) -> R
         return Ok(());
     };
     let what = format!("the activity stream of {} {}", kind_word(db.kind), db.id);
-    if matches!(db.stream.status.as_str(), "started" | "starting") {
-        let stopped = clients
-            .rds
-            .stop_activity_stream()
-            .resource_arn(&db.arn)
-            .apply_immediately(true)
-            .send()
-            .await
-            .named("rds:StopActivityStream", &db.arn);
-        match stopped {
-            Ok(_) => {}
-            // Already stopped or stopping (by someone else meanwhile): that is the goal.
-            Err(e) if e.message.contains("expected to be started") => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
     let target = TargetRef {
         kind: db.kind,
         id: db.id.clone(),
         region: None,
         account: None,
     };
+    // A starting stream cannot be stopped yet: wait for `started`, stop it, wait for `stopped`.
     let deadline = Instant::now() + STREAM_STOP_TIMEOUT;
     let mut interval = Duration::from_millis(500);
     let mut step = progress.begin(format!("waiting for {what} to stop"), true);
+    let mut status = db.stream.status.clone();
     loop {
-        let status = observe::database(clients, &target)
-            .await
-            .map_err(|e| e.to_string())?
-            .map_or_else(|| "stopped".to_owned(), |d| d.stream.status);
-        if status == "stopped" {
-            return Ok(());
+        match status.as_str() {
+            "stopped" => return Ok(()),
+            "started" => {
+                let stopped = clients
+                    .rds
+                    .stop_activity_stream()
+                    .resource_arn(&db.arn)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .named("rds:StopActivityStream", &db.arn);
+                match stopped {
+                    Ok(_) => {}
+                    // Stopped or stopping meanwhile (by someone else): that is the goal.
+                    Err(e) if e.message.contains("expected to be started") => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            _ => {}
         }
         if Instant::now() + interval > deadline {
             return Err(format!(
@@ -709,6 +708,10 @@ async fn stop_stream(clients: &Clients, found: &Found, progress: &Progress) -> R
         tokio::time::sleep(interval).await;
         interval = (interval.mul_f64(1.5)).min(Duration::from_secs(10));
         step.tick();
+        status = observe::database(clients, &target)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_or_else(|| "stopped".to_owned(), |d| d.stream.status);
     }
 }
 

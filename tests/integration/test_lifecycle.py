@@ -151,6 +151,22 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(self.leftovers(name), [], f"after a partial up stopped at call {k}")
             self.assertIn("Nothing to delete", self.down(name).stdout)
 
+    def test_up_again_converges_after_any_partial_up(self):
+        # up stopped after its k-th mutating call; the next up finishes the job, and the one after
+        # has nothing to change: the same end state as an uninterrupted run.
+        for k in (2, 3, 7, 12, 18, 21):
+            name = f"conv-{k}"
+            self.emu.cluster(name)
+            self.up(name, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": str(k)}, expect=1)
+            self.up(name)
+            again = self.up(name)
+            self.assertIn("Nothing to change", again.stdout, f"stopped at call {k}")
+            checks, _ = self.status(name, 0)
+            for check in ("activity-stream", "function", "delivery-stream", "processor-role", "firehose-role",
+                          "bucket"):
+                self.assertEqual(checks[check]["status"], "OK", (k, checks[check]))
+            self.down(name, "--delete-key")
+
     def test_down_with_delete_bucket_empties_every_version(self):
         self.emu.cluster("wipe")
         self.up("wipe")
