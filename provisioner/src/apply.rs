@@ -118,6 +118,11 @@ pub async fn apply(
     let mut report = Report::default();
     let mut errors = Vec::new();
 
+    if plan.changes(Kind::Key).contains(&Change::CreateAlias)
+        && let Err(e) = ctx.create_alias(&ctx.d.key_arn).await
+    {
+        errors.push(e);
+    }
     if plan.changes(Kind::Key).contains(&Change::CreateKey) {
         match ctx.create_key().await {
             Ok(arn) => {
@@ -321,15 +326,23 @@ impl Ctx<'_> {
             });
         };
         let arn = meta.arn().unwrap_or_default().to_owned();
+        self.create_alias(&arn).await?;
+        step.done(&format!("created KMS key {alias} ({arn})"));
+        Ok(arn)
+    }
+
+    async fn create_alias(&self, key_arn: &str) -> Res {
+        let alias = &self.d.names.key_alias;
         self.mutate("kms:CreateAlias", alias)?;
-        kms.create_alias()
+        self.clients
+            .kms
+            .create_alias()
             .alias_name(alias)
-            .target_key_id(meta.key_id())
+            .target_key_id(key_arn)
             .send()
             .await
             .named("kms:CreateAlias", alias)?;
-        step.done(&format!("created KMS key {alias} ({arn})"));
-        Ok(arn)
+        Ok(())
     }
 
     /// Starts the activity stream if the plan says so (after a stopping one has stopped);

@@ -170,6 +170,8 @@ pub struct Desired {
     pub key_arn: String,
     /// True when the key does not exist yet: `key_arn` is a stand-in until `up` creates it.
     pub key_pending: bool,
+    /// The key exists but its alias does not (an interrupted `up`): `up` creates the alias.
+    pub key_alias_missing: bool,
     pub bucket: String,
     pub prefix: String,
     pub retention_days: Option<u32>,
@@ -282,6 +284,7 @@ impl Desired {
             mode: mode_name(settings.mode).to_owned(),
             key_arn,
             key_pending,
+            key_alias_missing: false,
             bucket,
             prefix: settings.prefix.clone(),
             retention_days: settings.retention_days,

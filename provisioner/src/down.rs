@@ -100,6 +100,8 @@ struct Found {
     database: Option<Database>,
     names: Names,
     bucket: String,
+    /// The KMS key das-setup's alias points to (or an orphan of an interrupted `up`).
+    key_id: Option<String>,
     items: Vec<Item>,
 }
 
@@ -339,7 +341,14 @@ async fn look(clients: &Clients, target: &TargetRef, args: &DownArgs) -> Result<
             (BucketState::Present(b), true) => verdict(true, managed(&b.tags)),
         },
     });
-    let key = observe::key(clients, &n.key_alias).await?;
+    let key = match (observe::key(clients, &n.key_alias).await?, &database) {
+        // An up interrupted between CreateKey and CreateAlias left its key without the alias.
+        (None, Some(db)) if args.delete_key => {
+            observe::orphan_key(clients, target, &db.arn).await?
+        }
+        (key, _) => key,
+    };
+    let key_id = key.as_ref().map(|k| k.id.clone());
     let key_verdict = match key {
         None => Verdict::Absent,
         Some(k) if k.state == "PendingDeletion" => Verdict::Absent,
@@ -372,6 +381,7 @@ async fn look(clients: &Clients, target: &TargetRef, args: &DownArgs) -> Result<
         database,
         names,
         bucket,
+        key_id,
         items,
     })
 }
@@ -505,7 +515,7 @@ async fn apply(clients: &Clients, found: &Found, progress: &Progress) -> Vec<Dow
         }
     }
     if let Some(item) = wants(found, What::Key) {
-        match schedule_key_deletion(clients, &found.names.key_alias).await {
+        match schedule_key_deletion(clients, &found.names.key_alias, found.key_id.as_deref()).await {
             Ok(()) => progress.line(&format!(
                 "  ✓ kms-key {}: deletion scheduled in {KEY_DELETION_DAYS} days (aws kms cancel-key-deletion undoes it)",
                 item.name
@@ -791,11 +801,12 @@ async fn delete_bucket(clients: &Clients, bucket: &str) -> Result<usize, String>
     Ok(deleted)
 }
 
-async fn schedule_key_deletion(clients: &Clients, alias: &str) -> Result<(), String> {
-    let Some(key) = observe::key(clients, alias)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+async fn schedule_key_deletion(
+    clients: &Clients,
+    alias: &str,
+    key_id: Option<&str>,
+) -> Result<(), String> {
+    let Some(key_id) = key_id else {
         return Ok(());
     };
     gone(
@@ -812,7 +823,7 @@ async fn schedule_key_deletion(clients: &Clients, alias: &str) -> Result<(), Str
         clients
             .kms
             .schedule_key_deletion()
-            .key_id(&key.id)
+            .key_id(key_id)
             .pending_window_in_days(KEY_DELETION_DAYS)
             .send()
             .await

@@ -215,6 +215,60 @@ pub async fn key(clients: &Clients, key: &str) -> Result<Option<KeyState>, AwsEr
     }))
 }
 
+/// A key das-setup created for this database whose alias is missing: `up` stopped between
+/// `CreateKey` and `CreateAlias`. Found by its tags (ListKeys, ListResourceTags) and confirmed by
+/// its description naming the database's ARN; keys this principal may not read are skipped.
+/// Only looked for when the alias is missing, so a normal run pays nothing.
+pub async fn orphan_key(
+    clients: &Clients,
+    target: &TargetRef,
+    database_arn: &str,
+) -> Result<Option<KeyState>, AwsError> {
+    use crate::naming::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
+    let kms = &clients.kms;
+    let mut marker = None;
+    loop {
+        let page = kms
+            .list_keys()
+            .set_marker(marker)
+            .send()
+            .await
+            .named("kms:ListKeys", "the account's keys")?;
+        for entry in page.keys() {
+            let Some(id) = entry.key_id() else { continue };
+            let Ok(tags) = kms.list_resource_tags().key_id(id).send().await else {
+                continue;
+            };
+            let tag = |k: &str| {
+                tags.tags()
+                    .iter()
+                    .find(|t| t.tag_key() == k)
+                    .map(|t| t.tag_value())
+            };
+            if tag(TAG_MANAGED_BY) != Some(TAG_MANAGED_BY_VALUE)
+                || tag(TAG_CLUSTER) != Some(target.id.as_str())
+            {
+                continue;
+            }
+            let Ok(described) = kms.describe_key().key_id(id).send().await else {
+                continue;
+            };
+            let Some(meta) = described.key_metadata else {
+                continue;
+            };
+            if meta.description().is_some_and(|d| d.contains(database_arn))
+                && meta.key_state().is_some_and(|s| s.as_str() == "Enabled")
+            {
+                return Ok(key(clients, id).await?);
+            }
+        }
+        marker = page.next_marker().map(str::to_owned);
+        if !page.truncated() || marker.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
 /// Reads every other resource, concurrently.
 pub async fn everything(clients: &Clients, d: &Desired) -> Result<Observed, AwsError> {
     let n = &d.names;

@@ -47,6 +47,7 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Change {
     CreateKey,
+    CreateAlias,
     StartStream,
     CreateBucket,
     PublicAccessBlock,
@@ -77,6 +78,7 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Change::CreateKey => "create key and alias",
+            Change::CreateAlias => "alias for the key an interrupted run created",
             Change::StartStream => "start activity stream",
             Change::CreateBucket => "create bucket",
             Change::PublicAccessBlock => "block public access",
@@ -208,6 +210,8 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
     };
     if d.key_pending {
         key.changes.push(Change::CreateKey);
+    } else if d.key_alias_missing {
+        key.changes.push(Change::CreateAlias);
     }
     items.push(key);
 

@@ -173,12 +173,17 @@ async fn prepare(
         ))
     })?;
     check_database(&database, settings.mode)?;
-    let key_arn = resolve_key(clients, settings, &database, &identity).await?;
+    let key = resolve_key(clients, settings, &database, &identity).await?;
     drop(step);
 
     let zip = processor_zip(settings, progress)?;
     let code_sha256 = package::code_sha256(&zip);
-    let desired = Desired::new(
+    let (key_arn, alias_missing) = match key {
+        KeyFound::Ready(arn) => (Some(arn), false),
+        KeyFound::AliasMissing(arn) => (Some(arn), true),
+        KeyFound::ToCreate => (None, false),
+    };
+    let mut desired = Desired::new(
         settings,
         &identity,
         &database,
@@ -186,6 +191,7 @@ async fn prepare(
         &code_sha256,
     )
     .map_err(|e| refuse(e.to_string()))?;
+    desired.key_alias_missing = alias_missing;
     Ok(Prepared {
         identity,
         database,
@@ -251,13 +257,20 @@ fn check_database(db: &Database, mode: StreamMode) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The key's ARN, or `None` when `up` will create it.
+/// Where the activity stream's key stands.
+enum KeyFound {
+    Ready(String),
+    /// das-setup's key, created by an interrupted run that did not get to its alias.
+    AliasMissing(String),
+    ToCreate,
+}
+
 async fn resolve_key(
     clients: &Clients,
     settings: &UpSettings,
     db: &Database,
     identity: &Identity,
-) -> Result<Option<String>, Refusal> {
+) -> Result<KeyFound, Refusal> {
     let usable = |key: &observe::KeyState, named: &str| -> Result<(), Refusal> {
         if key.state != "Enabled" {
             return Err(refuse(format!(
@@ -302,7 +315,7 @@ async fn resolve_key(
                 )));
             }
         }
-        return Ok(Some(key.arn));
+        return Ok(KeyFound::Ready(key.arn));
     }
     match &settings.key {
         KeyChoice::Existing(name) => {
@@ -310,16 +323,19 @@ async fn resolve_key(
                 refuse(format!("KMS key {name} not found in {}", identity.region))
             })?;
             usable(&key, name)?;
-            Ok(Some(key.arn))
+            Ok(KeyFound::Ready(key.arn))
         }
         KeyChoice::Create => {
             let alias = Names::new(&settings.target, &identity.account, &identity.region).key_alias;
             match describe(alias.clone()).await? {
                 Some(key) => {
                     usable(&key, &alias)?;
-                    Ok(Some(key.arn))
+                    Ok(KeyFound::Ready(key.arn))
                 }
-                None => Ok(None),
+                None => match observe::orphan_key(clients, &settings.target, &db.arn).await? {
+                    Some(key) => Ok(KeyFound::AliasMissing(key.arn)),
+                    None => Ok(KeyFound::ToCreate),
+                },
             }
         }
     }

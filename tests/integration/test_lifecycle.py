@@ -142,19 +142,20 @@ class LifecycleTest(unittest.TestCase):
 
     def test_down_cleans_up_after_any_partial_up(self):
         # up stopped after its k-th mutating call, for several k: down leaves nothing but the bucket.
-        for k in (2, 4, 9, 15, 20):
+        for k in (1, 2, 4, 9, 15, 20):
             name = f"part-{k}"
             self.emu.cluster(name)
             done = self.up(name, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": str(k)}, expect=1)
             self.assertIn("test switch", done.stderr)
             self.down(name, "--delete-key")
             self.assertEqual(self.leftovers(name), [], f"after a partial up stopped at call {k}")
+            self.assertEqual(self.live_keys(name), [], f"a key left after a partial up stopped at call {k}")
             self.assertIn("Nothing to delete", self.down(name).stdout)
 
     def test_up_again_converges_after_any_partial_up(self):
         # up stopped after its k-th mutating call; the next up finishes the job, and the one after
         # has nothing to change: the same end state as an uninterrupted run.
-        for k in (2, 3, 7, 12, 18, 21):
+        for k in (1, 2, 3, 7, 12, 18, 21):
             name = f"conv-{k}"
             self.emu.cluster(name)
             self.up(name, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": str(k)}, expect=1)
@@ -165,7 +166,19 @@ class LifecycleTest(unittest.TestCase):
             for check in ("activity-stream", "function", "delivery-stream", "processor-role", "firehose-role",
                           "bucket"):
                 self.assertEqual(checks[check]["status"], "OK", (k, checks[check]))
+            self.assertEqual(len(self.live_keys(name)), 1, f"one key, not one per run (stopped at call {k})")
             self.down(name, "--delete-key")
+
+    def live_keys(self, cluster):
+        """Keys das-setup tagged for this cluster that are not pending deletion."""
+        kms = self.emu.client("kms")
+        found = []
+        for key in kms.list_keys()["Keys"]:
+            tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]}
+            state = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"]
+            if tags.get("das-setup:cluster") == cluster and state != "PendingDeletion":
+                found.append(key["KeyId"])
+        return found
 
     def test_down_with_delete_bucket_empties_every_version(self):
         self.emu.cluster("wipe")
