@@ -259,7 +259,7 @@ pub async fn orphan_key(
             if meta.description().is_some_and(|d| d.contains(database_arn))
                 && meta.key_state().is_some_and(|s| s.as_str() == "Enabled")
             {
-                return Ok(key(clients, id).await?);
+                return key(clients, id).await;
             }
         }
         marker = page.next_marker().map(str::to_owned);
