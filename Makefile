@@ -1,5 +1,5 @@
 # Entry points for people and CI. Each target is one command; the scripts say what they do.
-.PHONY: demo test lint bench fixtures
+.PHONY: demo test lint bench fuzz fixtures
 
 ## demo: the whole pipeline on the local emulator: up, activity, events in S3, status, tail, down
 demo:
@@ -20,6 +20,10 @@ bench:
 	cargo bench -p das-processor --bench batch
 	./scripts/bench-processor
 	./scripts/bench-up
+
+## fuzz: every cargo fuzz target, 10 million runs each from the seed corpus (FUZZING.md)
+fuzz:
+	./scripts/fuzz
 
 ## fixtures: regenerate the Encryption SDK fixtures with the Python SDK (commit the result)
 fixtures:
