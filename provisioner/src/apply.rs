@@ -20,6 +20,7 @@ use crate::desired::{Desired, LIFECYCLE_RULE_ID, LOG_RETENTION_DAYS};
 use crate::observe::{self, BucketState, Observed};
 use crate::plan::{Change, Kind, Plan, retention_rule};
 use crate::progress::{Progress, Step, seconds};
+use crate::session::kind_word;
 
 /// How long each kind of wait may last before `up` gives up naming it.
 pub const STREAM_START_TIMEOUT: Duration = Duration::from_secs(45 * 60);
@@ -349,7 +350,7 @@ impl Ctx<'_> {
     /// returns its status. Waiting for `started` is [`Self::wait_stream_started`].
     async fn start_stream(&self) -> Res<String> {
         let db = &self.d.database;
-        let what = format!("the activity stream of {} {}", kind_word(db), db.id);
+        let what = format!("the activity stream of {} {}", kind_word(db.kind), db.id);
         let mut status = db.stream.status.clone();
         if status == "started" {
             return Ok(status);
@@ -396,7 +397,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         let db = &self.d.database;
-        let what = format!("the activity stream of {} {}", kind_word(db), db.id);
+        let what = format!("the activity stream of {} {}", kind_word(db.kind), db.id);
         let mut poll = Poll::new(
             self.progress,
             format!("{what} to start"),
@@ -432,7 +433,7 @@ impl Ctx<'_> {
         match observe::database(self.clients, &target).await? {
             Some(db) => Ok(db.stream.status),
             None => Err(ApplyError::Failed {
-                what: format!("{} {}", kind_word(&self.d.database), self.d.database.id),
+                what: format!("{} {}", kind_word(self.d.database.kind), self.d.database.id),
                 reason: "no longer exists".into(),
             }),
         }
@@ -675,7 +676,7 @@ impl Ctx<'_> {
                         .role_name(name)
                         .description(format!(
                             "Used by {purpose} of {} {}",
-                            kind_word(&d.database),
+                            kind_word(d.database.kind),
                             d.database.id
                         ))
                         .assume_role_policy_document(trust.to_string())
@@ -806,7 +807,7 @@ impl Ctx<'_> {
         };
         let description = format!(
             "Decrypts and classifies the activity stream of {} {} (das-setup)",
-            kind_word(&self.d.database),
+            kind_word(self.d.database.kind),
             self.d.database.id
         );
         for change in changes {
@@ -1185,11 +1186,4 @@ fn describe(changes: &[Change]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn kind_word(db: &crate::desired::Database) -> &'static str {
-    match db.kind {
-        crate::naming::TargetKind::Cluster => "cluster",
-        crate::naming::TargetKind::Instance => "instance",
-    }
 }

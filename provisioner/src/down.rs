@@ -221,14 +221,7 @@ pub async fn run(global: &GlobalArgs, args: &DownArgs) -> u8 {
 }
 
 fn refused(json_out: bool, progress: &Progress, e: &Refusal) -> u8 {
-    progress.finish();
-    crate::errln!("das-setup down: {e}");
-    crate::errln!("Nothing was changed.");
-    emit_json(
-        json_out,
-        &json!({"command": "down", "deleted": false, "error": e.to_string()}),
-    );
-    EXIT_REFUSED
+    session::refused("down", json_out, progress, e, json!({"deleted": false}))
 }
 
 fn managed(tags: &std::collections::BTreeMap<String, String>) -> bool {
@@ -257,22 +250,10 @@ async fn look(clients: &Clients, target: &TargetRef, args: &DownArgs) -> Result<
         observe::log_group(clients, &n.lambda_log_group, None).await?,
         observe::log_group(clients, &n.firehose_log_group, None).await?,
     );
-    // The bucket `up` used: named by the function or the delivery stream while they exist.
     let bucket = args
         .bucket
         .clone()
-        .or_else(|| {
-            function
-                .as_ref()
-                .and_then(|f| f.environment.get("DAS_OUTPUT_BUCKET").cloned())
-        })
-        .or_else(|| {
-            delivery
-                .as_ref()
-                .and_then(|d| d.destination.as_ref())
-                .and_then(|d| d.bucket_arn.rsplit(':').next().map(str::to_owned))
-        })
-        .unwrap_or_else(|| n.bucket.clone());
+        .unwrap_or_else(|| observe::output_location(n, function.as_ref(), delivery.as_ref()).0);
 
     let mut items = vec![
         Item {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::aws::{AwsError, Clients, Named as _, found, policy_document};
 use crate::desired::{Database, Desired, LIFECYCLE_RULE_ID, StreamState};
-use crate::naming::{TargetKind, TargetRef};
+use crate::naming::{Names, TargetKind, TargetRef};
 
 /// A KMS key as `DescribeKey` gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +267,28 @@ pub async fn orphan_key(
             return Ok(None);
         }
     }
+}
+
+/// The bucket and prefix `up` used: from the function's environment while it exists, else the
+/// delivery stream's destination, else the derived name (`down` and `status` both need it).
+pub fn output_location(
+    names: &Names,
+    function: Option<&FunctionState>,
+    delivery: Option<&DeliveryState>,
+) -> (String, String) {
+    let env = function.map(|f| &f.environment);
+    let bucket = env
+        .and_then(|e| e.get("DAS_OUTPUT_BUCKET").cloned())
+        .or_else(|| {
+            delivery
+                .and_then(|d| d.destination.as_ref())
+                .and_then(|d| d.bucket_arn.rsplit(':').next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| names.bucket.clone());
+    let prefix = env
+        .and_then(|e| e.get("DAS_OUTPUT_PREFIX").cloned())
+        .unwrap_or_else(|| "parsed/".to_owned());
+    (bucket, prefix)
 }
 
 /// Reads every other resource, concurrently.

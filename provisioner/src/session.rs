@@ -109,6 +109,27 @@ pub fn confirm(question: &str) -> Result<bool, Refusal> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// A refusal: the reason and "Nothing was changed." on stderr, and with `--output json` a
+/// document of `command`, `error` and the command's own `fields`. Returns the exit code.
+pub fn refused(
+    command: &str,
+    json_out: bool,
+    progress: &crate::progress::Progress,
+    e: &Refusal,
+    fields: Value,
+) -> u8 {
+    progress.finish();
+    crate::errln!("das-setup {command}: {e}");
+    crate::errln!("Nothing was changed.");
+    let mut doc = serde_json::json!({"command": command});
+    if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), fields) {
+        doc.extend(fields);
+        doc.insert("error".into(), Value::String(e.to_string()));
+    }
+    emit_json(json_out, &doc);
+    EXIT_REFUSED
+}
+
 /// With `--output json`, stdout is exactly one JSON document.
 pub fn emit_json(json_out: bool, doc: &Value) {
     if json_out {

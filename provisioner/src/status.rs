@@ -167,27 +167,6 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> u8 {
     code
 }
 
-/// The bucket and prefix `up` used: from the function's environment while it exists.
-fn output_location(
-    names: &Names,
-    function: Option<&FunctionState>,
-    delivery: Option<&DeliveryState>,
-) -> (String, String) {
-    let env = function.map(|f| &f.environment);
-    let bucket = env
-        .and_then(|e| e.get("DAS_OUTPUT_BUCKET").cloned())
-        .or_else(|| {
-            delivery
-                .and_then(|d| d.destination.as_ref())
-                .and_then(|d| d.bucket_arn.rsplit(':').next().map(str::to_owned))
-        })
-        .unwrap_or_else(|| names.bucket.clone());
-    let prefix = env
-        .and_then(|e| e.get("DAS_OUTPUT_PREFIX").cloned())
-        .unwrap_or_else(|| "parsed/".to_owned());
-    (bucket, prefix)
-}
-
 /// What `up` would render for this database, bucket, prefix and key.
 fn desired_for(
     target: &TargetRef,
@@ -226,7 +205,7 @@ async fn checks(
     let delivery = observe::delivery(clients, &n.delivery_stream).await?;
     let processor_role = observe::role(clients, &n.processor_role, &n.role_policy).await?;
     let firehose_role = observe::role(clients, &n.firehose_role, &n.role_policy).await?;
-    let (bucket, prefix) = output_location(n, function.as_ref(), delivery.as_ref());
+    let (bucket, prefix) = observe::output_location(n, function.as_ref(), delivery.as_ref());
     let running = db.is_some_and(|d| matches!(d.stream.status.as_str(), "started" | "starting"));
     let deployed = running
         || function.is_some()

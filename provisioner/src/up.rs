@@ -431,14 +431,13 @@ fn document(
 }
 
 fn report_refusal(json_out: bool, progress: &Progress, e: &Refusal) -> u8 {
-    progress.finish();
-    crate::errln!("das-setup up: {e}");
-    crate::errln!("Nothing was changed.");
-    emit_json(
+    session::refused(
+        "up",
         json_out,
-        &json!({"command": "up", "applied": false, "changes": 0, "error": e.to_string()}),
-    );
-    EXIT_REFUSED
+        progress,
+        e,
+        json!({"applied": false, "changes": 0}),
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,12 @@
 """Shared by the das-setup integration tests (not a test module itself)."""
 
 import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulator"))
+from harness import Emulator, zip_bootstrap  # noqa: E402
 
 
 def binaries():
@@ -26,3 +32,27 @@ def leftovers(emu, cluster):
     if c.get("ActivityStreamStatus", "stopped") != "stopped":
         found.append(f"activity stream {c['ActivityStreamStatus']}")
     return found
+
+
+class EmulatorCase(unittest.TestCase):
+    """One emulator per test class, started with `EMULATOR_OPTIONS`, and the processor zip the
+    tests deploy (`cls.zip`, made from `cls.code`)."""
+
+    EMULATOR_OPTIONS = ("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "2",
+                        "--buffer-interval-cap", "1")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.setup_bin, processor = binaries()
+        cls.tmp = tempfile.TemporaryDirectory()
+        with open(processor, "rb") as f:
+            cls.code = f.read()
+        cls.zip = os.path.join(cls.tmp.name, "processor.zip")
+        with open(cls.zip, "wb") as f:
+            f.write(zip_bootstrap(cls.code))
+        cls.emu = Emulator.start(*cls.EMULATOR_OPTIONS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+        cls.tmp.cleanup()

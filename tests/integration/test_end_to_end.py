@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from collections import Counter
@@ -24,8 +23,7 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
-from harness import Emulator, zip_bootstrap  # noqa: E402
-from common import binaries, leftovers  # noqa: E402
+from common import EmulatorCase, leftovers  # noqa: E402
 
 ACCOUNT = "123456789012"
 EXCLUDED = {"DQL"}  # up --exclude DQL
@@ -69,21 +67,9 @@ MYSQL = [
 DAMAGES = ["tampered-frame", "truncated", "not-gzip"]
 
 
-class EndToEndTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.setup_bin, processor = binaries()
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.zip = os.path.join(cls.tmp.name, "processor.zip")
-        with open(processor, "rb") as f, open(cls.zip, "wb") as out:
-            out.write(zip_bootstrap(f.read()))
-        cls.emu = Emulator.start("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "1",
-                                 "--buffer-interval-cap", "1")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
-        cls.tmp.cleanup()
+class EndToEndTest(EmulatorCase):
+    EMULATOR_OPTIONS = ("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "1",
+                        "--buffer-interval-cap", "1")
 
     def setup(self, *args):
         done = subprocess.run([self.setup_bin, *args], env=self.emu.env(), capture_output=True, text=True,

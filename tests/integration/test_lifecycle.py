@@ -8,34 +8,19 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
-from harness import Emulator, zip_bootstrap  # noqa: E402
-from common import binaries, leftovers  # noqa: E402
+from common import EmulatorCase, leftovers  # noqa: E402
 
 ACCOUNT = "123456789012"
 
 
-class LifecycleTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.setup_bin, processor = binaries()
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.zip = os.path.join(cls.tmp.name, "processor.zip")
-        with open(processor, "rb") as f, open(cls.zip, "wb") as out:
-            out.write(zip_bootstrap(f.read()))
-        cls.emu = Emulator.start("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "2",
-                                 "--buffer-interval-cap", "1")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
-        cls.tmp.cleanup()
+class LifecycleTest(EmulatorCase):
+    EMULATOR_OPTIONS = EmulatorCase.EMULATOR_OPTIONS
 
     def run_setup(self, *args, env=None):
         return subprocess.run([self.setup_bin, *args], env={**self.emu.env(), **(env or {})},

@@ -12,38 +12,23 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
-from harness import Emulator, zip_bootstrap  # noqa: E402
+from harness import zip_bootstrap  # noqa: E402
 
 sys.path.insert(0, HERE)
-from common import binaries  # noqa: E402
+from common import EmulatorCase  # noqa: E402
 
 ACCOUNT = "123456789012"
 DELAY = 3  # seconds the emulator's activity streams spend `starting` (the issue's D)
 
 
-class UpTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.setup_bin, processor = binaries()
-        cls.tmp = tempfile.TemporaryDirectory()
-        with open(processor, "rb") as f:
-            cls.code = f.read()
-        cls.zip = os.path.join(cls.tmp.name, "processor.zip")
-        with open(cls.zip, "wb") as f:
-            f.write(zip_bootstrap(cls.code))
-        cls.emu = Emulator.start("--activity-stream-delay", str(DELAY), "--trickle", "0",
-                                 "--heartbeat", "2", "--buffer-interval-cap", "1")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
-        cls.tmp.cleanup()
+class UpTest(EmulatorCase):
+    EMULATOR_OPTIONS = ("--activity-stream-delay", str(DELAY), "--trickle", "0", "--heartbeat", "2",
+                        "--buffer-interval-cap", "1")
 
     def up(self, *args, expect=0, zip_path=None):
         """Runs das-setup up; returns (stdout, stderr, mutating calls it made, seconds)."""
