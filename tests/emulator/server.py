@@ -3,7 +3,7 @@ A test double of AWS, documented as one (README.md beside this file).
 
   tests/emulator/python tests/emulator/server.py [-H 127.0.0.1] [-p 4566]
       [--activity-stream-delay 3] [--trickle 3] [--heartbeat 5] [--buffer-interval-cap 2]
-      [--log-dir DIR]
+      [--log-dir DIR] [--enforce-iam]
 
 Use tests/emulator/start and tests/emulator/stop rather than running this directly.
 """
@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dasemu import activity_streams, moto_fixes  # noqa: E402
+from dasemu import activity_streams, iam_enforcement, moto_fixes  # noqa: E402
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
@@ -41,6 +41,10 @@ def main(argv):
                         help="cap on Firehose buffering intervals, seconds (default 2)")
     parser.add_argument("--log-dir", default=os.environ.get("DASEMU_LOG_DIR") or tempfile.mkdtemp(prefix="dasemu-"),
                         help="where function logs go")
+    parser.add_argument("--enforce-iam", action="store_true",
+                        default=os.environ.get("DASEMU_ENFORCE_IAM") == "1",
+                        help="check every request not signed by a root key (testing, dasemu) against "
+                             "its IAM policies (dasemu/iam_enforcement.py)")
     args = parser.parse_args(argv)
     os.makedirs(args.log_dir, exist_ok=True)
     os.environ.setdefault("MOTO_PORT", str(args.port))
@@ -49,6 +53,7 @@ def main(argv):
     producer = Producer(endpoint, activity_streams.status_of, args.trickle, args.heartbeat)
     activity_streams.install(args.activity_stream_delay, producer)
     moto_fixes.install()
+    iam_enforcement.install(args.enforce_iam)
     runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

@@ -12,6 +12,7 @@ import time
 import unittest
 import urllib.request
 
+import boto3
 from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -410,6 +411,79 @@ class EmulatorTest(unittest.TestCase):
         # The trickle went through too: decrypted events of several categories, no heartbeats.
         categories = {key.split("/")[1] for key in self.objects("pipe-audit", "parsed/")}
         self.assertGreaterEqual(len(categories), 2, categories)
+
+
+class IamEnforcementTest(unittest.TestCase):
+    """`--enforce-iam` (dasemu/iam_enforcement.py): policies scoped by resource and encryption
+    context are honoured as AWS honours them; the root key is allowed everything."""
+
+    ROLE_POLICY = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "{key}",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:aws:rds:dbc-id": "cluster-A"}}},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::enforced/parsed/*"}]}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator.start("--trickle", "0", "--enforce-iam")
+        kms, iam = cls.emu.client("kms"), cls.emu.client("iam")
+        cls.key = kms.create_key()["KeyMetadata"]["Arn"]
+        cls.other_key = kms.create_key()["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName="alias/enforced", TargetKeyId=cls.key)
+        cls.emu.client("s3").create_bucket(Bucket="enforced",
+                                           CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        iam.create_role(RoleName="enforced", AssumeRolePolicyDocument=trust("lambda.amazonaws.com"))
+        iam.put_role_policy(RoleName="enforced", PolicyName="p",
+                            PolicyDocument=json.dumps(cls.ROLE_POLICY).replace("{key}", cls.key))
+        c = cls.emu.client("sts").assume_role(RoleArn="arn:aws:iam::123456789012:role/enforced",
+                                              RoleSessionName="probe")["Credentials"]
+        session = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                aws_session_token=c["SessionToken"], region_name="eu-west-1")
+        cls.role = lambda self, service: session.client(service, endpoint_url=cls.emu.url)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def blob(self, key, resource_id):
+        return self.emu.client("kms").generate_data_key(
+            KeyId=key, KeySpec="AES_256", EncryptionContext={"aws:rds:dbc-id": resource_id})["CiphertextBlob"]
+
+    def assertRefused(self, code, call):
+        with self.assertRaises(ClientError) as raised:
+            call()
+        self.assertEqual(raised.exception.response["Error"]["Code"], code, raised.exception)
+
+    def test_kms_decrypt_is_scoped_by_key_and_encryption_context(self):
+        kms = self.role("kms")
+        context = {"aws:rds:dbc-id": "cluster-A"}
+        self.assertEqual(len(kms.decrypt(CiphertextBlob=self.blob(self.key, "cluster-A"),
+                                         EncryptionContext=context)["Plaintext"]), 32)
+        # The key named through its alias is the same resource.
+        self.assertEqual(kms.decrypt(CiphertextBlob=self.blob("alias/enforced", "cluster-A"), KeyId="alias/enforced",
+                                     EncryptionContext=context)["KeyId"], self.key)
+        self.assertRefused("AccessDeniedException", lambda: kms.decrypt(
+            CiphertextBlob=self.blob(self.key, "cluster-B"), EncryptionContext={"aws:rds:dbc-id": "cluster-B"}))
+        self.assertRefused("AccessDeniedException", lambda: kms.decrypt(
+            CiphertextBlob=self.blob(self.other_key, "cluster-A"), EncryptionContext=context))
+        blob = self.emu.client("kms").generate_data_key(KeyId=self.key, KeySpec="AES_256")["CiphertextBlob"]
+        self.assertRefused("AccessDeniedException", lambda: kms.decrypt(CiphertextBlob=blob))
+        self.assertRefused("AccessDeniedException", lambda: kms.generate_data_key(
+            KeyId=self.key, KeySpec="AES_256", EncryptionContext=context))
+
+    def test_s3_and_other_services_follow_the_policy_and_the_root_is_allowed(self):
+        s3 = self.role("s3")
+        s3.put_object(Bucket="enforced", Key="parsed/x", Body=b"1")
+        self.assertRefused("AccessDenied", lambda: s3.put_object(Bucket="enforced", Key="other/x", Body=b"1"))
+        self.assertRefused("AccessDenied", lambda: s3.get_object(Bucket="enforced", Key="parsed/x"))
+        self.assertRefused("AccessDeniedException", lambda: self.role("kinesis").list_streams())
+        self.assertRefused("AccessDenied", lambda: self.role("iam").list_roles())
+        self.assertEqual(self.emu.client("s3").get_object(Bucket="enforced", Key="parsed/x")["Body"].read(), b"1")
+        principals = {(c["op"], c["principal"], c["status"]) for c in self.emu.calls()}
+        self.assertIn(("PUT /enforced/parsed/x", "arn:aws:sts::123456789012:assumed-role/enforced/probe", 200),
+                      principals)
+        self.assertIn(("GET /enforced/parsed/x", "root", 200), principals)
+        self.assertIn(("GET /enforced/parsed/x", "arn:aws:sts::123456789012:assumed-role/enforced/probe", 403),
+                      principals)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """The emulator's own HTTP API, beside AWS's, under /_dasemu/ (tests and the demo use it):
 
   GET  /_dasemu/health                      {"ok": true}
-  POST /_dasemu/inject    {"stream": NAME or resource id, "events": [...], "damage": null}
-                          writes one DAS record now (409 unless the stream is started)
+  POST /_dasemu/inject    {"stream": NAME or resource id, "events": [...], "damage": null,
+                           "kms_key": null}
+                          writes one DAS record now (409 unless the stream is started); with
+                          kms_key, its data key comes from that key instead of the stream's
   GET  /_dasemu/truth[?stream=NAME]         every record written: events, kind, damage, sequence
   POST /_dasemu/producer  {"trickle_per_second": 0, "heartbeat_seconds": 5}
   GET  /_dasemu/firehose                    what the Firehose runner did (invocations, errors)
   GET  /_dasemu/calls[?app=NAME]            every AWS API call served, in order: service hint,
-                          operation, whether it changes anything, and the caller's app name
-                          (the SDK's `app/NAME` user-agent part: das-setup sends `das-setup`)
+                          operation, whether it changes anything, the caller's app name
+                          (the SDK's `app/NAME` user-agent part: das-setup sends `das-setup`),
+                          who signed it (`principal`: "root", an assumed-role or user ARN) and
+                          the HTTP status of the answer
 """
 
 import io
@@ -16,6 +20,8 @@ import json
 import re
 import threading
 from urllib.parse import parse_qs
+
+from dasemu.iam_enforcement import access_key_id, principal_of
 
 PREFIX = "/_dasemu/"
 
@@ -31,8 +37,13 @@ class Admin:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIX):
-            self.record(environ, path)
-            return self.app(environ, start_response)
+            call = self.record(environ, path)
+
+            def answered(status, headers, exc_info=None):
+                call["status"] = int(status.split(" ", 1)[0])
+                return start_response(status, headers, exc_info)
+
+            return self.app(environ, answered)
         try:
             status, body = self.route(environ, path[len(PREFIX):])
         except (ValueError, KeyError, TypeError) as e:
@@ -57,7 +68,8 @@ class Admin:
             stream = self.producer.find(body["stream"])
             if stream is None or not self.producer.started(stream):
                 return 409, {"error": f"no started activity stream {body['stream']!r}"}
-            seq = self.producer.write(stream, body.get("events", []), body.get("damage"))
+            seq = self.producer.write(stream, body.get("events", []), body.get("damage"),
+                                      kms_key=body.get("kms_key"))
             return 200, {"sequenceNumber": seq, "stream": stream.name}
         if name == "producer" and method == "POST":
             body = self.body(environ)
@@ -94,9 +106,13 @@ class Admin:
             mutating = method not in ("GET", "HEAD")
         agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         app = re.search(r"(?:^|\s)app/([^\s]+)", agent)
+        call = {"op": op, "mutating": mutating, "app": app.group(1) if app else None,
+                "host": environ.get("HTTP_HOST", ""),
+                "principal": principal_of(access_key_id(environ.get("HTTP_AUTHORIZATION"))),
+                "status": None}
         with self.calls_lock:
-            self.calls.append({"op": op, "mutating": mutating, "app": app.group(1) if app else None,
-                               "host": environ.get("HTTP_HOST", "")})
+            self.calls.append(call)
+        return call
 
     @staticmethod
     def body(environ):

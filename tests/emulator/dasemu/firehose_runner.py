@@ -247,8 +247,21 @@ class FirehoseRunner:
                 env = (fn.environment_vars or {})
                 arch = (fn.architectures or ["x86_64"])[0]
                 self.hosts[key] = FunctionHost(fn.function_name, fn.function_arn, fn.code_bytes, env,
-                                               fn.timeout, arch, self.endpoint, region, self.log_dir)
+                                               fn.timeout, arch, self.endpoint, region, self.log_dir,
+                                               self.role_credentials(fn, account, region))
             return self.hosts[key], fn.role
+
+    @staticmethod
+    def role_credentials(fn, account, region):
+        """What Lambda gives a function: its execution role's temporary credentials (the session
+        named after the function). Assumed by the service itself, inside the emulator."""
+        from moto.sts.models import sts_backends
+        from moto.utilities.utils import get_partition
+
+        session = sts_backends[account][get_partition(region)].assume_role(
+            region_name=region, role_session_name=fn.function_name, role_arn=fn.role,
+            policy=None, duration=12 * 3600, external_id=None)
+        return session.access_key_id, session.secret_access_key, session.session_token
 
     def deliver(self, state, destination, params):
         records, size = state.buffer, state.buffer_bytes

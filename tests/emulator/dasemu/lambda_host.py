@@ -8,8 +8,9 @@ under a local implementation of the Lambda Runtime API:
 
 One warm process per function and code version, as Lambda keeps an execution environment
 between invocations; a timeout or a crash ends it and the next invocation starts a new one.
-The process gets the function's environment variables plus what Lambda sets, with credentials
-and the endpoint pointing back at the emulator. Its output goes to a log file (CloudWatch's
+The process gets the function's environment variables plus what Lambda sets: the endpoint
+pointing back at the emulator and, as Lambda does, temporary credentials of the function's
+execution role (so that with `--enforce-iam` the function can do exactly what its role allows). Its output goes to a log file (CloudWatch's
 role). An arm64 `bootstrap` runs through qemu-aarch64 when the machine is x86_64 and qemu's user
 mode is installed (Debian: qemu-user, and libc6-arm64-cross for glibc binaries); otherwise the
 invocation fails with a message saying so.
@@ -45,8 +46,10 @@ class Invocation:
 class FunctionHost:
     """One function version: its unpacked code, its runtime API, its warm process."""
 
-    def __init__(self, name, arn, code_zip, environment, timeout, architecture, endpoint, region, log_dir):
+    def __init__(self, name, arn, code_zip, environment, timeout, architecture, endpoint, region, log_dir,
+                 credentials):
         self.name = name
+        self.credentials = credentials  # (access key id, secret access key, session token)
         self.arn = arn
         self.environment = dict(environment or {})
         self.timeout = float(timeout or 3)
@@ -147,8 +150,9 @@ class FunctionHost:
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "dasemu-lambda",
-            "AWS_SECRET_ACCESS_KEY": "dasemu-lambda",
+            "AWS_ACCESS_KEY_ID": self.credentials[0],
+            "AWS_SECRET_ACCESS_KEY": self.credentials[1],
+            "AWS_SESSION_TOKEN": self.credentials[2],
             "LAMBDA_TASK_ROOT": self.dir,
             "_HANDLER": "bootstrap",
         }

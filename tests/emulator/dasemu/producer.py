@@ -139,21 +139,24 @@ class Producer:
     def started(self, stream):
         return self.status_of(stream.resource) == "started"
 
-    def write(self, stream, events, damage=None, kind="injected"):
+    def write(self, stream, events, damage=None, kind="injected", kms_key=None):
         """Writes one record; returns its sequence number. Records the ground truth.
+        With `kms_key`, the record's data key is made by that key (same encryption context)
+        instead of the stream's: a record only the holder of that key can read.
         Serialized: moto's Kinesis PutRecord is not safe under concurrency, and injections
         arrive on server threads while the producer thread writes."""
         with self.write_lock:
-            return self._write(stream, events, damage, kind)
+            return self._write(stream, events, damage, kind, kms_key)
 
-    def _write(self, stream, events, damage, kind):
+    def _write(self, stream, events, damage, kind, kms_key):
         now = time.time()
-        if stream.data_key is None or now - stream.data_key_at > DATA_KEY_SECONDS:
-            out = self.client("kms", stream.region).generate_data_key(
-                KeyId=stream.kms_key_arn, KeySpec="AES_256", EncryptionContext=stream.context())
-            stream.data_key = (out["Plaintext"], out["CiphertextBlob"])
-            stream.data_key_at = now
-        plaintext_key, blob = stream.data_key
+        if kms_key is not None:
+            data_key = self.data_key(stream, kms_key)
+        else:
+            if stream.data_key is None or now - stream.data_key_at > DATA_KEY_SECONDS:
+                stream.data_key, stream.data_key_at = self.data_key(stream, stream.kms_key_arn), now
+            data_key = stream.data_key
+        plaintext_key, blob = data_key
         cluster_id, instance_id = stream.ids()
         version = "1.2" if stream.engine == "mysql" else "1.1"
         data = das_batch.kinesis_data(events, cluster_id, instance_id, plaintext_key, blob, damage, version)
@@ -162,9 +165,14 @@ class Producer:
         with self.lock:
             self.truth.append({
                 "stream": stream.name, "sequenceNumber": out["SequenceNumber"], "kind": kind,
-                "damage": damage, "events": events, "time": now,
+                "damage": damage, "events": events, "time": now, "kms_key": kms_key,
             })
         return out["SequenceNumber"]
+
+    def data_key(self, stream, kms_key):
+        out = self.client("kms", stream.region).generate_data_key(
+            KeyId=kms_key, KeySpec="AES_256", EncryptionContext=stream.context())
+        return out["Plaintext"], out["CiphertextBlob"]
 
     def step(self):
         with self.lock:

@@ -1,0 +1,152 @@
+"""IAM enforcement (`server.py --enforce-iam`): every request is checked against the IAM policies
+of the credentials that signed it, so a test can prove that a role can do its job and nothing
+else. moto has the mechanism (its `INITIAL_NO_AUTH_ACTION_COUNT`); this module adds what a
+least-privilege policy like das-setup's needs from it, as AWS does:
+
+- The account root. Requests signed with a root access key (`ROOT_ACCESS_KEYS`: the key id the
+  tests, the demo and das-setup use against the emulator, and the one of the emulator's own
+  service components: RDS's producer and the Firehose runner) are allowed everything, as the
+  root user is in AWS. moto has no root user: without one nothing could create the first role.
+- The resource. moto checks every service but S3 (and IAM, STS, SQS) against `Resource: "*"`,
+  so a statement scoped to one ARN never applies and a scoped policy is refused outright. For
+  KMS the resource here is the key: `KeyId` resolved through aliases, or for a `Decrypt` without
+  one, the key that made the ciphertext (moto's ciphertext blob names it), as in AWS.
+- Condition keys. moto gives policy conditions no request values. For KMS each pair of the
+  request's `EncryptionContext` is `kms:EncryptionContext:<key>`, as in AWS.
+- The refusal. moto answers every refused request with an XML `AccessDenied`; AWS's JSON
+  services (KMS, Kinesis, Firehose, CloudWatch Logs, Lambda) answer JSON
+  `AccessDeniedException`, which is what their SDK clients parse.
+
+Not modelled: key policies (moto evaluates them for DescribeKey only), permission boundaries,
+SCPs, session policies, and resource ARNs for services other than S3, IAM, STS, SQS and KMS.
+
+`principal_of(access key id)` names who signed a request (for the admin API's call log).
+"""
+
+import base64
+import json
+import re
+
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.exceptions import JsonRESTError
+from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase, PermissionResult
+from moto.kms.responses import KmsResponse
+from moto.kms.utils import _deserialize_ciphertext_blob
+
+ROOT_ACCESS_KEYS = ("testing", "dasemu")
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def access_key_id(authorization):
+    found = _CREDENTIAL.search(authorization or "")
+    return found.group(1) if found else None
+
+
+def principal_of(key_id):
+    """"root", an assumed-role or user ARN, or None for an unsigned or unknown request."""
+    if key_id is None:
+        return None
+    if key_id in ROOT_ACCESS_KEYS:
+        return "root"
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    for account, partitions in list(sts_backends.items()):
+        for partition, backend in list(partitions.items()):
+            for role in list(backend.assumed_roles):
+                if role.access_key_id == key_id:
+                    name = role.role_arn.split("/")[-1]
+                    return f"arn:{partition}:sts::{account}:assumed-role/{name}/{role.session_name}"
+    for account, partitions in list(iam_backends.items()):
+        for partition, backend in list(partitions.items()):
+            for user in list(backend.users.values()):
+                if any(k.access_key_id == key_id for k in user.access_keys):
+                    return user.arn
+    return None
+
+
+# --- the account root -----------------------------------------------------------------------
+_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+
+def _authorize_unless_root(self, iam_request_cls, resource="*"):
+    if access_key_id(self.headers.get("Authorization")) in ROOT_ACCESS_KEYS:
+        return None
+    return _authorize(self, iam_request_cls, resource)
+
+
+# --- the resource of a KMS request ----------------------------------------------------------
+def _kms_resource(self):
+    try:
+        params = json.loads(self.body or b"{}")
+        key_id = params.get("KeyId") or params.get("DestinationKeyId")
+        if not key_id and params.get("CiphertextBlob"):
+            key_id = _deserialize_ciphertext_blob(base64.b64decode(params["CiphertextBlob"])).key_id
+        if not key_id:
+            return "*"  # CreateKey, ListKeys, ListAliases ...: no key, as in AWS
+        return self.kms_backend.describe_key(key_id).arn
+    except Exception:
+        # An unknown key or an unreadable request: a policy naming a key does not apply.
+        return "arn:aws:kms:unknown"
+
+
+# --- condition keys from the request --------------------------------------------------------
+def condition_values(action, body):
+    if not action.startswith("kms:"):
+        return {}
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    context = params.get("EncryptionContext") or {}
+    if not isinstance(context, dict):
+        return {}
+    return {f"kms:EncryptionContext:{k}": v for k, v in context.items() if isinstance(v, str)}
+
+
+def _check_action_permitted(self, resource):
+    """moto's IAMRequestBase.check_action_permitted, with the request's condition values."""
+    if self._action == "sts:GetCallerIdentity":  # always allowed, as in AWS
+        return
+    values = condition_values(self._action, self._body)
+    permitted = False
+    for policy in self._access_key.collect_policies():
+        verdict = IAMPolicy(policy).is_action_permitted(self._action, resource, None, values)
+        if verdict == PermissionResult.DENIED:
+            self._raise_access_denied()
+        elif verdict == PermissionResult.PERMITTED:
+            permitted = True
+    if self._is_assuming_role_operation(resource):
+        permitted = permitted and self._check_role_trust_relationship(resource)
+    if not permitted:
+        self._raise_access_denied()
+
+
+# --- the refusal ----------------------------------------------------------------------------
+JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda")
+_raise_access_denied = IAMRequest._raise_access_denied
+
+
+class AccessDeniedException(JsonRESTError):
+    code = 403
+
+
+def _raise_access_denied_as_the_service_does(self):
+    if self._service in JSON_SERVICES:
+        raise AccessDeniedException(
+            "AccessDeniedException",
+            f"User: {self._access_key.arn} is not authorized to perform: {self._action}")
+    _raise_access_denied(self)
+
+
+def install(enforce):
+    """Always: the root, KMS resources and condition values (inert while nothing is enforced).
+    With `enforce`, every request not signed by a root key is checked from the first one."""
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize_unless_root
+    KmsResponse._determine_resource = _kms_resource
+    IAMRequestBase.check_action_permitted = _check_action_permitted
+    IAMRequest._raise_access_denied = _raise_access_denied_as_the_service_does
+    if enforce:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
