@@ -1,0 +1,187 @@
+"""Least privilege, enforced (issue 8 item 3).
+
+The emulator runs with `--enforce-iam`: every request not signed by the account root is checked
+against the signer's IAM policies, with the real resource and the KMS encryption context as
+condition values (tests/emulator/dasemu/iam_enforcement.py). `das-setup up` deploys the
+pipeline as root; the emulator's Lambda host runs the processor with temporary credentials of
+the role `up` made for it, as Lambda does. Then:
+
+- processing succeeds under that role: injected events reach S3, and every call the function
+  made (the emulator's call log names the signer and the answer) was a KMS Decrypt or an S3 put
+  under the prefix, allowed;
+- a record whose data key comes from another KMS key is refused by IAM, not by cryptography (same
+  encryption context, a valid key): it lands under errors/, the rest of the stream is delivered;
+- credentials that hold exactly the role's policy (an IAM user with the role's inline policies
+  copied, nothing else) are refused every call outside it: reading or listing the bucket,
+  writing outside the prefix, decrypting with another encryption context, with another key or
+  with none, generating a data key, reading the Kinesis stream, listing roles. The calls the
+  policy allows succeed with the same credentials, so a refusal is the policy's, not a broken
+  signature's.
+"""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import EmulatorCase  # noqa: E402
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+CLUSTER = "iam-pg"
+FUNCTION = f"das-setup-{CLUSTER}"
+BUCKET = f"das-setup-{CLUSTER}-{ACCOUNT}-{REGION}"
+CONTEXT_KEY = "aws:rds:dbc-id"
+
+
+def pg(test_id, cls, command, text):
+    return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
+            "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop",
+            "logTime": "2026-11-24 11:00:00.000000+00"}
+
+
+class LeastPrivilegeTest(EmulatorCase):
+    EMULATOR_OPTIONS = EmulatorCase.EMULATOR_OPTIONS + ("--enforce-iam",)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        emu = cls.emu
+        cluster = emu.cluster(CLUSTER)
+        cls.resource_id = cluster["DbClusterResourceId"]
+        done = subprocess.run([cls.setup_bin, "up", "--cluster", CLUSTER, "--arch", "x86_64",
+                               "--lambda-zip", cls.zip, "--yes"], env=emu.env(), capture_output=True,
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"das-setup up failed under --enforce-iam:\n{done.stderr}")
+        deadline = time.time() + 15
+        while FUNCTION not in emu.admin("firehose") and time.time() < deadline:
+            time.sleep(0.2)
+        c = emu.client("rds").describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
+        cls.das_key = emu.client("kms").describe_key(KeyId=c["ActivityStreamKmsKeyId"])["KeyMetadata"]["Arn"]
+        cls.other_key = emu.client("kms").create_key(Description="not the activity stream's")["KeyMetadata"]["Arn"]
+        cls.role = emu.client("lambda").get_function_configuration(FunctionName=FUNCTION)["Role"]
+
+    # --- helpers ------------------------------------------------------------------------
+    def role_policy_holder(self):
+        """Clients signed by an IAM user holding exactly the function role's policies."""
+        iam = self.emu.client("iam")
+        role_name = self.role.rsplit("/", 1)[-1]
+        self.assertEqual(iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"], [],
+                         "up attaches no managed policy to the function's role")
+        names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        self.assertTrue(names, "the function's role has its inline policy")
+        iam.create_user(UserName="holds-the-lambda-policy")
+        for name in names:
+            document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+            iam.put_user_policy(UserName="holds-the-lambda-policy", PolicyName=name,
+                                PolicyDocument=json.dumps(document))
+        key = iam.create_access_key(UserName="holds-the-lambda-policy")["AccessKey"]
+        session = boto3.Session(aws_access_key_id=key["AccessKeyId"],
+                                aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
+        return lambda service: session.client(service, endpoint_url=self.emu.url)
+
+    def assertRefused(self, call, code):
+        with self.assertRaises(ClientError) as caught:
+            call()
+        self.assertEqual(caught.exception.response["Error"]["Code"], code, caught.exception)
+
+    def data_key(self, key, resource_id):
+        return self.emu.client("kms").generate_data_key(
+            KeyId=key, KeySpec="AES_256", EncryptionContext={CONTEXT_KEY: resource_id})["CiphertextBlob"]
+
+    def read_bucket(self):
+        s3 = self.emu.client("s3")
+        events, failed = {}, []
+        for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+            body = s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+            if o["Key"].startswith("parsed/"):
+                for event in lines:
+                    events.setdefault(event.get("testId"), []).append(o["Key"].split("/")[1])
+            elif o["Key"].startswith("errors/processing-failed/"):
+                failed += lines
+        return events, failed
+
+    # --- tests --------------------------------------------------------------------------
+    def test_the_processor_works_with_its_role_alone_and_iam_refuses_a_foreign_key(self):
+        stream = f"aws-rds-das-{self.resource_id}"
+        before = len(self.emu.calls())
+        self.emu.admin("inject", {"stream": stream, "events": [
+            pg("iam-0", "DDL", "CREATE TABLE", "create table t (id int)"),
+            pg("iam-1", "WRITE", "INSERT", "insert into t values (1)")]})
+        self.emu.admin("inject", {"stream": stream, "kms_key": self.other_key, "events": [
+            pg("iam-foreign", "READ", "SELECT", "select * from t")]})
+        self.emu.admin("inject", {"stream": stream, "events": [pg("iam-2", "READ", "SELECT", "select 1")]})
+
+        want = {"iam-0": ["DDL"], "iam-1": ["DML"], "iam-2": ["DQL"]}
+        deadline = time.time() + 60
+        while True:
+            events, failed = self.read_bucket()
+            got = {k: v for k, v in events.items() if k is not None}
+            if (got == want and failed) or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        time.sleep(2.5)  # one more buffer interval: a late arrival would show now
+        events, failed = self.read_bucket()
+        self.assertEqual({k: v for k, v in events.items() if k is not None}, want,
+                         f"processing under the role's policy\n{self.emu.admin('firehose')}")
+        self.assertEqual(len(failed), 1, "only the record under the foreign key fails")
+        self.assertEqual(failed[0]["errorCode"], "Lambda.ProcessingFailed")
+
+        principal = f"arn:aws:sts::{ACCOUNT}:assumed-role/{self.role.rsplit('/', 1)[-1]}/{FUNCTION}"
+        calls = [c for c in self.emu.calls()[before:] if c["principal"] == principal]
+        self.assertTrue(calls, "the function signs with its role's credentials")
+        decrypts = [c["status"] for c in calls if c["op"] == "Decrypt"]
+        puts = [c for c in calls if c["op"].startswith(f"PUT /{BUCKET}/")]
+        self.assertEqual(len(decrypts) + len(puts), len(calls), f"no other call: {calls}")
+        self.assertIn(200, decrypts, "the stream's data key is decrypted")
+        self.assertIn(403, decrypts, "the foreign key's data key is refused by IAM")
+        self.assertEqual(set(decrypts), {200, 403})
+        self.assertTrue(puts and all(c["status"] == 200 for c in puts), puts)
+        self.assertTrue(all(c["op"].startswith(f"PUT /{BUCKET}/parsed/") for c in puts), puts)
+        self.assertFalse([c for c in self.emu.calls()[before:] if c["principal"] is None and c["status"] == 200],
+                         "no request signed by an unknown key was served")
+
+    def test_credentials_holding_exactly_the_role_policy_are_refused_everything_else(self):
+        client = self.role_policy_holder()
+        kms, s3 = client("kms"), client("s3")
+        mine = {CONTEXT_KEY: self.resource_id}
+        other = {CONTEXT_KEY: "cluster-ANOTHERDATABASE0000000000"}
+
+        # Allowed: the job (so each refusal below is the policy's, not the signature's).
+        self.assertEqual(len(kms.decrypt(CiphertextBlob=self.data_key(self.das_key, self.resource_id),
+                                         EncryptionContext=mine)["Plaintext"]), 32)
+        s3.put_object(Bucket=BUCKET, Key="parsed/iam-probe", Body=b"{}")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/iam-probe")
+
+        # Refused: everything else. Each data key is valid for the context it is asked with.
+        another_database = self.data_key(self.das_key, other[CONTEXT_KEY])
+        self.assertRefused(lambda: kms.decrypt(CiphertextBlob=another_database, EncryptionContext=other),
+                           "AccessDeniedException")
+        self.assertRefused(lambda: kms.decrypt(CiphertextBlob=self.data_key(self.other_key, self.resource_id),
+                                               EncryptionContext=mine), "AccessDeniedException")
+        no_context = self.emu.client("kms").generate_data_key(KeyId=self.das_key, KeySpec="AES_256")
+        self.assertRefused(lambda: kms.decrypt(CiphertextBlob=no_context["CiphertextBlob"]),
+                           "AccessDeniedException")
+        self.assertRefused(lambda: kms.generate_data_key(KeyId=self.das_key, KeySpec="AES_256",
+                                                         EncryptionContext=mine), "AccessDeniedException")
+        self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root", Body=b"{}")
+        self.assertRefused(lambda: s3.get_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root"),
+                           "AccessDenied")
+        self.assertRefused(lambda: s3.list_objects_v2(Bucket=BUCKET), "AccessDenied")
+        self.assertRefused(lambda: s3.put_object(Bucket=BUCKET, Key="elsewhere/x", Body=b"{}"),
+                           "AccessDenied")
+        self.assertRefused(lambda: s3.delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root"),
+                           "AccessDenied")
+        self.assertRefused(lambda: client("kinesis").describe_stream(
+            StreamName=f"aws-rds-das-{self.resource_id}"), "AccessDeniedException")
+        self.assertRefused(lambda: client("iam").list_roles(), "AccessDenied")
