@@ -49,6 +49,44 @@ def trust(service):
         {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
 
 
+def delivery(emu, name, function_role_service="lambda.amazonaws.com", firehose_service="firehose.amazonaws.com",
+             firehose_policy=None):
+    """A Kinesis stream → delivery stream → TEST_BOOTSTRAP function → bucket, in us-east-1; the
+    delivery stream's role gets `firehose_policy` (a function of the stream ARN) if given."""
+    iam, lam, kinesis, s3, firehose = (emu.client(s, "us-east-1") for s in ("iam", "lambda", "kinesis", "s3", "firehose"))
+    iam.create_role(RoleName=f"{name}-fn", AssumeRolePolicyDocument=trust(function_role_service))
+    fh_role = iam.create_role(RoleName=f"{name}-fh", AssumeRolePolicyDocument=trust(firehose_service))["Role"]["Arn"]
+    fn = lam.create_function(
+        FunctionName=f"{name}-fn", Runtime="provided.al2023", Handler="bootstrap",
+        Role=f"arn:aws:iam::123456789012:role/{name}-fn", Code={"ZipFile": zip_bootstrap(TEST_BOOTSTRAP)},
+        Timeout=10, Environment={"Variables": {"SUFFIX": "sfx"}})
+    kinesis.create_stream(StreamName=f"{name}-src", ShardCount=1)
+    src = kinesis.describe_stream_summary(StreamName=f"{name}-src")["StreamDescriptionSummary"]["StreamARN"]
+    if firehose_policy is not None:
+        iam.put_role_policy(RoleName=f"{name}-fh", PolicyName="firehose",
+                            PolicyDocument=json.dumps(firehose_policy(src, fn["FunctionArn"])))
+    s3.create_bucket(Bucket=f"{name}-bucket")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": src, "RoleARN": fh_role},
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": fh_role, "BucketARN": f"arn:aws:s3:::{name}-bucket",
+            "Prefix": "ok/!{timestamp:yyyy/MM/dd}/", "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+            "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+                {"ParameterName": "LambdaArn", "ParameterValue": fn["FunctionArn"]},
+                {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
+                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "60"}]}]},
+        })
+    # The runner reads from LATEST once it has seen the delivery stream.
+    for _ in range(50):
+        if name in emu.admin("firehose"):
+            break
+        time.sleep(0.1)
+    time.sleep(0.6)
+    return f"{name}-src", f"{name}-bucket"
+
+
 class EmulatorTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -266,35 +304,7 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(refused.exception.code, 409)
 
     def delivery(self, name, function_role_service="lambda.amazonaws.com", firehose_service="firehose.amazonaws.com"):
-        self.iam.create_role(RoleName=f"{name}-fn", AssumeRolePolicyDocument=trust(function_role_service))
-        fh_role = self.iam.create_role(RoleName=f"{name}-fh",
-                                       AssumeRolePolicyDocument=trust(firehose_service))["Role"]["Arn"]
-        fn = self.lam.create_function(
-            FunctionName=f"{name}-fn", Runtime="provided.al2023", Handler="bootstrap",
-            Role=f"arn:aws:iam::123456789012:role/{name}-fn", Code={"ZipFile": zip_bootstrap(TEST_BOOTSTRAP)},
-            Timeout=10, Environment={"Variables": {"SUFFIX": "sfx"}})
-        self.kinesis.create_stream(StreamName=f"{name}-src", ShardCount=1)
-        src = self.kinesis.describe_stream_summary(StreamName=f"{name}-src")["StreamDescriptionSummary"]["StreamARN"]
-        self.s3.create_bucket(Bucket=f"{name}-bucket")
-        self.firehose.create_delivery_stream(
-            DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
-            KinesisStreamSourceConfiguration={"KinesisStreamARN": src, "RoleARN": fh_role},
-            ExtendedS3DestinationConfiguration={
-                "RoleARN": fh_role, "BucketARN": f"arn:aws:s3:::{name}-bucket",
-                "Prefix": "ok/!{timestamp:yyyy/MM/dd}/", "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
-                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
-                "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": fn["FunctionArn"]},
-                    {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
-                    {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "60"}]}]},
-            })
-        # The runner reads from LATEST once it has seen the delivery stream.
-        for _ in range(50):
-            if name in self.admin("firehose"):
-                break
-            time.sleep(0.1)
-        time.sleep(0.6)
-        return f"{name}-src", f"{name}-bucket"
+        return delivery(self.emu, name, function_role_service, firehose_service)
 
     def objects(self, bucket, prefix):
         out = {}
@@ -484,6 +494,45 @@ class IamEnforcementTest(unittest.TestCase):
         self.assertIn(("GET /enforced/parsed/x", "root", 200), principals)
         self.assertIn(("GET /enforced/parsed/x", "arn:aws:sts::123456789012:assumed-role/enforced/probe", 403),
                       principals)
+
+    def test_the_firehose_runner_acts_with_its_roles_and_needs_invoke_permission(self):
+        def policy(invoke):
+            def document(stream_arn, function_arn):
+                statements = [
+                    {"Effect": "Allow", "Action": ["kinesis:ListShards", "kinesis:GetShardIterator",
+                                                   "kinesis:GetRecords"], "Resource": stream_arn},
+                    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::fh-enforced-bucket/*"}]
+                if invoke:
+                    statements.append({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn})
+                return {"Version": "2012-10-17", "Statement": statements}
+            return document
+
+        src, bucket = delivery(self.emu, "fh-enforced", firehose_policy=policy(invoke=False))
+        kinesis, s3, iam = (self.emu.client(s, "us-east-1") for s in ("kinesis", "s3", "iam"))
+
+        def only_object(prefix):
+            deadline, found = time.time() + 15, []
+            while not found and time.time() < deadline:
+                found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+                time.sleep(0.2)
+            self.assertEqual(len(found), 1, self.emu.admin("firehose"))
+            return s3.get_object(Bucket=bucket, Key=found[0]["Key"])["Body"].read()
+
+        kinesis.put_record(StreamName=src, Data=b"alpha", PartitionKey="p")
+        failure = json.loads(only_object("errors/"))
+        self.assertEqual(failure["errorCode"], "Lambda.InvokeAccessDenied")
+        self.assertEqual(base64.b64decode(failure["rawData"]), b"alpha")
+
+        iam.put_role_policy(RoleName="fh-enforced-fh", PolicyName="firehose", PolicyDocument=json.dumps(
+            policy(invoke=True)(f"arn:aws:kinesis:us-east-1:123456789012:stream/{src}",
+                                "arn:aws:lambda:us-east-1:123456789012:function:fh-enforced-fn")))
+        kinesis.put_record(StreamName=src, Data=b"beta", PartitionKey="p")
+        self.assertEqual(only_object("ok/"), b"BETA|sfx")
+        session = "arn:aws:sts::123456789012:assumed-role/fh-enforced-fh/firehose-fh-enforced"
+        by_role = {(c["op"], c["status"]) for c in self.emu.calls() if c["principal"] == session}
+        self.assertIn(("GetRecords", 200), by_role)
+        self.assertTrue({op for op, status in by_role if op.startswith(f"PUT /{bucket}/")}, by_role)
+        self.assertEqual({status for _, status in by_role}, {200}, by_role)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ the role `up` made for it, as Lambda does. Then:
 
 - processing succeeds under that role: injected events reach S3, and every call the function
   made (the emulator's call log names the signer and the answer) was a KMS Decrypt or an S3 put
-  under the prefix, allowed;
+  under the prefix, allowed; Firehose, acting with a session of the delivery role `up` made,
+  reads the stream, invokes the function and writes the bucket with every call allowed;
 - a record whose data key comes from another KMS key is refused by IAM, not by cryptography (same
   encryption context, a valid key): it lands under errors/, the rest of the stream is delivered;
 - credentials that hold exactly the role's policy (an IAM user with the role's inline policies
@@ -16,7 +17,8 @@ the role `up` made for it, as Lambda does. Then:
   writing outside the prefix, decrypting with another encryption context, with another key or
   with none, generating a data key, reading the Kinesis stream, listing roles. The calls the
   policy allows succeed with the same credentials, so a refusal is the policy's, not a broken
-  signature's.
+  signature's. Credentials holding exactly the delivery role's policy cannot decrypt a data key
+  (Firehose cannot open the stream's records), read another stream or write another bucket.
 """
 
 import gzip
@@ -68,22 +70,24 @@ class LeastPrivilegeTest(EmulatorCase):
         cls.das_key = emu.client("kms").describe_key(KeyId=c["ActivityStreamKmsKeyId"])["KeyMetadata"]["Arn"]
         cls.other_key = emu.client("kms").create_key(Description="not the activity stream's")["KeyMetadata"]["Arn"]
         cls.role = emu.client("lambda").get_function_configuration(FunctionName=FUNCTION)["Role"]
+        destination = emu.client("firehose").describe_delivery_stream(DeliveryStreamName=FUNCTION)[
+            "DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+        cls.firehose_role = destination["RoleARN"]
 
     # --- helpers ------------------------------------------------------------------------
-    def role_policy_holder(self):
-        """Clients signed by an IAM user holding exactly the function role's policies."""
+    def role_policy_holder(self, role_arn, user):
+        """Clients signed by an IAM user holding exactly a role's policies."""
         iam = self.emu.client("iam")
-        role_name = self.role.rsplit("/", 1)[-1]
+        role_name = role_arn.rsplit("/", 1)[-1]
         self.assertEqual(iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"], [],
-                         "up attaches no managed policy to the function's role")
+                         "up attaches no managed policy to its roles")
         names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-        self.assertTrue(names, "the function's role has its inline policy")
-        iam.create_user(UserName="holds-the-lambda-policy")
+        self.assertTrue(names, f"{role_name} has its inline policy")
+        iam.create_user(UserName=user)
         for name in names:
             document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
-            iam.put_user_policy(UserName="holds-the-lambda-policy", PolicyName=name,
-                                PolicyDocument=json.dumps(document))
-        key = iam.create_access_key(UserName="holds-the-lambda-policy")["AccessKey"]
+            iam.put_user_policy(UserName=user, PolicyName=name, PolicyDocument=json.dumps(document))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
         session = boto3.Session(aws_access_key_id=key["AccessKeyId"],
                                 aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
         return lambda service: session.client(service, endpoint_url=self.emu.url)
@@ -151,8 +155,15 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertFalse([c for c in self.emu.calls()[before:] if c["principal"] is None and c["status"] == 200],
                          "no request signed by an unknown key was served")
 
+        firehose = f"arn:aws:sts::{ACCOUNT}:assumed-role/{self.firehose_role.rsplit('/', 1)[-1]}/firehose-{FUNCTION}"
+        by_firehose = [c for c in self.emu.calls()[before:] if c["principal"] == firehose]
+        self.assertIn("GetRecords", {c["op"] for c in by_firehose})
+        self.assertTrue([c for c in by_firehose if c["op"].startswith(f"PUT /{BUCKET}/errors/")], by_firehose)
+        self.assertEqual({c["status"] for c in by_firehose}, {200}, by_firehose)
+        self.assertFalse([c for c in by_firehose if c["op"] == "Decrypt"], "Firehose never decrypts")
+
     def test_credentials_holding_exactly_the_role_policy_are_refused_everything_else(self):
-        client = self.role_policy_holder()
+        client = self.role_policy_holder(self.role, "holds-the-lambda-policy")
         kms, s3 = client("kms"), client("s3")
         mine = {CONTEXT_KEY: self.resource_id}
         other = {CONTEXT_KEY: "cluster-ANOTHERDATABASE0000000000"}
@@ -182,6 +193,26 @@ class LeastPrivilegeTest(EmulatorCase):
                            "AccessDenied")
         self.assertRefused(lambda: s3.delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root"),
                            "AccessDenied")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root")
         self.assertRefused(lambda: client("kinesis").describe_stream(
             StreamName=f"aws-rds-das-{self.resource_id}"), "AccessDeniedException")
         self.assertRefused(lambda: client("iam").list_roles(), "AccessDenied")
+
+    def test_credentials_holding_exactly_the_delivery_role_policy_cannot_decrypt_or_stray(self):
+        client = self.role_policy_holder(self.firehose_role, "holds-the-firehose-policy")
+        stream = f"aws-rds-das-{self.resource_id}"
+        # Allowed: its job.
+        client("kinesis").describe_stream_summary(StreamName=stream)
+        client("s3").put_object(Bucket=BUCKET, Key="errors/iam-probe", Body=b"{}")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="errors/iam-probe")
+        # Refused: the key (it cannot open the records), other streams, other buckets.
+        self.assertRefused(lambda: client("kms").decrypt(
+            CiphertextBlob=self.data_key(self.das_key, self.resource_id),
+            EncryptionContext={CONTEXT_KEY: self.resource_id}), "AccessDeniedException")
+        self.emu.client("kinesis").create_stream(StreamName="not-the-activity-stream", ShardCount=1)
+        self.assertRefused(lambda: client("kinesis").describe_stream_summary(StreamName="not-the-activity-stream"),
+                           "AccessDeniedException")
+        self.emu.client("s3").create_bucket(Bucket="another-bucket-iam-test",
+                                            CreateBucketConfiguration={"LocationConstraint": REGION})
+        self.assertRefused(lambda: client("s3").put_object(Bucket="another-bucket-iam-test", Key="x", Body=b"{}"),
+                           "AccessDenied")

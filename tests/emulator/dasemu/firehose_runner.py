@@ -15,6 +15,12 @@ lambda_host.py, and applies the results as Firehose does:
 Before invoking it checks, as AWS would, that the function's role exists and trusts
 lambda.amazonaws.com and that the delivery stream's roles trust firehose.amazonaws.com; when
 they do not, nothing is delivered and the report says why.
+
+It acts as Firehose does, with sessions of the delivery stream's roles: the source role reads
+Kinesis, the destination role writes S3 and (unless the processor names its own `RoleArn`)
+invokes the function, so with `--enforce-iam` each can do only what its policy allows (an
+invocation its policy does not allow fails as `Lambda.InvokeAccessDenied`). Describing the
+delivery stream and reading roles are the service's own calls.
 """
 
 import atexit
@@ -30,6 +36,9 @@ import time
 import urllib.parse
 import uuid
 
+import boto3
+
+from dasemu import iam_enforcement
 from dasemu.clients import Clients
 from dasemu.lambda_host import FunctionHost
 
@@ -91,6 +100,19 @@ def trusts(role_document, service):
     return False
 
 
+def assume(role_arn, session_name, region):
+    """A session of a role, assumed by the service itself inside the emulator, as AWS's
+    services assume the roles they are given: (access key id, secret, session token)."""
+    from moto.sts.models import sts_backends
+    from moto.utilities.utils import get_partition
+
+    account = role_arn.split(":")[4]
+    session = sts_backends[account][get_partition(region)].assume_role(
+        region_name=region, role_session_name=session_name[:64], role_arn=role_arn,
+        policy=None, duration=12 * 3600, external_id=None)
+    return session.access_key_id, session.secret_access_key, session.session_token
+
+
 class DeliveryState:
     def __init__(self, name, region, description):
         self.name = name
@@ -104,6 +126,16 @@ class DeliveryState:
         self.stats = {"invocations": 0, "records_in": 0, "ok": 0, "dropped": 0, "failed": 0,
                       "retries": 0, "objects": 0, "error_objects": 0}
         self.errors = []
+        self.role_clients = {}
+
+    def as_role(self, role_arn, service, endpoint):
+        """A client signed with a session of one of this delivery stream's roles."""
+        if (role_arn, service) not in self.role_clients:
+            key, secret, token = assume(role_arn, f"firehose-{self.name}", self.region)
+            self.role_clients[(role_arn, service)] = boto3.client(
+                service, endpoint_url=endpoint, region_name=self.region, aws_access_key_id=key,
+                aws_secret_access_key=secret, aws_session_token=token)
+        return self.role_clients[(role_arn, service)]
 
     def error(self, message):
         self.errors = (self.errors + [{"time": time.time(), "error": message}])[-20:]
@@ -153,8 +185,8 @@ class FirehoseRunner:
     def start_reading(self, state):
         """Shard iterators at LATEST: what was written before now is never delivered."""
         source = state.description["Source"]["KinesisStreamSourceDescription"]
-        kinesis = self.client("kinesis", state.region)
         try:
+            kinesis = state.as_role(source["RoleARN"], "kinesis", self.endpoint)
             shards = kinesis.list_shards(StreamARN=source["KinesisStreamARN"])["Shards"]
             for shard in shards:
                 state.iterators[shard["ShardId"]] = kinesis.get_shard_iterator(
@@ -176,8 +208,8 @@ class FirehoseRunner:
         return destination, None
 
     def poll(self, state):
-        kinesis = self.client("kinesis", state.region)
         source = state.description["Source"]["KinesisStreamSourceDescription"]
+        kinesis = state.as_role(source["RoleARN"], "kinesis", self.endpoint)
         for shard, iterator in list(state.iterators.items()):
             if iterator is None:
                 continue
@@ -248,20 +280,10 @@ class FirehoseRunner:
                 arch = (fn.architectures or ["x86_64"])[0]
                 self.hosts[key] = FunctionHost(fn.function_name, fn.function_arn, fn.code_bytes, env,
                                                fn.timeout, arch, self.endpoint, region, self.log_dir,
-                                               self.role_credentials(fn, account, region))
+                                               # What Lambda gives a function: a session of its
+                                               # execution role, named after the function.
+                                               assume(fn.role, fn.function_name, region))
             return self.hosts[key], fn.role
-
-    @staticmethod
-    def role_credentials(fn, account, region):
-        """What Lambda gives a function: its execution role's temporary credentials (the session
-        named after the function). Assumed by the service itself, inside the emulator."""
-        from moto.sts.models import sts_backends
-        from moto.utilities.utils import get_partition
-
-        session = sts_backends[account][get_partition(region)].assume_role(
-            region_name=region, role_session_name=fn.function_name, role_arn=fn.role,
-            policy=None, duration=12 * 3600, external_id=None)
-        return session.access_key_id, session.secret_access_key, session.session_token
 
     def deliver(self, state, destination, params):
         records, size = state.buffer, state.buffer_bytes
@@ -279,6 +301,13 @@ class FirehoseRunner:
         if not self.roles_ok(state, role):
             # AWS could not assume the roles: nothing is delivered; keep the records for later.
             state.buffer, state.buffer_bytes, state.first_at = records, size, time.monotonic()
+            return
+        invoker = params.get("RoleArn") or destination["RoleARN"]
+        if iam_enforcement.enforced() and not iam_enforcement.role_allows(
+                invoker, "lambda:InvokeFunction", function_arn):
+            message = f"{invoker} is not authorized to perform lambda:InvokeFunction on {function_arn}"
+            state.error(message)
+            self.write_failed(state, destination, records, "Lambda.InvokeAccessDenied", message, function_arn, 1)
             return
         event = json.dumps({
             "invocationId": str(uuid.uuid4()), "deliveryStreamArn": state.arn,
@@ -339,7 +368,7 @@ class FirehoseRunner:
         bucket = destination["BucketARN"].split(":::", 1)[-1]
         if destination.get("CompressionFormat") == "GZIP":
             body, key = gzip.compress(body), key + ".gz"
-        self.client("s3", state.region).put_object(Bucket=bucket, Key=key, Body=body)
+        state.as_role(destination["RoleARN"], "s3", self.endpoint).put_object(Bucket=bucket, Key=key, Body=body)
 
     def object_name(self, state, t):
         return f"{state.name}-1-{t.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}"

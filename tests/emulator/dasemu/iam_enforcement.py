@@ -10,7 +10,8 @@ least-privilege policy like das-setup's needs from it, as AWS does:
 - The resource. moto checks every service but S3 (and IAM, STS, SQS) against `Resource: "*"`,
   so a statement scoped to one ARN never applies and a scoped policy is refused outright. For
   KMS the resource here is the key: `KeyId` resolved through aliases, or for a `Decrypt` without
-  one, the key that made the ciphertext (moto's ciphertext blob names it), as in AWS.
+  one, the key that made the ciphertext (moto's ciphertext blob names it), as in AWS. For
+  Kinesis it is the stream (`StreamARN`, `StreamName`, or the stream a shard iterator reads).
 - Condition keys. moto gives policy conditions no request values. For KMS each pair of the
   request's `EncryptionContext` is `kms:EncryptionContext:<key>`, as in AWS.
 - The refusal. moto answers every refused request with an XML `AccessDenied`; AWS's JSON
@@ -18,9 +19,12 @@ least-privilege policy like das-setup's needs from it, as AWS does:
   `AccessDeniedException`, which is what their SDK clients parse.
 
 Not modelled: key policies (moto evaluates them for DescribeKey only), permission boundaries,
-SCPs, session policies, and resource ARNs for services other than S3, IAM, STS, SQS and KMS.
+SCPs, session policies, and resource ARNs for services other than S3, IAM, STS, SQS, KMS and
+Kinesis.
 
-`principal_of(access key id)` names who signed a request (for the admin API's call log).
+`principal_of(access key id)` names who signed a request (for the admin API's call log);
+`enforced()` and `role_allows(role ARN, action, resource)` let the emulator's services check
+what they do inside the process (the Firehose runner invoking a function) as AWS would.
 """
 
 import base64
@@ -31,8 +35,11 @@ from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import JsonRESTError
 from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase, PermissionResult
+from moto.kinesis.responses import KinesisResponse
+from moto.kinesis.utils import decompose_shard_iterator
 from moto.kms.responses import KmsResponse
 from moto.kms.utils import _deserialize_ciphertext_blob
+from moto.utilities.utils import get_partition
 
 ROOT_ACCESS_KEYS = ("testing", "dasemu")
 
@@ -92,6 +99,22 @@ def _kms_resource(self):
         return "arn:aws:kms:unknown"
 
 
+# --- the resource of a Kinesis request ------------------------------------------------------
+def _kinesis_resource(self):
+    try:
+        params = json.loads(self.body or b"{}")
+        if params.get("StreamARN"):
+            return params["StreamARN"]
+        name = params.get("StreamName")
+        if not name and params.get("ShardIterator"):
+            name = decompose_shard_iterator(params["ShardIterator"])[0]
+        if not name:
+            return "*"  # ListStreams ...: no stream, as in AWS
+        return f"arn:{get_partition(self.region)}:kinesis:{self.region}:{self.current_account}:stream/{name}"
+    except Exception:
+        return "arn:aws:kinesis:unknown"
+
+
 # --- condition keys from the request --------------------------------------------------------
 def condition_values(action, body):
     if not action.startswith("kms:"):
@@ -124,6 +147,32 @@ def _check_action_permitted(self, resource):
         self._raise_access_denied()
 
 
+# --- checks made inside the emulator ------------------------------------------------------------
+def enforced():
+    return ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+
+
+def role_allows(role_arn, action, resource):
+    """Whether the role's identity policies (inline and attached) allow the action."""
+    from moto.iam.models import iam_backends
+
+    account, partition = role_arn.split(":")[4], role_arn.split(":")[1]
+    backend = iam_backends[account][partition]
+    name = role_arn.rsplit("/", 1)[-1]
+    try:
+        policies = [backend.get_role_policy(name, p)[1] for p in backend.list_role_policies(name)]
+        policies += backend.list_attached_role_policies(name)[0]
+    except Exception:
+        return False  # no such role
+    permitted = False
+    for policy in policies:
+        verdict = IAMPolicy(policy).is_action_permitted(action, resource, None, {})
+        if verdict == PermissionResult.DENIED:
+            return False
+        permitted = permitted or verdict == PermissionResult.PERMITTED
+    return permitted
+
+
 # --- the refusal ----------------------------------------------------------------------------
 JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda")
 _raise_access_denied = IAMRequest._raise_access_denied
@@ -146,6 +195,7 @@ def install(enforce):
     With `enforce`, every request not signed by a root key is checked from the first one."""
     ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize_unless_root
     KmsResponse._determine_resource = _kms_resource
+    KinesisResponse._determine_resource = _kinesis_resource
     IAMRequestBase.check_action_permitted = _check_action_permitted
     IAMRequest._raise_access_denied = _raise_access_denied_as_the_service_does
     if enforce:
