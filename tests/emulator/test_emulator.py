@@ -532,7 +532,7 @@ class IamEnforcementTest(unittest.TestCase):
         by_role = {(c["op"], c["status"]) for c in self.emu.calls() if c["principal"] == session}
         self.assertIn(("GetRecords", 200), by_role)
         self.assertTrue({op for op, status in by_role if op.startswith(f"PUT /{bucket}/")}, by_role)
-        self.assertEqual({status for _, status in by_role}, {200}, by_role)
+        self.assertEqual({status for _, status in by_role} - {None}, {200}, by_role)  # None: in flight
 
 
 if __name__ == "__main__":

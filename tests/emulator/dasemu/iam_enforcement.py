@@ -191,8 +191,9 @@ def _raise_access_denied_as_the_service_does(self):
 
 
 def install(enforce):
-    """Always: the root, KMS resources and condition values (inert while nothing is enforced).
-    With `enforce`, every request not signed by a root key is checked from the first one."""
+    """Always: the root, the KMS and Kinesis resources, condition values and the refusal's form
+    (all inert while nothing is enforced). With `enforce`, every request not signed by a root
+    key is checked, from the first one."""
     ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize_unless_root
     KmsResponse._determine_resource = _kms_resource
     KinesisResponse._determine_resource = _kinesis_resource
