@@ -11,8 +11,10 @@
   GET  /_dasemu/calls[?app=NAME]            every AWS API call served, in order: service hint,
                           operation, whether it changes anything, the caller's app name
                           (the SDK's `app/NAME` user-agent part: das-setup sends `das-setup`),
-                          who signed it (`principal`: "root", an assumed-role or user ARN) and
-                          the HTTP status of the answer
+                          who signed it (`principal`: "root", an assumed-role or user ARN), for
+                          which service (the signature's scope), method, path, query, the body
+                          of JSON requests (long strings as their length) and form requests,
+                          and the HTTP status
 """
 
 import io
@@ -24,6 +26,30 @@ from urllib.parse import parse_qs
 from dasemu.iam_enforcement import access_key_id, principal_of
 
 PREFIX = "/_dasemu/"
+LONG_VALUE = 1024  # a JSON string longer than this is logged as its length (a zip, a policy)
+
+
+def logged_body(body, content_type):
+    """What the call log keeps of a request body: a form as sent; JSON with long strings
+    replaced by their length; nothing else."""
+    if body is None:
+        return None
+    if "json" not in content_type:
+        return body.decode("utf-8", "replace")
+
+    def short(value):
+        if isinstance(value, str) and len(value) > LONG_VALUE:
+            return f"<{len(value)} characters>"
+        if isinstance(value, dict):
+            return {k: short(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [short(v) for v in value]
+        return value
+
+    try:
+        return json.dumps(short(json.loads(body)))
+    except ValueError:
+        return None
 
 
 class Admin:
@@ -84,18 +110,22 @@ class Admin:
         return 404, {"error": f"no such emulator endpoint: {method} {PREFIX}{name}"}
 
     def record(self, environ, path):
-        """Notes one AWS API call: its operation and whether it can change anything."""
+        """Notes one AWS API call: its operation and whether it can change anything, who signed it
+        for which service, and (JSON and form bodies) what it asked."""
         method = environ.get("REQUEST_METHOD", "GET")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         op = target.rsplit(".", 1)[-1] if target else None
+        content_type = environ.get("CONTENT_TYPE", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = None
+        if length > 0 and (content_type.startswith("application/x-www-form-urlencoded") or "json" in content_type):
+            # Read it and hand moto an identical stream.
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
         if op is None:
             action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
-            if not action and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-                # Query-protocol APIs (IAM, RDS, STS) put the action in the form body: read it and
-                # hand moto an identical stream.
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                body = environ["wsgi.input"].read(length)
-                environ["wsgi.input"] = io.BytesIO(body)
+            if not action and body is not None and content_type.startswith("application/x-www-form-urlencoded"):
+                # Query-protocol APIs (IAM, RDS, STS) put the action in the form body.
                 action = parse_qs(body.decode("utf-8", "replace")).get("Action")
             op = action[0] if action else None
         if op is not None:
@@ -106,9 +136,14 @@ class Admin:
             mutating = method not in ("GET", "HEAD")
         agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         app = re.search(r"(?:^|\s)app/([^\s]+)", agent)
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/", authorization or "")
         call = {"op": op, "mutating": mutating, "app": app.group(1) if app else None,
                 "host": environ.get("HTTP_HOST", ""),
-                "principal": principal_of(access_key_id(environ.get("HTTP_AUTHORIZATION"))),
+                "principal": principal_of(access_key_id(authorization)),
+                "service": scope.group(2) if scope else None,
+                "method": method, "path": path, "query": environ.get("QUERY_STRING", ""),
+                "body": logged_body(body, content_type),
                 "status": None}
         with self.calls_lock:
             self.calls.append(call)
