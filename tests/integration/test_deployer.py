@@ -65,6 +65,8 @@ S3_BUCKET = {  # (method, subresource) -> action, for a bucket
     ("GET", None): "ListBucket", ("HEAD", None): "ListBucket",
     ("PUT", None): "CreateBucket", ("DELETE", None): "DeleteBucket",
 }
+S3_LIST_PARAMETERS = {"list-type", "prefix", "start-after", "continuation-token", "max-keys", "delimiter",
+                      "encoding-type", "fetch-owner", "marker"}  # ListObjects(V2): s3:ListBucket
 S3_OBJECT = {"GET": "GetObject", "HEAD": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
 
 LAMBDA = [  # (method, path pattern) -> action; the function name is group 1
@@ -92,7 +94,7 @@ def kms_resource(key):
 def role_passes(body, service):
     """iam:PassRole for every role ARN the request hands to a service."""
     found = set(re.findall(r'"(?:Role|RoleARN)":\s*"(arn:[^"]+:role/[^"]+)"', body or ""))
-    return [(f"iam:PassRole", role, {"iam:PassedToService": service}) for role in sorted(found)]
+    return [("iam:PassRole", role, {"iam:PassedToService": service}) for role in sorted(found)]
 
 
 def permissions(call):
@@ -114,7 +116,7 @@ def permissions(call):
             return [("s3:DeleteObject", f"arn:{PARTITION}:s3:::{bucket}/*", {}),
                     ("s3:DeleteObjectVersion", f"arn:{PARTITION}:s3:::{bucket}/*", {})]
         subresource = next((q for q in query if (call["method"], q) in S3_BUCKET), None)
-        if subresource is None and call["method"] == "GET" and "list-type" not in query and query:
+        if subresource is None and not set(query) <= (S3_LIST_PARAMETERS if call["method"] == "GET" else set()):
             raise KeyError(f"s3 {call['method']} ?{call['query']}")
         return [(f"s3:{S3_BUCKET[(call['method'], subresource)]}", f"arn:{PARTITION}:s3:::{bucket}", {})]
     if service == "lambda":
@@ -151,7 +153,7 @@ def permissions(call):
             return [(action, arn("rds", f"db:{params['DBInstanceIdentifier']}"), {})]
         if "ResourceArn" in params:
             return [(action, params["ResourceArn"], {})]
-        return [(action, arn("rds", "cluster:*"), {})]
+        return [(action, arn("rds", "cluster:*"), {})]  # a Describe of every cluster
     if service == "kms":
         if op in ("CreateKey", "ListKeys", "ListAliases"):
             out = [(action, "*", {})]
