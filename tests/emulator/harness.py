@@ -11,10 +11,12 @@ import json
 import os
 import socket
 import subprocess
+import time
 import urllib.request
 import zipfile
 
 import boto3
+from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGION = "eu-west-1"
@@ -68,6 +70,19 @@ class Emulator:
                 aws_access_key_id="testing", aws_secret_access_key="testing")
         return self._clients[key]
 
+    def clients_for(self, access_key_id, secret_access_key, session_token=None, region=REGION):
+        """service -> boto3 client signed with other credentials (an IAM user's, a role session's)."""
+        session = boto3.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
+                                aws_session_token=session_token, region_name=region)
+        return lambda service: session.client(service, endpoint_url=self.url)
+
+    def wait_for_delivery(self, name, timeout=15):
+        """Until the emulator's Firehose has seen the delivery stream, so reads its source from
+        LATEST (as AWS's does shortly after ACTIVE); then records put in the stream are delivered."""
+        deadline = time.time() + timeout
+        while name not in self.admin("firehose") and time.time() < deadline:
+            time.sleep(0.1)
+
     def admin(self, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.url}/_dasemu/{path}", data=data,
@@ -96,3 +111,14 @@ class Emulator:
             rds.create_db_instance(DBInstanceIdentifier=f"{name}-{i + 1}", DBClusterIdentifier=name,
                                    Engine=engine, DBInstanceClass="db.r6g.large")
         return cluster["DBCluster"]
+
+
+class AwsAssertions:
+    """For unittest.TestCase classes that talk to the emulator."""
+
+    def assertError(self, code, call, **kwargs):
+        """call(**kwargs) fails with the AWS error `code`; returns the error's message."""
+        with self.assertRaises(ClientError) as raised:
+            call(**kwargs)
+        self.assertEqual(raised.exception.response["Error"]["Code"], code, raised.exception)
+        return raised.exception.response["Error"]["Message"]

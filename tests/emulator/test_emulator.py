@@ -12,13 +12,10 @@ import time
 import unittest
 import urllib.request
 
-import boto3
-from botocore.exceptions import ClientError
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import das_batch  # noqa: E402
-from harness import Emulator, zip_bootstrap  # noqa: E402
+from harness import AwsAssertions, Emulator, zip_bootstrap  # noqa: E402
 
 DELAY = 0.5
 
@@ -78,16 +75,12 @@ def delivery(emu, name, function_role_service="lambda.amazonaws.com", firehose_s
                 {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
                 {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "60"}]}]},
         })
-    # The runner reads from LATEST once it has seen the delivery stream.
-    for _ in range(50):
-        if name in emu.admin("firehose"):
-            break
-        time.sleep(0.1)
+    emu.wait_for_delivery(name, timeout=5)
     time.sleep(0.6)
     return f"{name}-src", f"{name}-bucket"
 
 
-class EmulatorTest(unittest.TestCase):
+class EmulatorTest(AwsAssertions, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # Through the entry points everyone uses: tests/emulator/start and stop.
@@ -116,12 +109,6 @@ class EmulatorTest(unittest.TestCase):
 
     def streams(self):
         return self.kinesis.list_streams()["StreamNames"]
-
-    def assertError(self, code, call, **kwargs):
-        with self.assertRaises(ClientError) as raised:
-            call(**kwargs)
-        self.assertEqual(raised.exception.response["Error"]["Code"], code, raised.exception)
-        return raised.exception.response["Error"]["Message"]
 
     def test_cluster_stream_lifecycle(self):
         cluster = self.cluster("pg-lifecycle")
@@ -384,10 +371,7 @@ class EmulatorTest(unittest.TestCase):
                 "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
                     {"ParameterName": "LambdaArn", "ParameterValue": fn["FunctionArn"]}]}]},
             })
-        for _ in range(50):
-            if "pipe" in self.admin("firehose"):
-                break
-            time.sleep(0.1)
+        self.emu.wait_for_delivery("pipe", timeout=5)
         time.sleep(0.6)
         events = [
             {"type": "record", "testId": "pipe-ddl", "class": "DDL", "command": "CREATE TABLE",
@@ -423,7 +407,7 @@ class EmulatorTest(unittest.TestCase):
         self.assertGreaterEqual(len(categories), 2, categories)
 
 
-class IamEnforcementTest(unittest.TestCase):
+class IamEnforcementTest(AwsAssertions, unittest.TestCase):
     """`--enforce-iam` (dasemu/iam_enforcement.py): policies scoped by resource and encryption
     context are honoured as AWS honours them; the root key is allowed everything."""
 
@@ -446,9 +430,8 @@ class IamEnforcementTest(unittest.TestCase):
                             PolicyDocument=json.dumps(cls.ROLE_POLICY).replace("{key}", cls.key))
         c = cls.emu.client("sts").assume_role(RoleArn="arn:aws:iam::123456789012:role/enforced",
                                               RoleSessionName="probe")["Credentials"]
-        session = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                                aws_session_token=c["SessionToken"], region_name="eu-west-1")
-        cls.role = lambda self, service: session.client(service, endpoint_url=cls.emu.url)
+        clients = cls.emu.clients_for(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+        cls.role = lambda self, service: clients(service)
 
     @classmethod
     def tearDownClass(cls):
@@ -458,11 +441,6 @@ class IamEnforcementTest(unittest.TestCase):
         return self.emu.client("kms").generate_data_key(
             KeyId=key, KeySpec="AES_256", EncryptionContext={"aws:rds:dbc-id": resource_id})["CiphertextBlob"]
 
-    def assertRefused(self, code, call):
-        with self.assertRaises(ClientError) as raised:
-            call()
-        self.assertEqual(raised.exception.response["Error"]["Code"], code, raised.exception)
-
     def test_kms_decrypt_is_scoped_by_key_and_encryption_context(self):
         kms = self.role("kms")
         context = {"aws:rds:dbc-id": "cluster-A"}
@@ -471,22 +449,22 @@ class IamEnforcementTest(unittest.TestCase):
         # The key named through its alias is the same resource.
         self.assertEqual(kms.decrypt(CiphertextBlob=self.blob("alias/enforced", "cluster-A"), KeyId="alias/enforced",
                                      EncryptionContext=context)["KeyId"], self.key)
-        self.assertRefused("AccessDeniedException", lambda: kms.decrypt(
+        self.assertError("AccessDeniedException", lambda: kms.decrypt(
             CiphertextBlob=self.blob(self.key, "cluster-B"), EncryptionContext={"aws:rds:dbc-id": "cluster-B"}))
-        self.assertRefused("AccessDeniedException", lambda: kms.decrypt(
+        self.assertError("AccessDeniedException", lambda: kms.decrypt(
             CiphertextBlob=self.blob(self.other_key, "cluster-A"), EncryptionContext=context))
         blob = self.emu.client("kms").generate_data_key(KeyId=self.key, KeySpec="AES_256")["CiphertextBlob"]
-        self.assertRefused("AccessDeniedException", lambda: kms.decrypt(CiphertextBlob=blob))
-        self.assertRefused("AccessDeniedException", lambda: kms.generate_data_key(
+        self.assertError("AccessDeniedException", lambda: kms.decrypt(CiphertextBlob=blob))
+        self.assertError("AccessDeniedException", lambda: kms.generate_data_key(
             KeyId=self.key, KeySpec="AES_256", EncryptionContext=context))
 
     def test_s3_and_other_services_follow_the_policy_and_the_root_is_allowed(self):
         s3 = self.role("s3")
         s3.put_object(Bucket="enforced", Key="parsed/x", Body=b"1")
-        self.assertRefused("AccessDenied", lambda: s3.put_object(Bucket="enforced", Key="other/x", Body=b"1"))
-        self.assertRefused("AccessDenied", lambda: s3.get_object(Bucket="enforced", Key="parsed/x"))
-        self.assertRefused("AccessDeniedException", lambda: self.role("kinesis").list_streams())
-        self.assertRefused("AccessDenied", lambda: self.role("iam").list_roles())
+        self.assertError("AccessDenied", lambda: s3.put_object(Bucket="enforced", Key="other/x", Body=b"1"))
+        self.assertError("AccessDenied", lambda: s3.get_object(Bucket="enforced", Key="parsed/x"))
+        self.assertError("AccessDeniedException", lambda: self.role("kinesis").list_streams())
+        self.assertError("AccessDenied", lambda: self.role("iam").list_roles())
         self.assertEqual(self.emu.client("s3").get_object(Bucket="enforced", Key="parsed/x")["Body"].read(), b"1")
         principals = {(c["op"], c["principal"], c["status"]) for c in self.emu.calls()}
         self.assertIn(("PUT /enforced/parsed/x", "arn:aws:sts::123456789012:assumed-role/enforced/probe", 200),

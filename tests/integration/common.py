@@ -1,12 +1,15 @@
 """Shared by the das-setup integration tests (not a test module itself)."""
 
+import gzip
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulator"))
-from harness import Emulator, zip_bootstrap  # noqa: E402
+from harness import AwsAssertions, Emulator, zip_bootstrap  # noqa: E402
 
 
 def binaries():
@@ -34,7 +37,28 @@ def leftovers(emu, cluster):
     return found
 
 
-class EmulatorCase(unittest.TestCase):
+def read_bucket(emu, bucket):
+    """What the pipeline left in a bucket: ({testId: [category folder, ...]} for every event under
+    parsed/, [Firehose failure record, ...] under errors/processing-failed/, [(object key,
+    event category)] for every event in a folder not its category's)."""
+    s3 = emu.client("s3")
+    events, failed, misfiled = {}, [], []
+    for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if o["Key"].startswith("parsed/"):
+            folder = o["Key"].split("/")[1]
+            for event in lines:
+                events.setdefault(event.get("testId"), []).append(folder)
+                if event.get("category") != folder:
+                    misfiled.append((o["Key"], event.get("category")))
+        elif o["Key"].startswith("errors/processing-failed/"):
+            failed += lines
+    return events, failed, misfiled
+
+
+class EmulatorCase(AwsAssertions, unittest.TestCase):
     """One emulator per test class, started with `EMULATOR_OPTIONS`, and the processor zip the
     tests deploy (`cls.zip`, made from `cls.code`)."""
 
@@ -56,3 +80,9 @@ class EmulatorCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.emu.stop()
         cls.tmp.cleanup()
+
+    @classmethod
+    def run_setup(cls, *args, env=None):
+        """The das-setup binary against this emulator, as a user runs it (no terminal)."""
+        return subprocess.run([cls.setup_bin, *args], env={**cls.emu.env(), **(env or {})},
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

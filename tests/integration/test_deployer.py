@@ -24,7 +24,6 @@ and so be checked against the policy.
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import unittest
@@ -48,9 +47,6 @@ NOT_REACHED = {
     "iam:DetachRolePolicy": "only when someone attached a managed policy to a das-setup role",
     "kms:CreateGrant": "made by RDS's StartActivityStream on the caller's behalf (the emulator makes no grant)",
 }
-
-# IAM action prefix per SigV4 service name.
-PREFIX = {"monitoring": "cloudwatch"}
 
 S3_BUCKET = {  # (method, subresource) -> action, for a bucket
     ("GET", "encryption"): "GetEncryptionConfiguration", ("PUT", "encryption"): "PutEncryptionConfiguration",
@@ -101,7 +97,6 @@ def permissions(call):
     """[(IAM action, resource ARN or "*" or None if not derivable, condition context)] that AWS
     checks for one logged call; raises KeyError for a call this table does not know."""
     service, op, body = call["service"], call["op"], call["body"]
-    prefix = PREFIX.get(service, service)
     if service == "s3":
         parts = call["path"].lstrip("/").split("/", 1)
         bucket, key = parts[0], (parts[1] if len(parts) > 1 else "")
@@ -139,7 +134,7 @@ def permissions(call):
         params = {k: v[0] for k, v in parse_qs(body or "").items()}
     else:
         params = json.loads(body) if body else {}
-    action = f"{prefix}:{op}"
+    action = f"{service}:{op}"  # the JSON and query APIs: the operation is the action
     if service == "iam":
         resource = arn("iam", f"role/{params['RoleName']}", region="") if "RoleName" in params else "*"
         out = [(action, resource, {})]
@@ -242,11 +237,6 @@ def condition_holds(operator, key, expected, context):
 
 
 class DeployerPolicyTest(EmulatorCase):
-    def run_setup(self, *args, **env):
-        done = subprocess.run([self.setup_bin, *args], env={**self.emu.env(), **env}, capture_output=True,
-                              text=True, timeout=300, stdin=subprocess.DEVNULL)
-        return done
-
     def test_deployer_json_allows_every_call_das_setup_makes_and_nothing_it_does_not_make(self):
         self.emu.cluster(CLUSTER)
         new_code = os.path.join(self.tmp.name, "new.zip")
@@ -254,7 +244,7 @@ class DeployerPolicyTest(EmulatorCase):
             f.write(zip_bootstrap(self.code + b"\0"))  # a different CodeSha256, still an ELF
         up = ("up", "--cluster", CLUSTER, "--arch", "x86_64", "--yes")
         before = len(self.emu.calls())
-        stopped = self.run_setup(*up, "--lambda-zip", self.zip, DAS_SETUP_TEST_STOP_AFTER_MUTATIONS="1")
+        stopped = self.run_setup(*up, "--lambda-zip", self.zip, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": "1"})
         self.assertNotEqual(stopped.returncode, 0, "the first up stops after one change")
         for args in ([*up, "--lambda-zip", self.zip], [*up, "--lambda-zip", self.zip, "--exclude", "DQL"],
                      [*up, "--lambda-zip", new_code, "--exclude", "DQL"], ["status", "--cluster", CLUSTER]):

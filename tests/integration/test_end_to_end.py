@@ -11,10 +11,8 @@ by the processor's code.
 """
 
 import base64
-import gzip
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -23,7 +21,7 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
-from common import EmulatorCase, leftovers  # noqa: E402
+from common import EmulatorCase, leftovers, read_bucket  # noqa: E402
 
 ACCOUNT = "123456789012"
 EXCLUDED = {"DQL"}  # up --exclude DQL
@@ -71,40 +69,16 @@ class EndToEndTest(EmulatorCase):
     EMULATOR_OPTIONS = ("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "1",
                         "--buffer-interval-cap", "1")
 
-    def setup(self, *args):
-        done = subprocess.run([self.setup_bin, *args], env=self.emu.env(), capture_output=True, text=True,
-                              timeout=300, stdin=subprocess.DEVNULL)
-        return done
-
-    def read_bucket(self, bucket):
-        """testId -> [folder] for every event under parsed/, and every record under errors/."""
-        s3 = self.emu.client("s3")
-        events, failed = {}, []
-        for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-            if o["Key"].startswith("parsed/"):
-                for line in gzip.decompress(body).decode().splitlines():
-                    event = json.loads(line)
-                    folder = o["Key"].split("/")[1]
-                    self.assertEqual(folder, event["category"], o["Key"])
-                    events.setdefault(event.get("testId"), []).append(folder)
-            elif o["Key"].startswith("errors/processing-failed/"):
-                text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()
-                failed += [json.loads(line) for line in text.splitlines() if line.strip()]
-        return events, failed
-
     def test_exactly_the_kept_events_each_in_its_folder_and_every_corrupted_record_in_errors(self):
         deployments = []
         for name, engine, cases in [("e2e-pg", "aurora-postgresql", POSTGRES), ("e2e-my", "aurora-mysql", MYSQL)]:
             cluster = self.emu.cluster(name, engine=engine)
-            done = self.setup("up", "--cluster", name, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes",
+            done = self.run_setup("up", "--cluster", name, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes",
                               "--exclude", ",".join(EXCLUDED))
             self.assertEqual(done.returncode, 0, done.stderr)
             deployments.append((name, cluster["DbClusterResourceId"], cases))
         for name, _, _ in deployments:
-            deadline = time.time() + 15
-            while f"das-setup-{name}" not in self.emu.admin("firehose") and time.time() < deadline:
-                time.sleep(0.2)
+            self.emu.wait_for_delivery(f"das-setup-{name}")
 
         expected = {}
         for name, rid, cases in deployments:
@@ -123,14 +97,15 @@ class EndToEndTest(EmulatorCase):
         deadline = time.time() + 60
         for name, (bucket, cases, want, damaged) in expected.items():
             while True:
-                events, failed = self.read_bucket(bucket)
+                events, failed, misfiled = read_bucket(self.emu, bucket)
                 got = Counter({k: len(v) for k, v in events.items() if k is not None})
                 if (got == want and len(failed) >= damaged) or time.time() > deadline:
                     break
                 time.sleep(0.5)
             # Settle one more buffer interval: a late duplicate would show now.
             time.sleep(2.5)
-            events, failed = self.read_bucket(bucket)
+            events, failed, misfiled = read_bucket(self.emu, bucket)
+            self.assertEqual(misfiled, [], f"{name}: events in a folder not their category's")
             got = Counter({k: len(v) for k, v in events.items() if k is not None})
             self.assertEqual(got, want, f"{name}: events lost or duplicated\n{self.emu.admin('firehose')}")
             for event, category in cases:
@@ -142,7 +117,7 @@ class EndToEndTest(EmulatorCase):
                 self.assertEqual(record["errorCode"], "Lambda.ProcessingFailed")
                 self.assertTrue(base64.b64decode(record["rawData"]), record)
 
-            status = self.setup("status", "--cluster", name, "--output", "json")
+            status = self.run_setup("status", "--cluster", name, "--output", "json")
             report = json.loads(status.stdout)
             self.assertEqual(status.returncode, 0, json.dumps(report, indent=1))
             checks = {c["check"]: c["status"] for c in report["checks"]}
@@ -151,7 +126,7 @@ class EndToEndTest(EmulatorCase):
             self.assertEqual(checks["failed-records"], "WARN", "the corrupted records are reported")
 
         for name in expected:
-            done = self.setup("down", "--cluster", name, "--yes")
+            done = self.run_setup("down", "--cluster", name, "--yes")
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertEqual(leftovers(self.emu, name), [])
             self.emu.client("s3").head_bucket(Bucket=expected[name][0])

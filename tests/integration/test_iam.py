@@ -21,19 +21,14 @@ the role `up` made for it, as Lambda does. Then:
   (Firehose cannot open the stream's records), read another stream or write another bucket.
 """
 
-import gzip
 import json
 import os
-import subprocess
 import sys
 import time
 
-import boto3
-from botocore.exceptions import ClientError
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import EmulatorCase  # noqa: E402
+from common import EmulatorCase, read_bucket  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -58,14 +53,10 @@ class LeastPrivilegeTest(EmulatorCase):
         emu = cls.emu
         cluster = emu.cluster(CLUSTER)
         cls.resource_id = cluster["DbClusterResourceId"]
-        done = subprocess.run([cls.setup_bin, "up", "--cluster", CLUSTER, "--arch", "x86_64",
-                               "--lambda-zip", cls.zip, "--yes"], env=emu.env(), capture_output=True,
-                              text=True, timeout=300, stdin=subprocess.DEVNULL)
+        done = cls.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", cls.zip, "--yes")
         if done.returncode != 0:
             raise RuntimeError(f"das-setup up failed under --enforce-iam:\n{done.stderr}")
-        deadline = time.time() + 15
-        while FUNCTION not in emu.admin("firehose") and time.time() < deadline:
-            time.sleep(0.2)
+        emu.wait_for_delivery(FUNCTION)
         c = emu.client("rds").describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
         cls.das_key = emu.client("kms").describe_key(KeyId=c["ActivityStreamKmsKeyId"])["KeyMetadata"]["Arn"]
         cls.other_key = emu.client("kms").create_key(Description="not the activity stream's")["KeyMetadata"]["Arn"]
@@ -88,32 +79,11 @@ class LeastPrivilegeTest(EmulatorCase):
             document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
             iam.put_user_policy(UserName=user, PolicyName=name, PolicyDocument=json.dumps(document))
         key = iam.create_access_key(UserName=user)["AccessKey"]
-        session = boto3.Session(aws_access_key_id=key["AccessKeyId"],
-                                aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
-        return lambda service: session.client(service, endpoint_url=self.emu.url)
-
-    def assertRefused(self, call, code):
-        with self.assertRaises(ClientError) as caught:
-            call()
-        self.assertEqual(caught.exception.response["Error"]["Code"], code, caught.exception)
+        return self.emu.clients_for(key["AccessKeyId"], key["SecretAccessKey"])
 
     def data_key(self, key, resource_id):
         return self.emu.client("kms").generate_data_key(
             KeyId=key, KeySpec="AES_256", EncryptionContext={CONTEXT_KEY: resource_id})["CiphertextBlob"]
-
-    def read_bucket(self):
-        s3 = self.emu.client("s3")
-        events, failed = {}, []
-        for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-            body = s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
-            text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()
-            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-            if o["Key"].startswith("parsed/"):
-                for event in lines:
-                    events.setdefault(event.get("testId"), []).append(o["Key"].split("/")[1])
-            elif o["Key"].startswith("errors/processing-failed/"):
-                failed += lines
-        return events, failed
 
     # --- tests --------------------------------------------------------------------------
     def test_the_processor_works_with_its_role_alone_and_iam_refuses_a_foreign_key(self):
@@ -129,13 +99,13 @@ class LeastPrivilegeTest(EmulatorCase):
         want = {"iam-0": ["DDL"], "iam-1": ["DML"], "iam-2": ["DQL"]}
         deadline = time.time() + 60
         while True:
-            events, failed = self.read_bucket()
+            events, failed, _ = read_bucket(self.emu, BUCKET)
             got = {k: v for k, v in events.items() if k is not None}
             if (got == want and failed) or time.time() > deadline:
                 break
             time.sleep(0.5)
         time.sleep(2.5)  # one more buffer interval: a late arrival would show now
-        events, failed = self.read_bucket()
+        events, failed, _ = read_bucket(self.emu, BUCKET)
         self.assertEqual({k: v for k, v in events.items() if k is not None}, want,
                          f"processing under the role's policy\n{self.emu.admin('firehose')}")
         self.assertEqual(len(failed), 1, "only the record under the foreign key fails")
@@ -177,27 +147,23 @@ class LeastPrivilegeTest(EmulatorCase):
 
         # Refused: everything else. Each data key is valid for the context it is asked with.
         another_database = self.data_key(self.das_key, other[CONTEXT_KEY])
-        self.assertRefused(lambda: kms.decrypt(CiphertextBlob=another_database, EncryptionContext=other),
-                           "AccessDeniedException")
-        self.assertRefused(lambda: kms.decrypt(CiphertextBlob=self.data_key(self.other_key, self.resource_id),
-                                               EncryptionContext=mine), "AccessDeniedException")
+        self.assertError("AccessDeniedException", kms.decrypt, CiphertextBlob=another_database,
+                         EncryptionContext=other)
+        another_key = self.data_key(self.other_key, self.resource_id)
+        self.assertError("AccessDeniedException", kms.decrypt, CiphertextBlob=another_key, EncryptionContext=mine)
         no_context = self.emu.client("kms").generate_data_key(KeyId=self.das_key, KeySpec="AES_256")
-        self.assertRefused(lambda: kms.decrypt(CiphertextBlob=no_context["CiphertextBlob"]),
-                           "AccessDeniedException")
-        self.assertRefused(lambda: kms.generate_data_key(KeyId=self.das_key, KeySpec="AES_256",
-                                                         EncryptionContext=mine), "AccessDeniedException")
+        self.assertError("AccessDeniedException", kms.decrypt, CiphertextBlob=no_context["CiphertextBlob"])
+        self.assertError("AccessDeniedException", kms.generate_data_key, KeyId=self.das_key, KeySpec="AES_256",
+                         EncryptionContext=mine)
         self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root", Body=b"{}")
-        self.assertRefused(lambda: s3.get_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root"),
-                           "AccessDenied")
-        self.assertRefused(lambda: s3.list_objects_v2(Bucket=BUCKET), "AccessDenied")
-        self.assertRefused(lambda: s3.put_object(Bucket=BUCKET, Key="elsewhere/x", Body=b"{}"),
-                           "AccessDenied")
-        self.assertRefused(lambda: s3.delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root"),
-                           "AccessDenied")
+        self.assertError("AccessDenied", s3.get_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
+        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET)
+        self.assertError("AccessDenied", s3.put_object, Bucket=BUCKET, Key="elsewhere/x", Body=b"{}")
+        self.assertError("AccessDenied", s3.delete_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
         self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root")
-        self.assertRefused(lambda: client("kinesis").describe_stream(
-            StreamName=f"aws-rds-das-{self.resource_id}"), "AccessDeniedException")
-        self.assertRefused(lambda: client("iam").list_roles(), "AccessDenied")
+        self.assertError("AccessDeniedException", client("kinesis").describe_stream,
+                         StreamName=f"aws-rds-das-{self.resource_id}")
+        self.assertError("AccessDenied", client("iam").list_roles)
 
     def test_credentials_holding_exactly_the_delivery_role_policy_cannot_decrypt_or_stray(self):
         client = self.role_policy_holder(self.firehose_role, "holds-the-firehose-policy")
@@ -207,13 +173,13 @@ class LeastPrivilegeTest(EmulatorCase):
         client("s3").put_object(Bucket=BUCKET, Key="errors/iam-probe", Body=b"{}")
         self.emu.client("s3").delete_object(Bucket=BUCKET, Key="errors/iam-probe")
         # Refused: the key (it cannot open the records), other streams, other buckets.
-        self.assertRefused(lambda: client("kms").decrypt(
-            CiphertextBlob=self.data_key(self.das_key, self.resource_id),
-            EncryptionContext={CONTEXT_KEY: self.resource_id}), "AccessDeniedException")
+        self.assertError("AccessDeniedException", client("kms").decrypt,
+                         CiphertextBlob=self.data_key(self.das_key, self.resource_id),
+                         EncryptionContext={CONTEXT_KEY: self.resource_id})
         self.emu.client("kinesis").create_stream(StreamName="not-the-activity-stream", ShardCount=1)
-        self.assertRefused(lambda: client("kinesis").describe_stream_summary(StreamName="not-the-activity-stream"),
-                           "AccessDeniedException")
+        self.assertError("AccessDeniedException", client("kinesis").describe_stream_summary,
+                         StreamName="not-the-activity-stream")
         self.emu.client("s3").create_bucket(Bucket="another-bucket-iam-test",
                                             CreateBucketConfiguration={"LocationConstraint": REGION})
-        self.assertRefused(lambda: client("s3").put_object(Bucket="another-bucket-iam-test", Key="x", Body=b"{}"),
-                           "AccessDenied")
+        self.assertError("AccessDenied", client("s3").put_object, Bucket="another-bucket-iam-test", Key="x",
+                         Body=b"{}")

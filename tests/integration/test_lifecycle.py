@@ -6,7 +6,6 @@ down -> status, down from partial states, down twice. Read back with boto3.
 
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -21,10 +20,6 @@ ACCOUNT = "123456789012"
 
 class LifecycleTest(EmulatorCase):
     EMULATOR_OPTIONS = EmulatorCase.EMULATOR_OPTIONS
-
-    def run_setup(self, *args, env=None):
-        return subprocess.run([self.setup_bin, *args], env={**self.emu.env(), **(env or {})},
-                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
 
     def up(self, cluster, env=None, expect=0):
         done = self.run_setup("up", "--cluster", cluster, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes",
@@ -54,9 +49,7 @@ class LifecycleTest(EmulatorCase):
 
         self.up("life")
         rid = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier="life")["DBClusters"][0]["DbClusterResourceId"]
-        deadline = time.time() + 15
-        while "das-setup-life" not in self.emu.admin("firehose") and time.time() < deadline:
-            time.sleep(0.2)
+        self.emu.wait_for_delivery("das-setup-life")
         events = [
             {"type": "record", "testId": f"tail-{i}", "class": cls, "command": command, "commandText": text,
              "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop",

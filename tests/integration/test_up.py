@@ -10,7 +10,6 @@ scripts/test (`make test`) sets both.
 import gzip
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -35,9 +34,7 @@ class UpTest(EmulatorCase):
         before = len(self.emu.calls(app="das-setup"))
         start = time.monotonic()
         arch = [] if "--arch" in args else ["--arch", "x86_64"]
-        done = subprocess.run(
-            [self.setup_bin, "up", *arch, "--lambda-zip", zip_path or self.zip, *args],
-            env=self.emu.env(), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        done = self.run_setup("up", *arch, "--lambda-zip", zip_path or self.zip, *args)
         took = time.monotonic() - start
         self.assertEqual(done.returncode, expect, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}")
         calls = self.emu.calls(app="das-setup")[before:]
@@ -85,9 +82,7 @@ class UpTest(EmulatorCase):
         ]
         # Firehose reads its Kinesis source from LATEST, from when it starts reading: wait for the
         # emulator's Firehose to be reading, as AWS's would be shortly after ACTIVE.
-        deadline = time.time() + 15
-        while n["stream"] not in self.emu.admin("firehose") and time.time() < deadline:
-            time.sleep(0.2)
+        self.emu.wait_for_delivery(n["stream"])
         time.sleep(1)
         self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": events})
         found = self.wait_events(n["bucket"], {"up-ddl", "up-read"})

@@ -23,7 +23,7 @@ import re
 import threading
 from urllib.parse import parse_qs
 
-from dasemu.iam_enforcement import access_key_id, principal_of
+from dasemu.iam_enforcement import credential, principal_of
 
 PREFIX = "/_dasemu/"
 LONG_VALUE = 1024  # a JSON string longer than this is logged as its length (a zip, a policy)
@@ -136,12 +136,9 @@ class Admin:
             mutating = method not in ("GET", "HEAD")
         agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         app = re.search(r"(?:^|\s)app/([^\s]+)", agent)
-        authorization = environ.get("HTTP_AUTHORIZATION")
-        scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/", authorization or "")
+        key_id, service = credential(environ.get("HTTP_AUTHORIZATION"))
         call = {"op": op, "mutating": mutating, "app": app.group(1) if app else None,
-                "host": environ.get("HTTP_HOST", ""),
-                "principal": principal_of(access_key_id(authorization)),
-                "service": scope.group(2) if scope else None,
+                "host": environ.get("HTTP_HOST", ""), "principal": principal_of(key_id), "service": service,
                 "method": method, "path": path, "query": environ.get("QUERY_STRING", ""),
                 "body": logged_body(body, content_type),
                 "status": None}

@@ -36,8 +36,6 @@ import time
 import urllib.parse
 import uuid
 
-import boto3
-
 from dasemu import iam_enforcement
 from dasemu.clients import Clients
 from dasemu.lambda_host import FunctionHost
@@ -130,12 +128,9 @@ class DeliveryState:
 
     def as_role(self, role_arn, service, endpoint):
         """A client signed with a session of one of this delivery stream's roles."""
-        if (role_arn, service) not in self.role_clients:
-            key, secret, token = assume(role_arn, f"firehose-{self.name}", self.region)
-            self.role_clients[(role_arn, service)] = boto3.client(
-                service, endpoint_url=endpoint, region_name=self.region, aws_access_key_id=key,
-                aws_secret_access_key=secret, aws_session_token=token)
-        return self.role_clients[(role_arn, service)]
+        if role_arn not in self.role_clients:
+            self.role_clients[role_arn] = Clients(endpoint, assume(role_arn, f"firehose-{self.name}", self.region))
+        return self.role_clients[role_arn](service, self.region)
 
     def error(self, message):
         self.errors = (self.errors + [{"time": time.time(), "error": message}])[-20:]

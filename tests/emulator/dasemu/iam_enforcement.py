@@ -22,7 +22,8 @@ Not modelled: key policies (moto evaluates them for DescribeKey only), permissio
 SCPs, session policies, and resource ARNs for services other than S3, IAM, STS, SQS, KMS and
 Kinesis.
 
-`principal_of(access key id)` names who signed a request (for the admin API's call log);
+`credential(Authorization header)` and `principal_of(access key id)` name who signed a request
+and for which service (for the admin API's call log);
 `enforced()` and `role_allows(role ARN, action, resource)` let the emulator's services check
 what they do inside the process (the Firehose runner invoking a function) as AWS would.
 """
@@ -43,12 +44,13 @@ from moto.utilities.utils import get_partition
 
 ROOT_ACCESS_KEYS = ("testing", "dasemu")
 
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/")
 
 
-def access_key_id(authorization):
+def credential(authorization):
+    """(access key id, service) from a SigV4 Authorization header; (None, None) without one."""
     found = _CREDENTIAL.search(authorization or "")
-    return found.group(1) if found else None
+    return (found.group(1), found.group(2)) if found else (None, None)
 
 
 def principal_of(key_id):
@@ -79,7 +81,7 @@ _authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
 
 def _authorize_unless_root(self, iam_request_cls, resource="*"):
-    if access_key_id(self.headers.get("Authorization")) in ROOT_ACCESS_KEYS:
+    if credential(self.headers.get("Authorization"))[0] in ROOT_ACCESS_KEYS:
         return None
     return _authorize(self, iam_request_cls, resource)
 
@@ -134,13 +136,7 @@ def _check_action_permitted(self, resource):
     if self._action == "sts:GetCallerIdentity":  # always allowed, as in AWS
         return
     values = condition_values(self._action, self._body)
-    permitted = False
-    for policy in self._access_key.collect_policies():
-        verdict = IAMPolicy(policy).is_action_permitted(self._action, resource, None, values)
-        if verdict == PermissionResult.DENIED:
-            self._raise_access_denied()
-        elif verdict == PermissionResult.PERMITTED:
-            permitted = True
+    permitted = allowed(self._access_key.collect_policies(), self._action, resource, values)
     if self._is_assuming_role_operation(resource):
         permitted = permitted and self._check_role_trust_relationship(resource)
     if not permitted:
@@ -164,13 +160,13 @@ def role_allows(role_arn, action, resource):
         policies += backend.list_attached_role_policies(name)[0]
     except Exception:
         return False  # no such role
-    permitted = False
-    for policy in policies:
-        verdict = IAMPolicy(policy).is_action_permitted(action, resource, None, {})
-        if verdict == PermissionResult.DENIED:
-            return False
-        permitted = permitted or verdict == PermissionResult.PERMITTED
-    return permitted
+    return allowed(policies, action, resource, {})
+
+
+def allowed(policies, action, resource, values):
+    """IAM's rule over identity policies: an explicit Deny wins, else some Allow is needed."""
+    verdicts = [IAMPolicy(p).is_action_permitted(action, resource, None, values) for p in policies]
+    return PermissionResult.DENIED not in verdicts and PermissionResult.PERMITTED in verdicts
 
 
 # --- the refusal ----------------------------------------------------------------------------
