@@ -64,11 +64,8 @@ def main():
         current = "generating activity: the producer's trickle plus a known mix"
         step(current)
         stream = f"aws-rds-das-{cluster['DbClusterResourceId']}"
-        deadline = time.time() + 30
-        while f"das-setup-{CLUSTER}" not in emu.admin("firehose"):
-            if time.time() > deadline:
-                raise StepFailed("the emulator's Firehose never started reading the delivery stream")
-            time.sleep(0.2)
+        if not emu.wait_for_delivery(f"das-setup-{CLUSTER}", timeout=30):
+            raise StepFailed("the emulator's Firehose never started reading the delivery stream")
         now = time.strftime("%Y-%m-%d %H:%M:%S.000000+00", time.gmtime())
         mix = [
             ("DDL", "CREATE TABLE", "create table invoices (id bigserial primary key, total numeric)"),

@@ -78,10 +78,14 @@ class Emulator:
 
     def wait_for_delivery(self, name, timeout=15):
         """Until the emulator's Firehose has seen the delivery stream, so reads its source from
-        LATEST (as AWS's does shortly after ACTIVE); then records put in the stream are delivered."""
+        LATEST (as AWS's does shortly after ACTIVE); then records put in the stream are delivered.
+        Returns whether it has, within `timeout` seconds."""
         deadline = time.time() + timeout
-        while name not in self.admin("firehose") and time.time() < deadline:
+        while name not in self.admin("firehose"):
+            if time.time() > deadline:
+                return False
             time.sleep(0.1)
+        return True
 
     def admin(self, path, body=None):
         data = None if body is None else json.dumps(body).encode()
