@@ -117,7 +117,11 @@ impl ObjectSink for S3Sink {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/gzip")
+            .content_type(if key.ends_with(".gz") {
+                "application/gzip"
+            } else {
+                "application/json"
+            })
             .body(ByteStream::from(body))
             .send()
             .await

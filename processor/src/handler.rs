@@ -8,7 +8,8 @@
 //!    retries it).
 //! 3. Per record: decrypt, gunzip, parse, classify, filter, route. A record is validated whole
 //!    before any of its events is routed, so a failed record never leaves part of itself in S3.
-//! 4. Write one gzip'd NDJSON object per (category, hour) and only then answer: a failed write
+//! 4. Write one gzip'd NDJSON object per (category, hour), then (in the default `s3` output mode)
+//!    the invocation's manifest of what it wrote (`manifest`), and only then answer: a failed write
 //!    fails the invocation, and the retry overwrites the same object names.
 //!
 //! Memory stays bounded by the batch: one record's plaintext at a time, and compressed output.
@@ -36,6 +37,7 @@ use crate::inflate::{self, InflateError};
 use crate::keys::{
     DataKey, DataKeyCache, EncryptionContext, KeyError, KeySource, resource_id_from_stream_arn,
 };
+use crate::manifest::{self, Manifest};
 use crate::route::{GroupKey, UtcHour, batch_name, object_key};
 use crate::sink::{ObjectSink, SinkError};
 
@@ -112,6 +114,15 @@ pub struct Processor<K, S> {
     keys: K,
     sink: S,
     cache: DataKeyCache,
+    /// Unix time in milliseconds; only the manifest's write time reads it (events are filed by
+    /// their own time). Tests set it.
+    clock: fn() -> i64,
+}
+
+/// One output object being built: its compressed lines and how many events they are.
+struct Group {
+    encoder: GzEncoder<Vec<u8>>,
+    events: usize,
 }
 
 /// A record after stage 1.
@@ -141,7 +152,14 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             keys,
             sink,
             cache,
+            clock: now_millis,
         }
+    }
+
+    /// The same processor reading the time from `clock` (Unix milliseconds).
+    #[must_use]
+    pub fn with_clock(self, clock: fn() -> i64) -> Self {
+        Self { clock, ..self }
     }
 
     pub fn config(&self) -> &Config {
@@ -190,7 +208,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             .map(|ms| ms as i64)
             .min();
         let batch = batch_name(event.records.iter().map(|r| r.record_id.as_str()), earliest);
-        let mut groups: BTreeMap<GroupKey, GzEncoder<Vec<u8>>> = BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
         let mut work = Work::default();
         // Response bytes if every record not yet answered failed (data returned as received).
         let mut reserved: usize = 16
@@ -266,26 +284,43 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         }
         let objects = groups
             .into_iter()
-            .map(|(group, encoder)| {
-                let key = object_key(&self.config.prefix, &group, &batch);
-                encoder.finish().map(|body| (key, body))
+            .map(|(key, group)| {
+                let key = object_key(&self.config.prefix, &key, &batch);
+                group.encoder.finish().map(|body| (key, body, group.events))
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(InvocationError::Compress)?;
         decode_time += t.elapsed();
         stats.decode_ms = ms(decode_time);
 
-        // 4. Write, then answer.
+        // 4. Write, then the manifest (only once every object is in place), then answer.
         let t = Instant::now();
+        let entries: Vec<manifest::Entry> = match self.config.firehose_output {
+            FirehoseOutput::S3 if !objects.is_empty() => objects
+                .iter()
+                .map(|(key, body, events)| manifest::Entry::new(key, body, *events))
+                .collect(),
+            // Firehose writes the events of `Ok` records; what the processor spills is not the
+            // whole picture, so no manifest claims it is.
+            _ => Vec::new(),
+        };
         stats.s3_puts = objects.len();
-        stats.s3_bytes = objects.iter().map(|(_, body)| body.len()).sum();
+        stats.s3_bytes = objects.iter().map(|(_, body, _)| body.len()).sum();
         let results: Vec<Result<(), SinkError>> = stream::iter(objects)
-            .map(|(key, body)| async move { self.sink.put(&key, body).await })
+            .map(|(key, body, _)| async move { self.sink.put(&key, body).await })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        stats.s3_ms = ms(t.elapsed());
         results.into_iter().collect::<Result<(), _>>()?;
+        if !entries.is_empty() {
+            let written_at = (self.clock)();
+            let key = manifest::key(&self.config.prefix, written_at, &batch);
+            let body = Manifest::new(&batch, written_at, entries).to_json();
+            stats.s3_puts += 1;
+            stats.s3_bytes += body.len();
+            self.sink.put(&key, body).await?;
+        }
+        stats.s3_ms = ms(t.elapsed());
         stats.total_ms = ms(started.elapsed());
         Ok((FirehoseResponse { records: responses }, stats))
     }
@@ -408,7 +443,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
     fn route(
         &self,
         work: &Work,
-        groups: &mut BTreeMap<GroupKey, GzEncoder<Vec<u8>>>,
+        groups: &mut BTreeMap<GroupKey, Group>,
     ) -> Result<(), InvocationError> {
         let level = Compression::new(self.config.gzip_level);
         let mut start = 0;
@@ -416,15 +451,19 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         while i < work.line_groups.len() {
             // Consecutive lines of the same group are written in one go.
             let group = work.line_groups[i].0;
+            let first = i;
             while i + 1 < work.line_groups.len() && work.line_groups[i + 1].0 == group {
                 i += 1;
             }
             let end = work.line_groups[i].1;
-            groups
-                .entry(group)
-                .or_insert_with(|| GzEncoder::new(Vec::new(), level))
+            let out = groups.entry(group).or_insert_with(|| Group {
+                encoder: GzEncoder::new(Vec::new(), level),
+                events: 0,
+            });
+            out.encoder
                 .write_all(&work.lines[start..end])
                 .map_err(InvocationError::Compress)?;
+            out.events += i + 1 - first;
             start = end;
             i += 1;
         }
@@ -442,6 +481,12 @@ fn decode(data: &str) -> Result<Decoded, RecordError> {
     envelope.decode_message(&mut message)?;
     let key_blob = envelope.decode_key()?;
     Ok(Decoded { message, key_blob })
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn ms(d: std::time::Duration) -> f64 {

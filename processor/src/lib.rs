@@ -4,7 +4,8 @@
 //! `firehose` (the invocation) -> `envelope` (the Kinesis record JSON) -> `keys` (the KMS data
 //! key, cached) -> `esdk` (Encryption SDK message) -> `inflate` (bounded gunzip) -> `event`
 //! (the record's events as raw JSON) -> `classify` -> `config::Filter` -> `route` (category and
-//! hour -> S3 key) -> `sink` (S3) -> the Firehose response. `handler` orchestrates one batch.
+//! hour -> S3 key) -> `sink` (S3) -> `manifest` (what the invocation wrote, filed by write time) ->
+//! the Firehose response. `handler` orchestrates one batch.
 //!
 //! Everything is pure except `aws` (KMS and S3 clients), which sits behind the `KeySource` and
 //! `ObjectSink` traits so the handler is tested without a network.
@@ -20,5 +21,6 @@ pub mod firehose;
 pub mod handler;
 pub mod inflate;
 pub mod keys;
+pub mod manifest;
 pub mod route;
 pub mod sink;

@@ -55,11 +55,18 @@ impl KeySource for FakeKms {
 struct FakeS3 {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
     failing: std::sync::atomic::AtomicBool,
+    /// Writes of keys containing this fail.
+    refused: Mutex<Option<&'static str>>,
 }
 
 impl ObjectSink for FakeS3 {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
-        if self.failing.load(Ordering::SeqCst) {
+        let refused = self
+            .refused
+            .lock()
+            .unwrap()
+            .is_some_and(|r| key.contains(r));
+        if refused || self.failing.load(Ordering::SeqCst) {
             return Err(SinkError {
                 bucket: "b".into(),
                 key: key.into(),
@@ -72,12 +79,33 @@ impl ObjectSink for FakeS3 {
 }
 
 impl FakeS3 {
-    /// (key, line) for every line of every object.
+    /// (key, line) for every line of every event object.
     fn lines(&self) -> Vec<(String, Value)> {
         let objects = self.objects.lock().unwrap();
         objects
             .iter()
+            .filter(|(key, _)| !output::is_manifest(key))
             .flat_map(|(key, body)| output::object_lines(key, body))
+            .collect()
+    }
+
+    /// Keys of the event objects.
+    fn event_keys(&self) -> Vec<String> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .keys()
+            .filter(|key| !output::is_manifest(key))
+            .cloned()
+            .collect()
+    }
+
+    /// (key, parsed JSON) of every manifest.
+    fn manifests(&self) -> Vec<(String, Value)> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .iter()
+            .filter(|(key, _)| output::is_manifest(key))
+            .map(|(key, body)| (key.clone(), serde_json::from_slice(body).unwrap()))
             .collect()
     }
 }
@@ -253,7 +281,7 @@ async fn every_kept_event_lands_once_in_its_category_folder() {
     assert_eq!(stats.events, 10);
     assert!(stats.decompressed_bytes > stats.decrypted_bytes && stats.decrypted_bytes > 0);
     // The SQL Server event's own hour, not the clock's.
-    let keys: Vec<String> = p.sink().objects.lock().unwrap().keys().cloned().collect();
+    let keys = p.sink().event_keys();
     assert!(
         keys.iter()
             .any(|k| k.starts_with("parsed/AUTH_FAILURE/2025/11/24/17/")),
@@ -264,7 +292,8 @@ async fn every_kept_event_lands_once_in_its_category_folder() {
             .any(|k| k.starts_with("parsed/AUTH_FAILURE/2025/11/24/16/")),
         "{keys:?}"
     );
-    assert_eq!(stats.s3_puts, keys.len());
+    // Every event object, and the invocation's manifest.
+    assert_eq!(stats.s3_puts, keys.len() + 1);
 
     // Lines carry the record's ids and every original field.
     let line = p
@@ -283,7 +312,7 @@ async fn every_kept_event_lands_once_in_its_category_folder() {
     // process asks KMS for nothing.
     let (_, again) = p.handle(b.event).await.unwrap();
     assert_eq!(again.kms_calls, 0);
-    assert_eq!(p.sink().objects.lock().unwrap().len(), keys.len());
+    assert_eq!(p.sink().event_keys(), keys);
     assert_eq!(landed(p.sink()).len(), 9);
 }
 
@@ -367,6 +396,148 @@ async fn kms_unavailable_or_s3_failing_fails_the_invocation_and_the_retry_conver
     p.handle(b.event.clone()).await.unwrap();
     p.handle(b.event).await.unwrap();
     assert_eq!(landed(p.sink()), expect(&[("a", "DDL"), ("b", "DQL")]));
+}
+
+/// 2027-12-31T23:59:59.500Z, half a second before a new year (and a new hour folder).
+fn before_new_year() -> i64 {
+    1_830_297_599_500
+}
+
+/// A second later: 2028-01-01T00:00:00.500Z.
+fn after_new_year() -> i64 {
+    1_830_297_600_500
+}
+
+#[tokio::test]
+async fn the_manifest_lists_every_object_written_filed_by_write_time_not_event_time() {
+    let mut b = Batch::new();
+    // Events of an old day and of two categories: their objects go to 2025's folders, the
+    // manifest to the folder of the hour it is written.
+    b.record(
+        1,
+        vec![
+            pg("d1", "DDL", "CREATE TABLE"),
+            pg("d2", "DDL", "DROP TABLE"),
+            pg("w1", "WRITE", "INSERT"),
+        ],
+    );
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default()).with_clock(before_new_year);
+    let (_, stats) = p.handle(b.event.clone()).await.unwrap();
+    let keys = p.sink().event_keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.contains("/2025/11/24/16/")),
+        "{keys:?}"
+    );
+    let manifests = p.sink().manifests();
+    let [(key, manifest)] = manifests.as_slice() else {
+        panic!("one manifest per invocation: {manifests:?}");
+    };
+    let batch = manifest["batch"].as_str().unwrap();
+    assert_eq!(
+        key,
+        &format!("parsed/_manifests/2027/12/31/23/{batch}.json")
+    );
+    assert_eq!(manifest["writtenAt"], "2027-12-31T23:59:59.500Z");
+    assert!(keys[0].ends_with(&format!("/{batch}.json.gz")), "{keys:?}");
+    // Exactly the event objects, each with its size, event count and digest.
+    let objects = p.sink().objects.lock().unwrap().clone();
+    let mut listed: Vec<(String, u64, u64, String)> = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap().to_owned(),
+                o["bytes"].as_u64().unwrap(),
+                o["events"].as_u64().unwrap(),
+                o["sha256"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut want: Vec<(String, u64, u64, String)> = keys
+        .iter()
+        .map(|k| {
+            let body = &objects[k];
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(body);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let events = output::object_lines(k, body).len() as u64;
+            (k.clone(), body.len() as u64, events, hex)
+        })
+        .collect();
+    want.sort();
+    assert_eq!(listed, want);
+    assert_eq!(
+        listed.iter().map(|l| l.2).collect::<Vec<_>>(),
+        [2, 1],
+        "DDL holds two events, DML one"
+    );
+    assert_eq!(stats.s3_puts, 3);
+
+    // The same batch retried after the top of the hour (and the year): the same objects, the same
+    // manifest name in the new hour's folder; the first one stays, so no hour misses it.
+    let p = p.with_clock(after_new_year);
+    p.handle(b.event).await.unwrap();
+    assert_eq!(p.sink().event_keys(), keys);
+    let manifests = p.sink().manifests();
+    assert_eq!(
+        manifests
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        [
+            format!("parsed/_manifests/2027/12/31/23/{batch}.json"),
+            format!("parsed/_manifests/2028/01/01/00/{batch}.json"),
+        ]
+    );
+    assert_eq!(manifests[1].1["objects"], manifests[0].1["objects"]);
+}
+
+#[tokio::test]
+async fn no_manifest_without_objects_or_before_every_object_is_written() {
+    // Heartbeats only, and everything filtered: nothing written, no manifest.
+    let mut b = Batch::new();
+    b.record(1, vec![heartbeat(), pg("r", "READ", "SELECT")]);
+    let p = Processor::new(
+        config(&[("DAS_EXCLUDE_CATEGORIES", "DQL")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    let (_, stats) = p.handle(b.event).await.unwrap();
+    assert!(p.sink().objects.lock().unwrap().is_empty());
+    assert_eq!(stats.s3_puts, 0);
+
+    // One event object refused: the invocation fails and no manifest claims the batch.
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![pg("d", "DDL", "CREATE TABLE"), pg("w", "WRITE", "INSERT")],
+    );
+    let s3 = FakeS3::default();
+    *s3.refused.lock().unwrap() = Some("/DML/");
+    let p = Processor::new(config(&[]), b.kms, s3);
+    let err = p.handle(b.event.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("/DML/"), "{err}");
+    assert!(p.sink().manifests().is_empty());
+    // The manifest refused: the invocation fails too (Firehose retries; the retry writes it).
+    *p.sink().refused.lock().unwrap() = Some("_manifests/");
+    let err = p.handle(b.event.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("_manifests/"), "{err}");
+    *p.sink().refused.lock().unwrap() = None;
+    p.handle(b.event).await.unwrap();
+    assert_eq!(p.sink().manifests().len(), 1);
+
+    // Events mode: Firehose writes the events of Ok records, so the processor claims nothing.
+    let mut b = Batch::new();
+    b.record(1, vec![pg("d", "DDL", "CREATE TABLE")]);
+    let p = Processor::new(
+        config(&[("DAS_FIREHOSE_OUTPUT", "events")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    p.handle(b.event).await.unwrap();
+    assert!(p.sink().objects.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

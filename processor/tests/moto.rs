@@ -89,8 +89,8 @@ impl Setup {
             .unwrap()
     }
 
-    /// (key, line) for every line of every object in the bucket.
-    async fn lines(&self) -> Vec<(String, Value)> {
+    /// Every key in the bucket, event objects and manifests.
+    async fn keys(&self) -> Vec<String> {
         let listed = self
             .s3
             .list_objects_v2()
@@ -98,19 +98,35 @@ impl Setup {
             .send()
             .await
             .unwrap();
+        listed
+            .contents()
+            .iter()
+            .map(|o| o.key().unwrap().to_owned())
+            .collect()
+    }
+
+    /// An object's body and content type.
+    async fn get(&self, key: &str) -> (Vec<u8>, String) {
+        let body = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let content_type = body.content_type().unwrap_or_default().to_owned();
+        let bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
+        (bytes, content_type)
+    }
+
+    /// (key, line) for every line of every event object in the bucket.
+    async fn lines(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
-        for object in listed.contents() {
-            let key = object.key().unwrap().to_owned();
-            let body = self
-                .s3
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .unwrap();
-            let bytes = body.body.collect().await.unwrap().into_bytes();
-            out.extend(output::object_lines(&key, &bytes));
+        for key in self.keys().await {
+            if !output::is_manifest(&key) {
+                out.extend(output::object_lines(&key, &self.get(&key).await.0));
+            }
         }
         out
     }
@@ -349,23 +365,39 @@ async fn a_batch_of_every_engine_lands_once_per_event_and_bad_records_fail_alone
         "{keys:?}"
     );
 
-    // Firehose retries the same batch: same objects overwritten, nothing duplicated.
-    let objects_before =
-        s.s3.list_objects_v2()
-            .bucket(&s.bucket)
-            .send()
-            .await
-            .unwrap()
-            .key_count();
+    // The invocation's manifest, written as JSON: it lists exactly the event objects.
+    let (manifests, mut objects): (Vec<String>, Vec<String>) = s
+        .keys()
+        .await
+        .into_iter()
+        .partition(|k| output::is_manifest(k));
+    let [manifest] = manifests.as_slice() else {
+        panic!("one manifest: {manifests:?}");
+    };
+    let (body, content_type) = s.get(manifest).await;
+    assert_eq!(content_type, "application/json");
+    let manifest: Value = serde_json::from_slice(&body).unwrap();
+    let mut listed: Vec<String> = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    objects.sort();
+    assert_eq!(listed, objects);
+
+    // Firehose retries the same batch: same objects overwritten, nothing duplicated (the retry's
+    // manifest goes to the folder of its own hour, so only event objects are compared).
     stdout_json(&s.process(&event, &[]));
-    let objects_after =
-        s.s3.list_objects_v2()
-            .bucket(&s.bucket)
-            .send()
-            .await
-            .unwrap()
-            .key_count();
-    assert_eq!(objects_before, objects_after);
+    let mut again: Vec<String> = s
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| !output::is_manifest(k))
+        .collect();
+    again.sort();
+    assert_eq!(again, objects);
     assert_eq!(s.landed().await.len(), want.len());
 }
 

@@ -5,6 +5,11 @@ use std::io::Read as _;
 
 use serde_json::Value;
 
+/// The processor's manifests of what each invocation wrote (not event objects).
+pub fn is_manifest(key: &str) -> bool {
+    key.contains(das_processor::manifest::FOLDER)
+}
+
 /// (key, line) for every line of a gzip'd NDJSON object.
 pub fn object_lines(key: &str, body: &[u8]) -> Vec<(String, Value)> {
     let mut text = String::new();
