@@ -37,6 +37,8 @@ pub mod aws;
 pub mod cli;
 pub mod desired;
 pub mod down;
+#[cfg(test)]
+mod fake_s3;
 pub mod naming;
 pub mod observe;
 pub mod package;
@@ -46,5 +48,6 @@ pub mod progress;
 pub mod session;
 pub mod settings;
 pub mod status;
+pub mod stored;
 pub mod tail;
 pub mod up;

@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use das_processor::classify::Category;
-use das_processor::route::UtcHour;
 use serde_json::{Value, json};
 
 use crate::aws::{Clients, Named as _, found};
@@ -22,6 +20,7 @@ use crate::observe::{self, BucketState, DeliveryState, FunctionState, RoleState}
 use crate::policy::PolicyError;
 use crate::session::{self, Refusal, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, UpSettings};
+use crate::stored;
 
 pub const EXIT_HEALTHY: u8 = 0;
 pub const EXIT_DEGRADED: u8 = 1;
@@ -259,6 +258,8 @@ async fn checks(
             ),
         ),
     });
+    // The stream's retention bounds how late a record can reach Firehose (24 h unless changed).
+    let mut retention = Duration::from_secs(24 * 3600);
     if running {
         let summary = found(
             clients
@@ -272,6 +273,9 @@ async fn checks(
         )?;
         out.push(match summary.and_then(|s| s.stream_description_summary) {
             Some(s) => {
+                retention = Duration::from_secs(
+                    u64::try_from(s.retention_period_hours()).unwrap_or(24) * 3600,
+                );
                 let status = s.stream_status().as_str().to_owned();
                 let level = if status == "ACTIVE" {
                     Level::Ok
@@ -399,7 +403,7 @@ async fn checks(
                     ),
                 )
             });
-            out.extend(freshness(clients, &bucket, &prefix, since).await?);
+            out.extend(freshness(clients, &bucket, &prefix, since, retention).await?);
         }
     }
     out.extend(
@@ -571,57 +575,28 @@ fn now_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The newest event object under the prefix, and failed records under `errors/`, in the window.
+/// Event objects written in the window (read off the processor's manifests, so whatever hour
+/// folder their events went to) and failed records under `errors/` in the window.
 async fn freshness(
     clients: &Clients,
     bucket: &str,
     prefix: &str,
     since: Duration,
+    retention: Duration,
 ) -> Result<Vec<Check>, Refusal> {
-    let window_start = now_millis() - i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
-    // Folders are named by the events' own hour, and an event can be processed up to the
-    // stream's 24 h retention after it happened (a stalled pipeline catching up): list from
-    // 25 hours before the window.
-    let first_hour = UtcHour::from_epoch_millis(window_start - 25 * 3_600_000).to_string();
-    let s3 = &clients.s3;
-    let what = format!("bucket {bucket}");
-    let mut newest: Option<i64> = None;
-    let mut objects = 0usize;
-    for category in Category::ALL {
-        let folder = format!("{prefix}{}/", category.as_str());
-        let mut token = None;
-        loop {
-            let page = s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(&folder)
-                .start_after(format!("{folder}{first_hour}"))
-                .set_continuation_token(token)
-                .send()
-                .await
-                .named("s3:ListBucket", &what)?;
-            for o in page.contents() {
-                let modified = o.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0));
-                if modified >= window_start {
-                    objects += 1;
-                    newest = newest.max(Some(modified));
-                }
-            }
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-    }
+    let now = now_millis();
+    let window_start = now - i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
     let window = crate::progress::seconds(since);
-    let mut out = vec![match newest {
+    let written = stored::written(&clients.s3, bucket, prefix, window_start).await?;
+    let freshness = match written.newest_millis {
         Some(t) => check(
             "freshness",
             Level::Ok,
             format!(
-                "{objects} object(s) under s3://{bucket}/{prefix} in the last {window}, newest {} ago",
+                "{} batch(es) of events written under s3://{bucket}/{prefix} in the last {window}, newest {} ago",
+                written.batches,
                 crate::progress::seconds(Duration::from_millis(
-                    u64::try_from(now_millis() - t).unwrap_or(0)
+                    u64::try_from(now - t).unwrap_or(0)
                 ))
             ),
         ),
@@ -632,41 +607,26 @@ async fn freshness(
                 "no events stored under s3://{bucket}/{prefix} in the last {window} (an idle database looks the same)"
             ),
         ),
-    }];
-    let mut errors = 0usize;
-    let mut token = None;
-    for _ in 0..20 {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix("errors/")
-            .set_continuation_token(token)
-            .send()
-            .await
-            .named("s3:ListBucket", &what)?;
-        errors += page
-            .contents()
-            .iter()
-            .filter(|o| {
-                o.last_modified()
-                    .is_some_and(|t| t.to_millis().unwrap_or(0) >= window_start)
-            })
-            .count();
-        token = page.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
-    out.push(if errors == 0 {
-        check("failed-records", Level::Ok, format!("none under s3://{bucket}/errors/ in the last {window}"))
+    };
+    // Firehose keeps retrying a record for up to 24 hours after it read it.
+    let lookback = retention + Duration::from_secs(24 * 3600);
+    let errors = stored::failed(&clients.s3, bucket, window_start, lookback).await?;
+    let failed = if errors == 0 {
+        check(
+            "failed-records",
+            Level::Ok,
+            format!("none under s3://{bucket}/errors/ in the last {window}"),
+        )
     } else {
         check(
             "failed-records",
             Level::Warn,
-            format!("{errors} object(s) under s3://{bucket}/errors/ in the last {window}: records the processor could not process or Firehose could not deliver"),
+            format!(
+                "{errors} object(s) under s3://{bucket}/errors/ in the last {window}: records the processor could not process or Firehose could not deliver"
+            ),
         )
-    });
-    Ok(out)
+    };
+    Ok(vec![freshness, failed])
 }
 
 /// CloudWatch: iterator age against the 24 h retention, Firehose processing and delivery, Lambda
