@@ -19,7 +19,7 @@ from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
-from harness import Emulator  # noqa: E402
+from harness import Emulator, is_manifest, log_time  # noqa: E402
 
 SETUP = os.path.join(ROOT, "target", "debug", "das-setup")
 CLUSTER = "demo"
@@ -66,7 +66,7 @@ def main():
         stream = f"aws-rds-das-{cluster['DbClusterResourceId']}"
         if not emu.wait_for_delivery(f"das-setup-{CLUSTER}", timeout=30):
             raise StepFailed("the emulator's Firehose never started reading the delivery stream")
-        now = time.strftime("%Y-%m-%d %H:%M:%S.000000+00", time.gmtime())
+        now = log_time()
         mix = [
             ("DDL", "CREATE TABLE", "create table invoices (id bigserial primary key, total numeric)"),
             ("WRITE", "INSERT", "insert into invoices (total) values (42.00)"),
@@ -140,6 +140,8 @@ def objects(s3, bucket, prefix):
 def count_events(s3, bucket):
     counts = Counter()
     for o in objects(s3, bucket, "parsed/"):
+        if is_manifest(o["Key"]):
+            continue
         body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
         for line in body.decode().splitlines():
             event = json.loads(line)
@@ -155,11 +157,11 @@ def print_tree(s3, bucket):
     for o in objects(s3, bucket, ""):
         folder = o["Key"].rsplit("/", 1)[0] + "/"
         files[folder] += 1
-        if o["Key"].startswith("parsed/"):
+        if o["Key"].startswith("parsed/") and not is_manifest(o["Key"]):
             body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
             per_folder[folder] += len(body.splitlines())
     for folder in sorted(files):
-        events = f"{per_folder[folder]:>5} events" if folder.startswith("parsed/") else ""
+        events = f"{per_folder[folder]:>5} events" if folder in per_folder else ""
         print(f"  {folder:<60} {files[folder]:>3} objects {events}")
 
 

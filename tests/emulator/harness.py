@@ -6,6 +6,7 @@ talk to it with boto3 (an independent AWS client), read its admin API, stop it.
     emu.stop()
 """
 
+import datetime
 import io
 import json
 import os
@@ -21,6 +22,27 @@ from botocore.exceptions import ClientError
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGION = "eu-west-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+# The processor's manifests of each invocation's writes live under `<prefix>_manifests/`
+# (processor/src/manifest.rs); they are JSON, not events.
+MANIFESTS = "_manifests/"
+
+
+def is_manifest(key):
+    return "/" + MANIFESTS in "/" + key
+
+
+def log_time(ago=datetime.timedelta(0)):
+    """A DAS `logTime` (PostgreSQL's format, UTC) of now minus `ago`: tests never depend on the
+    calendar date, so every event time they inject comes from the clock."""
+    t = datetime.datetime.now(datetime.timezone.utc) - ago
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def hour_folder(log_time_text):
+    """The folder the processor files an event of this `logTime` (UTC) under: `yyyy/MM/dd/HH`."""
+    return log_time_text[:13].replace("-", "/").replace(" ", "/")
 
 
 def free_port():

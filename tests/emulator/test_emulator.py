@@ -4,6 +4,7 @@
 """
 
 import base64
+import datetime
 import gzip
 import json
 import os
@@ -15,7 +16,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import das_batch  # noqa: E402
-from harness import AwsAssertions, Emulator, zip_bootstrap  # noqa: E402
+from harness import AwsAssertions, Emulator, hour_folder, is_manifest, log_time, zip_bootstrap  # noqa: E402
 
 DELAY = 0.5
 
@@ -275,7 +276,7 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
     def test_injected_events_are_written_and_in_the_ground_truth(self):
         cluster, stream = self.started_cluster("pg-inject")
         events = [{"type": "record", "testId": "inj-1", "class": "DDL", "command": "CREATE TABLE",
-                   "serverType": "PostgreSQL", "logTime": "2026-11-24 10:00:00.000000+00"}]
+                   "serverType": "PostgreSQL", "logTime": log_time()}]
         seq = self.admin("inject", {"stream": cluster["DbClusterResourceId"], "events": events})["sequenceNumber"]
         damaged = self.admin("inject", {"stream": stream, "events": events, "damage": "tampered-frame"})
         mine = [r for r in self.read_all(stream) if r["SequenceNumber"] == seq]
@@ -293,10 +294,12 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
     def delivery(self, name, function_role_service="lambda.amazonaws.com", firehose_service="firehose.amazonaws.com"):
         return delivery(self.emu, name, function_role_service, firehose_service)
 
-    def objects(self, bucket, prefix):
+    def objects(self, bucket, prefix, manifests=False):
+        """key -> body under the prefix: the event objects, or the processor's manifests."""
         out = {}
         for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
-            out[o["Key"]] = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            if is_manifest(o["Key"]) == manifests:
+                out[o["Key"]] = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         return out
 
     def wait_objects(self, bucket, prefix, count, timeout=15):
@@ -373,11 +376,13 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
             })
         self.emu.wait_for_delivery("pipe", timeout=5)
         time.sleep(0.6)
+        # Two days old: filed by the events' own hour, whatever the clock says.
+        old = log_time(datetime.timedelta(days=2))
         events = [
             {"type": "record", "testId": "pipe-ddl", "class": "DDL", "command": "CREATE TABLE",
-             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": "2026-11-24 10:00:00.000000+00"},
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": old},
             {"type": "record", "testId": "pipe-read", "class": "READ", "command": "SELECT",
-             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": "2026-11-24 10:00:01.000000+00"},
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": old},
             {"type": "heartbeat"},
         ]
         self.admin("inject", {"stream": stream, "events": events})
@@ -397,9 +402,17 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
             time.sleep(0.3)
         self.assertEqual(sorted(found), ["pipe-ddl", "pipe-read"], self.admin("firehose"))
         [(ddl_key, ddl)] = found["pipe-ddl"]
-        self.assertTrue(ddl_key.startswith("parsed/DDL/2026/11/24/10/"), ddl_key)
+        self.assertTrue(ddl_key.startswith(f"parsed/DDL/{hour_folder(old)}/"), ddl_key)
         self.assertEqual((ddl["category"], ddl["clusterId"]), ("DDL", resource_id))
-        self.assertTrue(found["pipe-read"][0][0].startswith("parsed/DQL/2026/11/24/10/"))
+        self.assertTrue(found["pipe-read"][0][0].startswith(f"parsed/DQL/{hour_folder(old)}/"))
+        # And each invocation's manifest (written once its objects are), filed by when it
+        # wrote, names the objects it wrote.
+        deadline, written = time.time() + 10, set()
+        while ddl_key not in written and time.time() < deadline:
+            written = {o["key"] for body in self.objects("pipe-audit", "parsed/", manifests=True).values()
+                       for o in json.loads(body)["objects"]}
+            time.sleep(0.2)
+        self.assertIn(ddl_key, written)
         failures = [json.loads(line) for body in errors.values() for line in body.decode().splitlines()]
         self.assertTrue(any(f["errorCode"] == "Lambda.ProcessingFailed" for f in failures))
         # The trickle went through too: decrypted events of several categories, no heartbeats.

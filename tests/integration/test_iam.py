@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import EmulatorCase, read_bucket  # noqa: E402
+from harness import log_time  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -41,7 +42,7 @@ CONTEXT_KEY = "aws:rds:dbc-id"
 def pg(test_id, cls, command, text):
     return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
             "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop",
-            "logTime": "2026-11-24 11:00:00.000000+00"}
+            "logTime": log_time()}
 
 
 class LeastPrivilegeTest(EmulatorCase):
