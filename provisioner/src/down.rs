@@ -238,6 +238,17 @@ fn verdict(exists: bool, managed: bool) -> Verdict {
     }
 }
 
+/// A log group's verdict from its owner's: `owner_managed` is `None` when the owner is gone.
+fn owned_by(exists: bool, owner_managed: Option<bool>, owner_kind: &str, owner: &str) -> Verdict {
+    match (exists, owner_managed) {
+        (false, _) => Verdict::Absent,
+        (true, Some(false)) => Verdict::Keep(format!(
+            "the log group of {owner_kind} {owner}, which is not das-setup's: left alone with it"
+        )),
+        (true, Some(true) | None) => Verdict::Delete,
+    }
+}
+
 async fn look(clients: &Clients, target: &TargetRef, args: &DownArgs) -> Result<Found, Refusal> {
     let (identity, database) = session::resolve(clients, target).await?;
     let names = Names::new(target, &identity.account, &identity.region);
@@ -284,16 +295,28 @@ async fn look(clients: &Clients, target: &TargetRef, args: &DownArgs) -> Result<
                 .as_ref()
                 .map_or(Verdict::Absent, |r| verdict(true, managed(&r.tags))),
         },
-        // Log groups are named after das-setup's function and delivery stream: theirs alone.
+        // A log group is named after its function or delivery stream (Lambda and Firehose log
+        // there under those names): it follows its owner, so the logs of a function or stream
+        // das-setup keeps are kept with it.
         Item {
             what: What::LambdaLogGroup,
             name: n.lambda_log_group.clone(),
-            verdict: verdict(lambda_logs.is_some(), true),
+            verdict: owned_by(
+                lambda_logs.is_some(),
+                function.as_ref().map(|f| managed(&f.tags)),
+                "function",
+                &n.function,
+            ),
         },
         Item {
             what: What::FirehoseLogGroup,
             name: n.firehose_log_group.clone(),
-            verdict: verdict(firehose_logs.is_some(), true),
+            verdict: owned_by(
+                firehose_logs.is_some(),
+                delivery.as_ref().map(|d| managed(&d.tags)),
+                "delivery stream",
+                &n.delivery_stream,
+            ),
         },
     ];
     let stream_name = database.as_ref().map_or_else(
@@ -811,4 +834,32 @@ async fn schedule_key_deletion(
             .named("kms:ScheduleKeyDeletion", alias),
         &["NotFoundException"],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_group_follows_its_owner() {
+        // Regression: the log groups of a function down keeps (not tagged as das-setup's) were
+        // deleted, because log groups were judged by their name alone.
+        assert!(matches!(
+            owned_by(true, Some(false), "function", "das-setup-x"),
+            Verdict::Keep(why) if why.contains("function das-setup-x")
+        ));
+        assert!(matches!(
+            owned_by(true, Some(true), "function", "f"),
+            Verdict::Delete
+        ));
+        // The owner is gone (an interrupted down, an up stopped early): the group is das-setup's.
+        assert!(matches!(
+            owned_by(true, None, "function", "f"),
+            Verdict::Delete
+        ));
+        assert!(matches!(
+            owned_by(false, Some(false), "function", "f"),
+            Verdict::Absent
+        ));
+    }
 }

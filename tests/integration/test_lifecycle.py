@@ -211,9 +211,21 @@ class LifecycleTest(EmulatorCase):
         iam.create_role(RoleName="das-setup-foreign-processor", AssumeRolePolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                                                     "Action": "sts:AssumeRole"}]}))
+        # A function of das-setup's name that das-setup did not make, and its log group (Lambda
+        # logs to /aws/lambda/<function>): both stay.
+        role = iam.get_role(RoleName="das-setup-foreign-processor")["Role"]["Arn"]
+        self.emu.client("lambda").create_function(
+            FunctionName="das-setup-foreign", Runtime="provided.al2023", Handler="bootstrap", Role=role,
+            Code={"ZipFile": zip_bootstrap(b"#!/bin/sh\n")})
+        logs = self.emu.client("logs")
+        logs.create_log_group(logGroupName="/aws/lambda/das-setup-foreign")
         done = self.down("foreign")
         self.assertIn("not das-setup's, left alone", done.stdout)
+        self.assertRegex(done.stdout, r"/aws/lambda/das-setup-foreign.*function das-setup-foreign, which is not das-setup's")
         iam.get_role(RoleName="das-setup-foreign-processor")
+        self.emu.client("lambda").get_function(FunctionName="das-setup-foreign")
+        groups = [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]]
+        self.assertIn("/aws/lambda/das-setup-foreign", groups)
 
 
 if __name__ == "__main__":
