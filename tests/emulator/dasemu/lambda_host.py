@@ -155,6 +155,10 @@ class FunctionHost:
             "AWS_SESSION_TOKEN": self.credentials[2],
             "LAMBDA_TASK_ROOT": self.dir,
             "_HANDLER": "bootstrap",
+            # The function runs on this machine and keeps its clock: a clock moved for the whole
+            # emulator by libfaketime (scripts/test-later-date) is moved for the function too, as
+            # Lambda's hosts and S3 share one synchronised time.
+            **{k: v for k, v in os.environ.items() if k == "LD_PRELOAD" or k.startswith("FAKETIME")},
         }
         log = open(self.log_path, "ab")
         self.init_error = None
