@@ -17,6 +17,9 @@
 // Benchmark code: a panic is how a broken benchmark stops.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/activity.rs"]
+#[allow(dead_code)]
+mod activity;
 #[path = "support/encode.rs"]
 mod encode;
 #[path = "support/events.rs"]
@@ -26,10 +29,10 @@ use std::hint::black_box;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use activity::ActivityRecord;
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit};
 use base64::Engine as _;
-use das_processor::activity::ActivityRecord;
 use das_processor::envelope::Envelope;
 use das_processor::esdk::{self, RawAesKeyring};
 use das_processor::inflate;

@@ -5,9 +5,8 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use serde::Deserialize;
-
-use crate::activity::lenient_string;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 /// The `type` every DAS Kinesis record carries.
 pub const RECORDS_TYPE: &str = "DatabaseActivityMonitoringRecords";
@@ -75,6 +74,17 @@ impl<'a> Envelope<'a> {
                 source,
             })
     }
+}
+
+/// Serde helper: a string, number or boolean as `Some(text)`; null, absent, arrays and objects as
+/// `None` (DAS versions disagree on the JSON type of `version`).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,27 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::activity::{ActivityError, RECORD_TYPE};
+/// The `type` of a decrypted record.
+pub const RECORD_TYPE: &str = "DatabaseActivityMonitoringRecord";
+
+/// Why a decrypted payload is not a DAS record.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivityError {
+    #[error("decrypted payload is not JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The hot path's parse error, with every quoted value blanked out: it is logged, and the
+    /// payload is plaintext audit data.
+    #[error("decrypted record is not a DAS record: {0}")]
+    Invalid(String),
+    #[error("decrypted payload is JSON {0}, expected an object")]
+    NotAnObject(&'static str),
+    #[error("record type is {0:?}, expected \"DatabaseActivityMonitoringRecord\"")]
+    WrongType(String),
+    #[error("databaseActivityEventList is JSON {0}, expected an array")]
+    EventListNotArray(&'static str),
+    #[error("event {index} of databaseActivityEventList is JSON {found}, expected an object")]
+    EventNotObject { index: usize, found: &'static str },
+}
 
 /// Field names we add to each output line. An event that already has one keeps its value under
 /// `original_<name>`.

@@ -24,12 +24,11 @@ use flate2::write::GzEncoder;
 use futures_util::stream::{self, StreamExt as _};
 use serde::Serialize;
 
-use crate::activity::ActivityError;
 use crate::classify::classify;
 use crate::config::{Config, FirehoseOutput};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::esdk::{self, RawAesKeyring};
-use crate::event::{EventFields, RecordView, ids_suffix, redacted, write_line};
+use crate::event::{ActivityError, EventFields, RecordView, ids_suffix, redacted, write_line};
 use crate::firehose::{
     FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, ResponseRecord,
 };
@@ -117,6 +116,14 @@ pub struct Processor<K, S> {
     /// Unix time in milliseconds; only the manifest's write time reads it (events are filed by
     /// their own time). Tests set it.
     clock: fn() -> i64,
+}
+
+/// A Kinesis record as a reader of the stream gets it: the DAS envelope JSON (not base64).
+#[derive(Debug, Clone, Copy)]
+pub struct KinesisRecord<'a> {
+    pub data: &'a [u8],
+    /// Kinesis's `ApproximateArrivalTimestamp`: the hour of events without a `logTime`.
+    pub arrival_millis: Option<i64>,
 }
 
 /// One output object being built: its compressed lines and how many events they are.
@@ -325,6 +332,46 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         Ok((FirehoseResponse { records: responses }, stats))
     }
 
+    /// The kept events of Kinesis records of one activity stream read by something other than
+    /// Firehose (`das-setup tail`): per record, its events as NDJSON lines exactly as the S3
+    /// objects hold them (empty when it had none to keep), or why it could not be opened. The
+    /// same decoding, data-key cache, classification and filters as `handle`; nothing is
+    /// written. KMS unavailable fails the call, as it fails an invocation.
+    pub async fn events(
+        &self,
+        resource_id: &str,
+        records: &[KinesisRecord<'_>],
+    ) -> Result<Vec<Result<Vec<u8>, RecordError>>, InvocationError> {
+        let Some(context) = EncryptionContext::for_resource(resource_id) else {
+            return Ok(records
+                .iter()
+                .map(|_| Err(RecordError::NoResourceId(resource_id.to_owned())))
+                .collect());
+        };
+        let decoded: Vec<Result<Decoded, RecordError>> =
+            records.iter().map(|r| decode_envelope(r.data)).collect();
+        let keys = self
+            .data_keys(&context, &decoded, &mut Stats::default())
+            .await?;
+        let mut work = Work::default();
+        let mut out = Vec::with_capacity(records.len());
+        for (record, decoded) in records.iter().zip(decoded) {
+            let arrival = UtcHour::from_epoch_millis(record.arrival_millis.unwrap_or(0));
+            out.push(decoded.and_then(|d| {
+                match keys.get(&d.key_blob) {
+                    Some(Ok(key)) => self
+                        .open(&d.message, key, arrival, &mut work)
+                        .map(|()| work.lines.clone()),
+                    Some(Err(e)) => Err(RecordError::Key(e.clone())),
+                    None => Err(RecordError::Key(KeyError::Unavailable(
+                        "data key was not fetched".into(),
+                    ))),
+                }
+            }));
+        }
+        Ok(out)
+    }
+
     /// The encryption context for this batch, or the stream name it could not be read from.
     fn context(&self, event: &FirehoseEvent) -> Result<EncryptionContext, String> {
         let stream = event.source_kinesis_stream_arn.as_deref().unwrap_or("");
@@ -471,12 +518,17 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
     }
 }
 
-/// Stage 1 for one record: base64, envelope, the message and key blob.
+/// Stage 1 for one Firehose record: base64, then the envelope.
 fn decode(data: &str) -> Result<Decoded, RecordError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .map_err(RecordError::Data)?;
-    let envelope = Envelope::parse(&bytes)?;
+    decode_envelope(&bytes)
+}
+
+/// The envelope of one Kinesis record: the message and key blob.
+fn decode_envelope(bytes: &[u8]) -> Result<Decoded, RecordError> {
+    let envelope = Envelope::parse(bytes)?;
     let mut message = Vec::new();
     envelope.decode_message(&mut message)?;
     let key_blob = envelope.decode_key()?;

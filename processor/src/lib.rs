@@ -10,7 +10,6 @@
 //! Everything is pure except `aws` (KMS and S3 clients), which sits behind the `KeySource` and
 //! `ObjectSink` traits so the handler is tested without a network.
 
-pub mod activity;
 pub mod aws;
 pub mod classify;
 pub mod config;

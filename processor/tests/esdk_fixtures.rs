@@ -4,11 +4,15 @@
 // Test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../benches/support/activity.rs"]
+#[allow(dead_code)]
+mod activity;
+
 use std::path::PathBuf;
 
+use activity::ActivityRecord;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use das_processor::activity::ActivityRecord;
 use das_processor::envelope::Envelope;
 use das_processor::esdk::{self, ContentType, Error, RawAesKeyring, Suite};
 use das_processor::inflate;
@@ -394,6 +398,98 @@ fn random_structural_edits_are_rejected_without_panicking() {
                 decrypt(&m, &case.key).is_err(),
                 "{}: edit {iteration} accepted",
                 case.name
+            );
+        }
+    }
+}
+
+// The second parser's own tests (benches/support/activity.rs): it checks the fixtures, so it is
+// checked too.
+mod activity_parser {
+    use super::activity::{ActivityRecord, Engine, EventKind};
+
+    const PG: &str = r#"{"type":"DatabaseActivityMonitoringRecord","clusterId":"cluster-ABC","instanceId":"db-XYZ",
+      "databaseActivityEventList":[
+        {"type":"heartbeat"},
+        {"type":"record","class":"DDL","command":"CREATE TABLE","commandText":"create table t(i int)",
+         "dbUserName":"alice","databaseName":"app","exitCode":0,"serverType":"PostgreSQL",
+         "logTime":"2021-06-04 02:22:47.218201+00","paramList":[],"statementId":7,"newField":{"a":1}},
+        {"type":"record","class":"MAIN","command":"QUERY","serverType":"MySQL","exitCode":"0",
+         "statementId":"7","transactionId":null,"paramList":null}
+      ],"futureTopLevel":true}"#;
+
+    #[test]
+    fn parses_engines_with_different_field_types() {
+        let rec = ActivityRecord::parse(PG.as_bytes()).unwrap();
+        assert_eq!(rec.cluster_id.as_deref(), Some("cluster-ABC"));
+        assert_eq!(rec.instance_id.as_deref(), Some("db-XYZ"));
+        assert_eq!(rec.events.len(), 3);
+        assert!(!rec.is_heartbeat_only());
+        assert_eq!(rec.activity().count(), 2);
+        assert_eq!(rec.other["futureTopLevel"], true);
+
+        let pg = &rec.events[1];
+        assert_eq!(pg.engine(), Engine::PostgreSql);
+        assert_eq!(pg.text("exitCode").as_deref(), Some("0"));
+        assert_eq!(pg.text("statementId").as_deref(), Some("7"));
+        assert_eq!(pg.text("paramList"), None);
+        assert_eq!(pg.get("newField").unwrap()["a"], 1);
+        assert_eq!(pg.command().as_deref(), Some("CREATE TABLE"));
+
+        let my = &rec.events[2];
+        assert_eq!(my.engine(), Engine::MySql);
+        assert_eq!(my.text("exitCode").as_deref(), Some("0"));
+        assert_eq!(my.text("transactionId"), None);
+        assert_eq!(rec.events[0].kind(), EventKind::Heartbeat);
+    }
+
+    #[test]
+    fn keeps_field_order_and_values_exactly() {
+        let rec = ActivityRecord::parse(PG.as_bytes()).unwrap();
+        let reserialized = serde_json::to_string(&rec.events[1].0).unwrap();
+        assert!(
+            reserialized.starts_with(r#"{"type":"record","class":"DDL","command":"CREATE TABLE""#)
+        );
+    }
+
+    #[test]
+    fn instance_records_and_heartbeat_only_records() {
+        let rec = ActivityRecord::parse(
+            br#"{"type":"DatabaseActivityMonitoringRecord","clusterId":"","instanceId":"db-1",
+                "databaseActivityEventList":[{"type":"heartbeat"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(rec.cluster_id, None);
+        assert!(rec.is_heartbeat_only());
+        let empty = ActivityRecord::parse(
+            br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":[]}"#,
+        )
+        .unwrap();
+        assert!(empty.is_heartbeat_only());
+        assert_eq!(empty.activity().count(), 0);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"nope", "not JSON"),
+            (b"[]", "JSON array, expected an object"),
+            (br#"{"type":"X"}"#, r#"record type is "X""#),
+            (
+                br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":{}}"#,
+                "databaseActivityEventList is JSON object",
+            ),
+            (
+                br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":[{},3]}"#,
+                "event 1 of databaseActivityEventList is JSON number",
+            ),
+            (b"{\"type\":\"DatabaseActivityMonitoringRecord\",\"x\":\"\xff\"}", "not JSON"),
+        ];
+        for (input, expected) in cases {
+            let err = ActivityRecord::parse(input).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
             );
         }
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine as _;
 use das_processor::config::Config;
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
-use das_processor::handler::{InvocationError, Processor};
+use das_processor::handler::{InvocationError, KinesisRecord, Processor};
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
 use das_processor::sink::{ObjectSink, SinkError};
 use serde_json::{Value, json};
@@ -538,6 +538,72 @@ async fn no_manifest_without_objects_or_before_every_object_is_written() {
     );
     p.handle(b.event).await.unwrap();
     assert!(p.sink().objects.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn records_read_from_the_stream_itself_give_their_events_and_write_nothing() {
+    // What `das-setup tail` does: the stream's raw records, not a Firehose invocation.
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![
+            heartbeat(),
+            pg("d", "DDL", "CREATE TABLE"),
+            pg("r", "READ", "SELECT"),
+        ],
+    );
+    b.record(1, vec![heartbeat()]);
+    b.data(B64.encode(b"not json"));
+    b.record(9, vec![pg("refused", "DDL", "CREATE TABLE")]);
+    b.kms.keys.remove(&vec![0xB0, 9]);
+    let raw: Vec<Vec<u8>> = b
+        .event
+        .records
+        .iter()
+        .map(|r| B64.decode(&r.data).unwrap())
+        .collect();
+    let records: Vec<KinesisRecord<'_>> = raw
+        .iter()
+        .map(|data| KinesisRecord {
+            data,
+            arrival_millis: Some(0),
+        })
+        .collect();
+    let p = Processor::new(
+        config(&[("DAS_EXCLUDE_CATEGORIES", "DQL")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    let opened = p.events(RESOURCE, &records).await.unwrap();
+    assert_eq!(opened.len(), 4);
+    let lines: Vec<Value> = opened[0]
+        .as_ref()
+        .unwrap()
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the read is filtered out, the heartbeat dropped"
+    );
+    assert_eq!(
+        (
+            &lines[0]["testId"],
+            &lines[0]["category"],
+            &lines[0]["clusterId"]
+        ),
+        (&json!("d"), &json!("DDL"), &json!(RESOURCE))
+    );
+    assert_eq!(opened[1].as_ref().unwrap(), &Vec::<u8>::new());
+    let bad = opened[2].as_ref().unwrap_err().to_string();
+    assert!(bad.contains("not a DAS envelope"), "{bad}");
+    assert!(opened[3].is_err(), "KMS refused its data key");
+    assert!(p.sink().objects.lock().unwrap().is_empty());
+    // Another database's records cannot be opened with this one's encryption context.
+    let other = p.events("cluster-OTHER", &records[..1]).await.unwrap();
+    assert!(other[0].is_err());
 }
 
 #[tokio::test]

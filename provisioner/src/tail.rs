@@ -1,21 +1,18 @@
 //! `das-setup tail`: the activity stream's events now, read from its Kinesis shards (not from
 //! the bucket, so nothing waits for Firehose's buffer), decrypted and classified by the
-//! processor's own code: the same `Processor`, KMS data-key cache and filters, in its `events`
-//! output mode, one batch per `GetRecords` answer.
+//! processor's own code: the same `Processor`, KMS data-key cache and filters, through its
+//! record-level `events` (no Firehose invocation, nothing written), one batch per `GetRecords`
+//! answer.
 //!
 //! Exit codes: 0 (also on Ctrl-C), 1 a read or decryption infrastructure failure, 2 refused
 //! (bad flags, database unknown, stream not started).
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use das_processor::aws::KmsKeys;
 use das_processor::config::Config;
-use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
-use das_processor::handler::Processor;
+use das_processor::handler::{KinesisRecord, Processor};
 use das_processor::sink::{ObjectSink, SinkError};
 use serde_json::Value;
 
@@ -29,20 +26,16 @@ const POLL: Duration = Duration::from_millis(500);
 /// The statement is shortened to this many characters in text output.
 const STATEMENT_WIDTH: usize = 120;
 
-/// The processor spills to its sink when a response would pass 6 MB; `tail` keeps those
-/// objects in memory and prints them too, so nothing is skipped.
-#[derive(Default)]
-struct Spill {
-    objects: Mutex<Vec<Vec<u8>>>,
-}
+/// `tail` writes nothing: the processor's sink is never called by `Processor::events`.
+struct NoWrites;
 
-impl ObjectSink for Spill {
-    async fn put(&self, _key: &str, body: Vec<u8>) -> Result<(), SinkError> {
-        self.objects
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(body);
-        Ok(())
+impl ObjectSink for NoWrites {
+    async fn put(&self, key: &str, _: Vec<u8>) -> Result<(), SinkError> {
+        Err(SinkError {
+            bucket: String::new(),
+            key: key.to_owned(),
+            reason: "das-setup tail writes nothing".into(),
+        })
     }
 }
 
@@ -88,7 +81,6 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
     // The processor's own filters, checked by its own parser.
     let mut env = BTreeMap::new();
     env.insert("DAS_OUTPUT_BUCKET".to_owned(), "das-setup-tail".to_owned());
-    env.insert("DAS_FIREHOSE_OUTPUT".to_owned(), "events".to_owned());
     let list = |items: &[String]| items.join(",").to_ascii_uppercase();
     if !args.include.is_empty() {
         env.insert("DAS_INCLUDE_CATEGORIES".to_owned(), list(&args.include));
@@ -123,7 +115,8 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
         .kinesis_stream
         .clone()
         .unwrap_or_else(|| format!("aws-rds-das-{}", db.resource_id));
-    let summary = clients
+    // The stream exists (RDS deletes it when the activity stream stops): refuse clearly if not.
+    clients
         .kinesis
         .describe_stream_summary()
         .stream_name(&stream)
@@ -131,10 +124,6 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
         .await
         .named("kinesis:DescribeStreamSummary", &stream)
         .map_err(|e| Failure::Refused(e.into()))?;
-    let stream_arn = summary
-        .stream_description_summary()
-        .map(|s| s.stream_arn().to_owned())
-        .unwrap_or_default();
     let shards = clients
         .kinesis
         .list_shards()
@@ -176,7 +165,7 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
         if args.follow { "; Ctrl-C stops" } else { "" }
     );
 
-    let processor = Processor::new(config, KmsKeys::new(&clients.config), Spill::default());
+    let processor = Processor::new(config, KmsKeys::new(&clients.config), NoWrites);
     let json_out = global.output == OutputFormat::Json;
     loop {
         let mut caught_up = true;
@@ -200,57 +189,27 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
             if out.records().is_empty() {
                 continue;
             }
-            let event = FirehoseEvent {
-                invocation_id: "das-setup-tail".into(),
-                delivery_stream_arn: String::new(),
-                source_kinesis_stream_arn: Some(stream_arn.clone()),
-                region: identity.region.clone(),
-                records: out
-                    .records()
-                    .iter()
-                    .map(|r| FirehoseRecord {
-                        record_id: r.sequence_number().to_owned(),
-                        approximate_arrival_timestamp: r
-                            .approximate_arrival_timestamp()
-                            .and_then(|t| t.to_millis().ok())
-                            .map(|m| m as f64),
-                        data: base64::engine::general_purpose::STANDARD.encode(r.data().as_ref()),
-                    })
-                    .collect(),
-            };
-            let (response, _) = processor
-                .handle(event)
+            let records: Vec<KinesisRecord<'_>> = out
+                .records()
+                .iter()
+                .map(|r| KinesisRecord {
+                    data: r.data().as_ref(),
+                    arrival_millis: r
+                        .approximate_arrival_timestamp()
+                        .and_then(|t| t.to_millis().ok()),
+                })
+                .collect();
+            let opened = processor
+                .events(&db.resource_id, &records)
                 .await
                 .map_err(|e| Failure::Failed(e.to_string()))?;
-            for record in &response.records {
-                match record.result {
-                    RecordResult::Ok => {
-                        let data = base64::engine::general_purpose::STANDARD
-                            .decode(&record.data)
-                            .unwrap_or_default();
-                        print_lines(&data, json_out);
-                    }
-                    RecordResult::Dropped => {}
-                    RecordResult::ProcessingFailed => crate::errln!(
-                        "das-setup tail: record {} could not be processed (the Lambda would send it to errors/)",
-                        record.record_id
+            for (record, lines) in out.records().iter().zip(opened) {
+                match lines {
+                    Ok(lines) => print_lines(&lines, json_out),
+                    Err(error) => crate::errln!(
+                        "das-setup tail: record {} could not be processed ({error}); the Lambda would send it to errors/",
+                        record.sequence_number()
                     ),
-                }
-            }
-            let spilled = std::mem::take(
-                &mut *processor
-                    .sink()
-                    .objects
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
-            for body in spilled {
-                let mut text = Vec::new();
-                if flate2::read::MultiGzDecoder::new(body.as_slice())
-                    .read_to_end(&mut text)
-                    .is_ok()
-                {
-                    print_lines(&text, json_out);
                 }
             }
         }

@@ -1,4 +1,7 @@
-//! The decrypted DAS record (`DatabaseActivityMonitoringRecord`) and its events.
+//! Tests and benchmarks only: the decrypted DAS record (`DatabaseActivityMonitoringRecord`) and its
+//! events as a `serde_json::Value` tree, an independent second parser to check the processor's
+//! hot-path view (`das_processor::event`) and the fixtures against. Not in the library: nothing
+//! there needs it, and it made `activity`, `classify` and `event` import one another.
 //!
 //! Engines disagree on field types (exitCode, sessionId, statementId, transactionId, paramList may
 //! be strings, numbers, null or arrays), and new fields appear with new versions. So an event is
@@ -7,32 +10,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-pub use crate::classify::Engine;
-
-/// The `type` of a decrypted record.
-pub const RECORD_TYPE: &str = "DatabaseActivityMonitoringRecord";
-
-/// Why a decrypted payload is not a DAS record.
-#[derive(Debug, thiserror::Error)]
-pub enum ActivityError {
-    #[error("decrypted payload is not JSON: {0}")]
-    Json(#[source] serde_json::Error),
-    /// The hot path's parse error, with every quoted value blanked out: it is logged, and the
-    /// payload is plaintext audit data.
-    #[error("decrypted record is not a DAS record: {0}")]
-    Invalid(String),
-    #[error("decrypted payload is JSON {0}, expected an object")]
-    NotAnObject(&'static str),
-    #[error("record type is {0:?}, expected \"DatabaseActivityMonitoringRecord\"")]
-    WrongType(String),
-    #[error("databaseActivityEventList is JSON {0}, expected an array")]
-    EventListNotArray(&'static str),
-    #[error("event {index} of databaseActivityEventList is JSON {found}, expected an object")]
-    EventNotObject { index: usize, found: &'static str },
-}
+pub use das_processor::classify::Engine;
+pub use das_processor::event::{ActivityError, RECORD_TYPE};
 
 /// A decrypted record: its ids, its events, and any fields we do not know.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,104 +166,5 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
-    }
-}
-
-/// Serde helper: a string, number or boolean as `Some(text)`; null or absent as `None`.
-pub(crate) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-        scalar => Some(scalar_text(&scalar).into_owned()),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PG: &str = r#"{"type":"DatabaseActivityMonitoringRecord","clusterId":"cluster-ABC","instanceId":"db-XYZ",
-      "databaseActivityEventList":[
-        {"type":"heartbeat"},
-        {"type":"record","class":"DDL","command":"CREATE TABLE","commandText":"create table t(i int)",
-         "dbUserName":"alice","databaseName":"app","exitCode":0,"serverType":"PostgreSQL",
-         "logTime":"2021-06-04 02:22:47.218201+00","paramList":[],"statementId":7,"newField":{"a":1}},
-        {"type":"record","class":"MAIN","command":"QUERY","serverType":"MySQL","exitCode":"0",
-         "statementId":"7","transactionId":null,"paramList":null}
-      ],"futureTopLevel":true}"#;
-
-    #[test]
-    fn parses_engines_with_different_field_types() {
-        let rec = ActivityRecord::parse(PG.as_bytes()).unwrap();
-        assert_eq!(rec.cluster_id.as_deref(), Some("cluster-ABC"));
-        assert_eq!(rec.instance_id.as_deref(), Some("db-XYZ"));
-        assert_eq!(rec.events.len(), 3);
-        assert!(!rec.is_heartbeat_only());
-        assert_eq!(rec.activity().count(), 2);
-        assert_eq!(rec.other["futureTopLevel"], true);
-
-        let pg = &rec.events[1];
-        assert_eq!(pg.engine(), Engine::PostgreSql);
-        assert_eq!(pg.text("exitCode").as_deref(), Some("0"));
-        assert_eq!(pg.text("statementId").as_deref(), Some("7"));
-        assert_eq!(pg.text("paramList"), None);
-        assert_eq!(pg.get("newField").unwrap()["a"], 1);
-        assert_eq!(pg.command().as_deref(), Some("CREATE TABLE"));
-
-        let my = &rec.events[2];
-        assert_eq!(my.engine(), Engine::MySql);
-        assert_eq!(my.text("exitCode").as_deref(), Some("0"));
-        assert_eq!(my.text("transactionId"), None);
-        assert_eq!(rec.events[0].kind(), EventKind::Heartbeat);
-    }
-
-    #[test]
-    fn keeps_field_order_and_values_exactly() {
-        let rec = ActivityRecord::parse(PG.as_bytes()).unwrap();
-        let reserialized = serde_json::to_string(&rec.events[1].0).unwrap();
-        assert!(
-            reserialized.starts_with(r#"{"type":"record","class":"DDL","command":"CREATE TABLE""#)
-        );
-    }
-
-    #[test]
-    fn instance_records_and_heartbeat_only_records() {
-        let rec = ActivityRecord::parse(
-            br#"{"type":"DatabaseActivityMonitoringRecord","clusterId":"","instanceId":"db-1",
-                "databaseActivityEventList":[{"type":"heartbeat"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(rec.cluster_id, None);
-        assert!(rec.is_heartbeat_only());
-        let empty = ActivityRecord::parse(
-            br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":[]}"#,
-        )
-        .unwrap();
-        assert!(empty.is_heartbeat_only());
-        assert_eq!(empty.activity().count(), 0);
-    }
-
-    #[test]
-    fn errors_name_the_problem() {
-        let cases: [(&[u8], &str); 6] = [
-            (b"nope", "not JSON"),
-            (b"[]", "JSON array, expected an object"),
-            (br#"{"type":"X"}"#, r#"record type is "X""#),
-            (
-                br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":{}}"#,
-                "databaseActivityEventList is JSON object",
-            ),
-            (
-                br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":[{},3]}"#,
-                "event 1 of databaseActivityEventList is JSON number",
-            ),
-            (b"{\"type\":\"DatabaseActivityMonitoringRecord\",\"x\":\"\xff\"}", "not JSON"),
-        ];
-        for (input, expected) in cases {
-            let err = ActivityRecord::parse(input).unwrap_err().to_string();
-            assert!(
-                err.contains(expected),
-                "{err:?} should contain {expected:?}"
-            );
-        }
     }
 }
