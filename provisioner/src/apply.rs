@@ -30,8 +30,20 @@ pub const DELIVERY_READY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const IAM_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(2 * 60);
 
 /// Test switch (issue 8): fail every mutating call after this many, as if the process had been
-/// killed there, to prove that a second `up` converges from any partial state.
+/// killed there, to prove that a second `up` converges from any partial state. Read only by
+/// debug builds (the tests'): a release build ignores it, so no environment can make a user's
+/// `up` fail on purpose.
 pub const STOP_AFTER_ENV: &str = "DAS_SETUP_TEST_STOP_AFTER_MUTATIONS";
+
+/// The test switch's value, in debug builds only.
+fn stop_after() -> Option<usize> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    std::env::var(STOP_AFTER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
 
 #[derive(Debug, Clone)]
 pub enum ApplyError {
@@ -112,9 +124,7 @@ pub async fn apply(
         zip,
         progress,
         mutations: AtomicUsize::new(0),
-        stop_after: std::env::var(STOP_AFTER_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok()),
+        stop_after: stop_after(),
     };
     let mut report = Report::default();
     let mut errors = Vec::new();
@@ -814,11 +824,10 @@ impl Ctx<'_> {
             let step = self.progress.begin(format!("{what}: {change}"), false);
             match change {
                 Change::CreateFunction => {
+                    // Counted (and the test switch checked) once, not per IAM-propagation retry.
+                    self.mutate("lambda:CreateFunction", name)?;
                     let created = self
                         .retry_iam(&what, || async {
-                            self.mutate("lambda:CreateFunction", name).map_err(|e| {
-                                AwsError::invalid("lambda:CreateFunction", name, e.to_string())
-                            })?;
                             lambda
                                 .create_function()
                                 .function_name(name)
@@ -854,15 +863,9 @@ impl Ctx<'_> {
                 }
                 Change::FunctionConfiguration => {
                     self.wait_function(&what, false).await?;
+                    // Counted (and the test switch checked) once, not per IAM-propagation retry.
+                    self.mutate("lambda:UpdateFunctionConfiguration", name)?;
                     self.retry_iam(&what, || async {
-                        self.mutate("lambda:UpdateFunctionConfiguration", name)
-                            .map_err(|e| {
-                                AwsError::invalid(
-                                    "lambda:UpdateFunctionConfiguration",
-                                    name,
-                                    e.to_string(),
-                                )
-                            })?;
                         lambda
                             .update_function_configuration()
                             .function_name(name)
@@ -1063,16 +1066,10 @@ impl Ctx<'_> {
                         .role_arn(&spec.role_arn)
                         .build()
                         .map_err(bad)?;
+                    // Counted (and the test switch checked) once, not per IAM-propagation retry.
+                    self.mutate("firehose:CreateDeliveryStream", name)?;
                     let created = self
                         .retry_iam(&what, || async {
-                            self.mutate("firehose:CreateDeliveryStream", name)
-                                .map_err(|e| {
-                                    AwsError::invalid(
-                                        "firehose:CreateDeliveryStream",
-                                        name,
-                                        e.to_string(),
-                                    )
-                                })?;
                             firehose
                                 .create_delivery_stream()
                                 .delivery_stream_name(name)
@@ -1107,11 +1104,9 @@ impl Ctx<'_> {
                         .processing_configuration(processing.clone())
                         .build();
                     let step = self.progress.begin(format!("updating {what}"), false);
+                    // Counted (and the test switch checked) once, not per IAM-propagation retry.
+                    self.mutate("firehose:UpdateDestination", name)?;
                     self.retry_iam(&what, || async {
-                        self.mutate("firehose:UpdateDestination", name)
-                            .map_err(|e| {
-                                AwsError::invalid("firehose:UpdateDestination", name, e.to_string())
-                            })?;
                         firehose
                             .update_destination()
                             .delivery_stream_name(name)
