@@ -4,6 +4,7 @@ down -> status, down from partial states, down twice. Read back with boto3.
   DAS_SETUP_BIN=... DAS_PROCESSOR_BIN=... tests/emulator/python -m unittest discover -s tests/integration
 """
 
+import base64
 import datetime
 import json
 import os
@@ -44,6 +45,26 @@ class LifecycleTest(EmulatorCase):
     def leftovers(self, cluster):
         return leftovers(self.emu, cluster)
 
+    def assertNoDataKeyIn(self, stream, rid):
+        """tail at its most verbose (every AWS call and the SDK's debug log) decrypts the stream's
+        data keys and prints none of them: not as base64, not as hex (issue 15)."""
+        tail = self.run_setup("-vv", "tail", "--cluster", "life", "--since", "5m")
+        self.assertEqual(tail.returncode, 0, tail.stderr[-2000:])
+        self.assertIn("kinesis:GetRecords", tail.stderr, "-v lists the AWS calls")
+        self.assertIn("DEBUG", tail.stderr, "-vv adds the SDK's debug log")
+        kinesis, kms = self.emu.client("kinesis"), self.emu.client("kms")
+        keys = set()
+        for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+            it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            for r in kinesis.get_records(ShardIterator=it, Limit=10000)["Records"]:
+                blob = base64.b64decode(json.loads(r["Data"])["key"])
+                keys.add(kms.decrypt(CiphertextBlob=blob, EncryptionContext={"aws:rds:dbc-id": rid})["Plaintext"])
+        self.assertTrue(keys)
+        for key in keys:
+            for text in (base64.b64encode(key).decode(), key.hex(), key.hex().upper()):
+                self.assertNotIn(text, tail.stderr + tail.stdout)
+
     def test_up_status_tail_break_status_down_status(self):
         self.emu.cluster("life")
         checks, _ = self.status("life", 3)
@@ -80,6 +101,7 @@ class LifecycleTest(EmulatorCase):
         tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--output", "json", "--include", "DDL")
         ids = [json.loads(line).get("testId") for line in tail.stdout.splitlines()]
         self.assertEqual(ids, ["tail-0"])
+        self.assertNoDataKeyIn(f"aws-rds-das-{rid}", rid)
 
         # Healthy once the events reach the bucket.
         deadline = time.time() + 30
