@@ -9,6 +9,22 @@ use std::time::Duration;
 use crate::classify::Category;
 use crate::inflate::DEFAULT_MAX_DECOMPRESSED;
 
+/// The environment variables the processor reads: defined here once, used by `das-setup` to set
+/// them (`up`) and to run the processor's filters itself (`tail`).
+pub mod var {
+    pub const OUTPUT_BUCKET: &str = "DAS_OUTPUT_BUCKET";
+    pub const OUTPUT_PREFIX: &str = "DAS_OUTPUT_PREFIX";
+    pub const INCLUDE_CATEGORIES: &str = "DAS_INCLUDE_CATEGORIES";
+    pub const EXCLUDE_CATEGORIES: &str = "DAS_EXCLUDE_CATEGORIES";
+    pub const EXCLUDE_USERS: &str = "DAS_EXCLUDE_USERS";
+    pub const FIREHOSE_OUTPUT: &str = "DAS_FIREHOSE_OUTPUT";
+    pub const RESOURCE_ID: &str = "DAS_RESOURCE_ID";
+    pub const KEY_CACHE_SIZE: &str = "DAS_KEY_CACHE_SIZE";
+    pub const KEY_CACHE_TTL_SECONDS: &str = "DAS_KEY_CACHE_TTL_SECONDS";
+    pub const MAX_RECORD_BYTES: &str = "DAS_MAX_RECORD_BYTES";
+    pub const GZIP_LEVEL: &str = "DAS_GZIP_LEVEL";
+}
+
 /// Users whose activity is the managed service's own (see the DAS documentation).
 pub const DEFAULT_EXCLUDED_USERS: &str = "rdsadmin,rdsproxyadmin,RDSADMIN,RDSSEC";
 pub const DEFAULT_PREFIX: &str = "parsed/";
@@ -101,20 +117,21 @@ impl Config {
             value: value.to_owned(),
             reason,
         };
-        let bucket = env("DAS_OUTPUT_BUCKET").unwrap_or_default();
+        let bucket = env(var::OUTPUT_BUCKET).unwrap_or_default();
         if bucket.is_empty() {
             return Err(err(
-                "DAS_OUTPUT_BUCKET",
+                var::OUTPUT_BUCKET,
                 "",
                 "required: the S3 bucket for the events".into(),
             ));
         }
         check_bucket_name(&bucket)
-            .map_err(|reason| err("DAS_OUTPUT_BUCKET", &bucket, reason.into()))?;
-        let prefix = match env("DAS_OUTPUT_PREFIX") {
+            .map_err(|reason| err(var::OUTPUT_BUCKET, &bucket, reason.into()))?;
+        let prefix = match env(var::OUTPUT_PREFIX) {
             None => DEFAULT_PREFIX.to_owned(),
-            Some(p) => normalize_prefix(&p)
-                .map_err(|reason| err("DAS_OUTPUT_PREFIX", &p, reason.into()))?,
+            Some(p) => {
+                normalize_prefix(&p).map_err(|reason| err(var::OUTPUT_PREFIX, &p, reason.into()))?
+            }
         };
         let categories = |var: &'static str| -> Result<Option<Vec<Category>>, ConfigError> {
             let Some(raw) = env(var) else { return Ok(None) };
@@ -141,9 +158,9 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
         };
-        let include = categories("DAS_INCLUDE_CATEGORIES")?;
-        let exclude = categories("DAS_EXCLUDE_CATEGORIES")?.unwrap_or_default();
-        let users = env("DAS_EXCLUDE_USERS").unwrap_or_else(|| DEFAULT_EXCLUDED_USERS.to_owned());
+        let include = categories(var::INCLUDE_CATEGORIES)?;
+        let exclude = categories(var::EXCLUDE_CATEGORIES)?.unwrap_or_default();
+        let users = env(var::EXCLUDE_USERS).unwrap_or_else(|| DEFAULT_EXCLUDED_USERS.to_owned());
         let users = users
             .split(',')
             .map(str::trim)
@@ -152,28 +169,28 @@ impl Config {
         let filter = Filter::new(include.as_deref(), &exclude, users);
         if filter.categories().next().is_none() {
             return Err(err(
-                "DAS_EXCLUDE_CATEGORIES",
-                &env("DAS_EXCLUDE_CATEGORIES").unwrap_or_default(),
+                var::EXCLUDE_CATEGORIES,
+                &env(var::EXCLUDE_CATEGORIES).unwrap_or_default(),
                 "together with DAS_INCLUDE_CATEGORIES this keeps no category at all".into(),
             ));
         }
-        let firehose_output = match env("DAS_FIREHOSE_OUTPUT").as_deref().map(str::trim) {
+        let firehose_output = match env(var::FIREHOSE_OUTPUT).as_deref().map(str::trim) {
             None | Some("" | "s3" | "S3") => FirehoseOutput::S3,
             Some("events" | "EVENTS") => FirehoseOutput::Events,
             Some(other) => {
                 return Err(err(
-                    "DAS_FIREHOSE_OUTPUT",
+                    var::FIREHOSE_OUTPUT,
                     other,
                     "expected \"s3\" or \"events\"".into(),
                 ));
             }
         };
-        let resource_id = env("DAS_RESOURCE_ID").filter(|s| !s.is_empty());
+        let resource_id = env(var::RESOURCE_ID).filter(|s| !s.is_empty());
         if let Some(id) = &resource_id
             && crate::keys::EncryptionContext::for_resource(id).is_none()
         {
             return Err(err(
-                "DAS_RESOURCE_ID",
+                var::RESOURCE_ID,
                 id,
                 "expected a cluster resource id (cluster-...) or an instance resource id (db-...)"
                     .into(),
@@ -199,20 +216,15 @@ impl Config {
             filter,
             firehose_output,
             resource_id,
-            key_cache_size: number("DAS_KEY_CACHE_SIZE", 1000, 1, 1_000_000)? as usize,
-            key_cache_ttl: Duration::from_secs(number(
-                "DAS_KEY_CACHE_TTL_SECONDS",
-                600,
-                0,
-                86_400,
-            )?),
+            key_cache_size: number(var::KEY_CACHE_SIZE, 1000, 1, 1_000_000)? as usize,
+            key_cache_ttl: Duration::from_secs(number(var::KEY_CACHE_TTL_SECONDS, 600, 0, 86_400)?),
             max_record_bytes: number(
-                "DAS_MAX_RECORD_BYTES",
+                var::MAX_RECORD_BYTES,
                 DEFAULT_MAX_DECOMPRESSED as u64,
                 1024,
                 1 << 30,
             )? as usize,
-            gzip_level: number("DAS_GZIP_LEVEL", 6, 1, 9)? as u32,
+            gzip_level: number(var::GZIP_LEVEL, 6, 1, 9)? as u32,
         })
     }
 }
@@ -322,7 +334,7 @@ mod tests {
             ),
             (
                 &[("DAS_EXCLUDE_CATEGORIES", "nope")],
-                "DAS_EXCLUDE_CATEGORIES",
+                var::EXCLUDE_CATEGORIES,
             ),
             (
                 &[

@@ -122,17 +122,8 @@ pub struct UpArgs {
     /// Key prefix for the events in the bucket.
     #[arg(long, default_value = "parsed/", value_name = "PREFIX")]
     pub prefix: String,
-    /// Keep only these event categories (comma-separated: DDL,DML,DQL,DCL,TCL,CONNECT,
-    /// DISCONNECT,AUTH_FAILURE,ERROR,OTHER).
-    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
-    pub include: Vec<String>,
-    /// Drop these event categories (comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
-    pub exclude: Vec<String>,
-    /// Drop events of these database users (comma-separated; default: the RDS service users;
-    /// an empty value keeps everyone).
-    #[arg(long, value_name = "USERS")]
-    pub exclude_users: Option<String>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Lambda architecture (arm64 costs less per GB-second).
     #[arg(long, value_enum, default_value_t = Arch::Arm64)]
     pub arch: Arch,
@@ -194,12 +185,25 @@ pub struct TailArgs {
     /// Start this far back (e.g. 30s, 10m, 2h; at most the stream's 24 h) instead of now.
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
-    /// Show only these event categories (comma-separated).
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+/// Which events are kept: the processor's filters, the same for `up` (what is stored) and `tail`
+/// (what is shown).
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Keep only these event categories (comma-separated: DDL,DML,DQL,DCL,TCL,CONNECT,
+    /// DISCONNECT,AUTH_FAILURE,ERROR,OTHER).
     #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
     pub include: Vec<String>,
-    /// Hide these event categories (comma-separated).
+    /// Drop these event categories (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
     pub exclude: Vec<String>,
+    /// Drop events of these database users (comma-separated; default: the RDS service users;
+    /// an empty value keeps everyone).
+    #[arg(long, value_name = "USERS")]
+    pub exclude_users: Option<String>,
 }
 
 #[cfg(test)]
@@ -233,7 +237,7 @@ mod tests {
         let Command::Up(up) = cli.command else {
             panic!("not up")
         };
-        assert_eq!(up.include, ["DDL", "DML"]);
+        assert_eq!(up.filters.include, ["DDL", "DML"]);
         assert_eq!(up.prefix, "parsed/");
         assert!(Cli::try_parse_from(["das-setup", "up"]).is_err());
         assert!(

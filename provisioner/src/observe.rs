@@ -8,6 +8,8 @@ use aws_sdk_s3::error::SdkError;
 use futures_util::future::join;
 use serde_json::Value;
 
+use das_processor::config::var;
+
 use crate::aws::{AwsError, Clients, Named as _, found, policy_document};
 use crate::desired::{Database, Desired, LIFECYCLE_RULE_ID, StreamState};
 use crate::naming::{Names, TargetKind, TargetRef};
@@ -278,7 +280,7 @@ pub fn output_location(
 ) -> (String, String) {
     let env = function.map(|f| &f.environment);
     let bucket = env
-        .and_then(|e| e.get("DAS_OUTPUT_BUCKET").cloned())
+        .and_then(|e| e.get(var::OUTPUT_BUCKET).cloned())
         .or_else(|| {
             delivery
                 .and_then(|d| d.destination.as_ref())
@@ -286,7 +288,7 @@ pub fn output_location(
         })
         .unwrap_or_else(|| names.bucket.clone());
     let prefix = env
-        .and_then(|e| e.get("DAS_OUTPUT_PREFIX").cloned())
+        .and_then(|e| e.get(var::OUTPUT_PREFIX).cloned())
         .unwrap_or_else(|| "parsed/".to_owned());
     (bucket, prefix)
 }

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use das_processor::config::{Config, check_bucket_name, normalize_prefix};
+use das_processor::config::{Config, check_bucket_name, normalize_prefix, var};
 
-use crate::cli::{Arch, StreamMode, UpArgs};
+use crate::cli::{Arch, FilterArgs, StreamMode, UpArgs};
 use crate::naming::{NameError, TargetKind, TargetRef};
 
 /// The KMS key for the activity stream.
@@ -71,7 +71,7 @@ impl UpSettings {
             check_bucket(bucket)?;
         }
         let prefix = check_prefix(&args.prefix)?;
-        let filters = filters(args)?;
+        let filters = filters(&args.filters)?;
         if let Some(zip) = &args.lambda_zip {
             let meta = std::fs::metadata(zip)
                 .map_err(|e| SettingsError::LambdaZip(zip.clone(), e.to_string()))?;
@@ -105,15 +105,15 @@ impl UpSettings {
     /// The processor function's whole environment for this bucket.
     pub fn lambda_environment(&self, bucket: &str) -> BTreeMap<String, String> {
         let mut env = self.filters.clone();
-        env.insert("DAS_OUTPUT_BUCKET".into(), bucket.to_owned());
-        env.insert("DAS_OUTPUT_PREFIX".into(), self.prefix.clone());
+        env.insert(var::OUTPUT_BUCKET.into(), bucket.to_owned());
+        env.insert(var::OUTPUT_PREFIX.into(), self.prefix.clone());
         env
     }
 }
 
-/// The processor's filter variables from `--include`, `--exclude`, `--exclude-users`, checked
-/// by the processor's own parser.
-fn filters(args: &UpArgs) -> Result<BTreeMap<String, String>, SettingsError> {
+/// The processor's filter variables from `--include`, `--exclude`, `--exclude-users` (`up` and
+/// `tail` alike), checked by the processor's own parser.
+pub fn filters(args: &FilterArgs) -> Result<BTreeMap<String, String>, SettingsError> {
     let mut env = BTreeMap::new();
     let list = |items: &[String]| {
         items
@@ -124,21 +124,20 @@ fn filters(args: &UpArgs) -> Result<BTreeMap<String, String>, SettingsError> {
             .join(",")
     };
     if !args.include.is_empty() {
-        env.insert("DAS_INCLUDE_CATEGORIES".to_owned(), list(&args.include));
+        env.insert(var::INCLUDE_CATEGORIES.to_owned(), list(&args.include));
     }
     if !args.exclude.is_empty() {
-        env.insert("DAS_EXCLUDE_CATEGORIES".to_owned(), list(&args.exclude));
+        env.insert(var::EXCLUDE_CATEGORIES.to_owned(), list(&args.exclude));
     }
     if let Some(users) = &args.exclude_users {
-        env.insert("DAS_EXCLUDE_USERS".to_owned(), users.trim().to_owned());
+        env.insert(var::EXCLUDE_USERS.to_owned(), users.trim().to_owned());
     }
     let mut probe = env.clone();
-    probe.insert("DAS_OUTPUT_BUCKET".into(), "validation-only".into());
+    probe.insert(var::OUTPUT_BUCKET.into(), "validation-only".into());
     Config::from_env(|k| probe.get(k).cloned()).map_err(|e| SettingsError::Filter {
         flag: match e.var {
-            "DAS_INCLUDE_CATEGORIES" => "include",
-            "DAS_EXCLUDE_CATEGORIES" => "exclude",
-            "DAS_EXCLUDE_USERS" => "exclude-users",
+            var::EXCLUDE_CATEGORIES => "exclude",
+            var::EXCLUDE_USERS => "exclude-users",
             _ => "include",
         },
         reason: e.reason,

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use serde_json::{Value, json};
 
+use das_processor::config::var;
+
 use crate::aws::{Clients, Named as _, found};
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs, StreamMode};
 use crate::desired::{self, Database, Desired, Identity};
@@ -462,7 +464,7 @@ fn function_check(f: Option<&FunctionState>, want: Option<&Desired>, n: &Names) 
     {
         differs.push(format!("role {}", f.role_arn));
     }
-    if !f.environment.contains_key("DAS_OUTPUT_BUCKET") {
+    if !f.environment.contains_key(var::OUTPUT_BUCKET) {
         differs.push("no DAS_OUTPUT_BUCKET".to_owned());
     }
     if differs.is_empty() {

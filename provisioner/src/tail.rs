@@ -7,11 +7,10 @@
 //! Exit codes: 0 (also on Ctrl-C), 1 a read or decryption infrastructure failure, 2 refused
 //! (bad flags, database unknown, stream not started).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use das_processor::aws::KmsKeys;
-use das_processor::config::Config;
+use das_processor::config::{Config, var};
 use das_processor::handler::{KinesisRecord, Processor};
 use das_processor::sink::{ObjectSink, SinkError};
 use serde_json::Value;
@@ -78,18 +77,12 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
                 })?,
         ),
     };
-    // The processor's own filters, checked by its own parser.
-    let mut env = BTreeMap::new();
-    env.insert("DAS_OUTPUT_BUCKET".to_owned(), "das-setup-tail".to_owned());
-    let list = |items: &[String]| items.join(",").to_ascii_uppercase();
-    if !args.include.is_empty() {
-        env.insert("DAS_INCLUDE_CATEGORIES".to_owned(), list(&args.include));
-    }
-    if !args.exclude.is_empty() {
-        env.insert("DAS_EXCLUDE_CATEGORIES".to_owned(), list(&args.exclude));
-    }
+    // The processor's own filters from the same flags as up's, checked by its own parser.
+    let mut env = crate::settings::filters(&args.filters).map_err(|e| refuse(e.to_string()))?;
+    // Required by the processor's configuration; tail writes nothing there.
+    env.insert(var::OUTPUT_BUCKET.to_owned(), "das-setup-tail".to_owned());
     let config = Config::from_env(|k| env.get(k).cloned())
-        .map_err(|e| refuse(format!("--include/--exclude: {}", e.reason)))?;
+        .map_err(|e| refuse(format!("{}: {}", e.var, e.reason)))?;
 
     let clients = Clients::load(global).await;
     let (identity, db) = session::resolve(&clients, &target).await?;

@@ -84,6 +84,7 @@ fn each_command_explains_its_options() {
                 "--since",
                 "--include",
                 "--exclude",
+                "--exclude-users",
             ],
         ),
     ];
@@ -108,6 +109,16 @@ fn usage_errors_exit_2_and_name_the_problem() {
     assert!(err.contains("--cluster"), "{err}");
     let out = das_setup(&["up", "--cluster", "a", "--mode", "semi"]);
     assert_eq!(out.status.code(), Some(2));
+    // up and tail share one filter parser: the same flag, the same refusal, before any AWS call.
+    for command in ["up", "tail"] {
+        let out = isolated(&[command, "--cluster", "a", "--include", "DDL,NOPE"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--include") && err.contains("unknown category \"NOPE\""),
+            "{command}: {err}"
+        );
+    }
 }
 
 /// `das-setup` with no AWS configuration from this machine leaking in.

@@ -101,6 +101,11 @@ class LifecycleTest(EmulatorCase):
         tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--output", "json", "--include", "DDL")
         ids = [json.loads(line).get("testId") for line in tail.stdout.splitlines()]
         self.assertEqual(ids, ["tail-0"])
+        # tail takes up's --exclude-users too: alice's events are hidden.
+        tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--output", "json",
+                              "--exclude-users", "alice")
+        self.assertEqual(tail.returncode, 0, tail.stderr)
+        self.assertEqual([json.loads(line).get("testId") for line in tail.stdout.splitlines()], [])
         self.assertNoDataKeyIn(f"aws-rds-das-{rid}", rid)
 
         # Healthy once the events reach the bucket.
