@@ -202,7 +202,8 @@ pub fn policy_document(text: &str) -> Option<serde_json::Value> {
         .or_else(|| serde_json::from_str(&percent_decode(text)?).ok())
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// `%XX` escapes decoded (no `+` rule: RFC 3986); `None` for a broken escape or non-UTF-8.
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -156,7 +156,7 @@ impl HttpConnector for FakeS3 {
             .filter(|p| !p.is_empty())
             .map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
+                (decode(k), decode(v))
             })
             .collect();
         let (status, body) = if request.method() == "GET"
@@ -206,36 +206,7 @@ fn unhex(s: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                match s
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The SDK escapes query values as RFC 3986 says.
+fn decode(s: &str) -> String {
+    crate::aws::percent_decode(s).unwrap_or_else(|| s.to_owned())
 }

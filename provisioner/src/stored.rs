@@ -11,6 +11,8 @@ use std::time::Duration;
 use das_processor::manifest;
 use das_processor::route::UtcHour;
 
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+
 use crate::aws::{AwsError, Named as _};
 
 /// Firehose's error prefix (`desired::ERROR_PREFIX`): one folder per error output type, then
@@ -70,29 +72,15 @@ pub async fn failed(
     let first = UtcHour::from_epoch_millis(window_start.saturating_sub(lookback));
     // `yyyy/MM/dd` of that hour: the error prefix has day folders.
     let first_day = first.to_string()[..10].to_owned();
-    let what = format!("bucket {bucket}");
     let mut types = Vec::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(ERRORS)
-            .delimiter("/")
-            .set_continuation_token(token)
-            .send()
-            .await
-            .named("s3:ListBucket", &what)?;
+    each_page(s3, bucket, ERRORS, None, Some("/"), |page| {
         types.extend(
             page.common_prefixes()
                 .iter()
                 .filter_map(|p| p.prefix().map(str::to_owned)),
         );
-        token = page.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    })
+    .await?;
     let mut count = 0;
     for folder in types {
         each_since(s3, bucket, &folder, &first_day, window_start, |_| {
@@ -113,25 +101,42 @@ async fn each_since(
     window_start: i64,
     mut seen: impl FnMut(i64),
 ) -> Result<(), AwsError> {
-    let what = format!("bucket {bucket}");
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(folder)
-            .start_after(format!("{folder}{from}"))
-            .set_continuation_token(token)
-            .send()
-            .await
-            .named("s3:ListBucket", &what)?;
+    let start_after = format!("{folder}{from}");
+    each_page(s3, bucket, folder, Some(start_after), None, |page| {
         for o in page.contents() {
             let modified = o.last_modified().and_then(|t| t.to_millis().ok());
             if let Some(modified) = modified.filter(|m| *m >= window_start) {
                 seen(modified);
             }
         }
-        token = page.next_continuation_token().map(str::to_owned);
+    })
+    .await
+}
+
+/// Every page of one `ListObjectsV2` listing.
+async fn each_page(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<String>,
+    delimiter: Option<&str>,
+    mut page: impl FnMut(&ListObjectsV2Output),
+) -> Result<(), AwsError> {
+    let what = format!("bucket {bucket}");
+    let mut token = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.clone())
+            .set_delimiter(delimiter.map(str::to_owned))
+            .set_continuation_token(token)
+            .send()
+            .await
+            .named("s3:ListBucket", &what)?;
+        page(&out);
+        token = out.next_continuation_token().map(str::to_owned);
         if token.is_none() {
             return Ok(());
         }
