@@ -45,10 +45,11 @@ class LifecycleTest(EmulatorCase):
     def leftovers(self, cluster):
         return leftovers(self.emu, cluster)
 
-    def assertNoDataKeyIn(self, stream, rid):
+    def assertTailPrintsNoDataKey(self, cluster, rid):
         """tail at its most verbose (every AWS call and the SDK's debug log) decrypts the stream's
         data keys and prints none of them: not as base64, not as hex (issue 15)."""
-        tail = self.run_setup("-vv", "tail", "--cluster", "life", "--since", "5m")
+        stream = f"aws-rds-das-{rid}"
+        tail = self.run_setup("-vv", "tail", "--cluster", cluster, "--since", "5m")
         self.assertEqual(tail.returncode, 0, tail.stderr[-2000:])
         self.assertIn("kinesis:GetRecords", tail.stderr, "-v lists the AWS calls")
         self.assertIn("DEBUG", tail.stderr, "-vv adds the SDK's debug log")
@@ -106,7 +107,7 @@ class LifecycleTest(EmulatorCase):
                               "--exclude-users", "alice")
         self.assertEqual(tail.returncode, 0, tail.stderr)
         self.assertEqual([json.loads(line).get("testId") for line in tail.stdout.splitlines()], [])
-        self.assertNoDataKeyIn(f"aws-rds-das-{rid}", rid)
+        self.assertTailPrintsNoDataKey("life", rid)
 
         # Healthy once the events reach the bucket.
         deadline = time.time() + 30
