@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
 use crate::cli::GlobalArgs;
 
@@ -27,6 +28,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub kinesis: aws_sdk_kinesis::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 impl Clients {
@@ -48,7 +50,11 @@ impl Clients {
         if let Some(url) = &global.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        let config = loader.load().await;
+        Self::new(loader.load().await)
+    }
+
+    /// The clients of one configuration (tests give theirs an in-process HTTP client).
+    pub fn new(config: SdkConfig) -> Self {
         let s3 = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(config.endpoint_url().is_some())
             .build();
@@ -63,6 +69,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(&config),
             kinesis: aws_sdk_kinesis::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             config,
         }
     }
@@ -72,6 +79,36 @@ impl Clients {
     }
 }
 
+/// What kind of failure an AWS call met, decided from the SDK's error variants: the transport
+/// (no answer), or the service's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No usable answer: connection, DNS, TLS, timeout, or a response that could not be read.
+    Transport,
+    /// The caller lacks a permission.
+    AccessDenied,
+    /// The service kept rate-limiting after the SDK's own retries.
+    Throttling,
+    /// Any other error the service answered with.
+    Service,
+    /// das-setup found the request or the answer unusable (a missing field, a builder refusal).
+    Invalid,
+}
+
+/// The error codes AWS uses for a missing permission. No service models them per operation:
+/// they are the common errors of the AWS APIs ("AccessDeniedException: You do not have
+/// sufficient access to perform this action", <https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html>,
+/// the same list in every JSON service's reference), IAM's and STS's query-protocol spelling
+/// `AccessDenied` (<https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html>) and
+/// S3's `AccessDenied` (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>).
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "AuthorizationErrorException",
+];
+
 /// A failed AWS call.
 #[derive(Debug, Clone)]
 pub struct AwsError {
@@ -79,6 +116,7 @@ pub struct AwsError {
     pub action: &'static str,
     /// What it was called on.
     pub resource: String,
+    pub kind: ErrorKind,
     /// The service's error code (`AccessDenied`, `NoSuchEntity` ...), when it answered.
     pub code: Option<String>,
     pub message: String,
@@ -91,10 +129,18 @@ impl AwsError {
         error: SdkError<E, R>,
     ) -> Self
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + 'static,
         R: fmt::Debug,
     {
         let code = error.code().map(str::to_owned);
+        let kind = match &error {
+            SdkError::ConstructionFailure(_) => ErrorKind::Invalid,
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => ErrorKind::Transport,
+            SdkError::ServiceError(e) => classify(e.err()),
+            _ => ErrorKind::Service,
+        };
         let message = match error.message() {
             Some(m) if !m.is_empty() => m.to_owned(),
             _ => DisplayErrorContext(&error).to_string(),
@@ -102,6 +148,7 @@ impl AwsError {
         Self {
             action,
             resource: resource.into(),
+            kind,
             code,
             message,
         }
@@ -112,24 +159,37 @@ impl AwsError {
         Self {
             action,
             resource: resource.into(),
+            kind: ErrorKind::Invalid,
             code: None,
             message,
         }
     }
 
-    pub fn code_is(&self, codes: &[&str]) -> bool {
-        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    /// The caller lacks a permission.
+    pub fn is_access_denied(&self) -> bool {
+        self.kind == ErrorKind::AccessDenied
     }
 
-    /// The caller lacks a permission (IAM's, S3's and KMS's spellings).
-    pub fn is_access_denied(&self) -> bool {
-        self.code_is(&[
-            "AccessDenied",
-            "AccessDeniedException",
-            "UnauthorizedOperation",
-            "AuthorizationError",
-            "AuthorizationErrorException",
-        ])
+    /// The service's code is this one: for the errors AWS documents but does not model
+    /// (each caller cites the documentation of the code it matches).
+    pub fn code_is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// A service error's kind: the SDK's own retry classification of modelled errors first, then
+/// the codes AWS documents for throttling (the SDK's list, which its retry strategy uses) and
+/// for a missing permission.
+fn classify<E: ProvideErrorMetadata + ProvideErrorKind>(e: &E) -> ErrorKind {
+    let code = ProvideErrorMetadata::code(e).unwrap_or_default();
+    if e.retryable_error_kind() == Some(RetryKind::ThrottlingError)
+        || aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+    {
+        ErrorKind::Throttling
+    } else if ACCESS_DENIED_CODES.contains(&code) {
+        ErrorKind::AccessDenied
+    } else {
+        ErrorKind::Service
     }
 }
 
@@ -140,12 +200,20 @@ impl fmt::Display for AwsError {
             Some(code) => write!(f, ": {code}: {}", self.message)?,
             None => write!(f, ": {}", self.message)?,
         }
-        if self.is_access_denied() {
-            write!(
+        match self.kind {
+            ErrorKind::AccessDenied => write!(
                 f,
                 " (the deploying principal needs {} on {})",
                 self.action, self.resource
-            )?;
+            )?,
+            ErrorKind::Throttling => {
+                write!(f, " (throttled after retries; run the command again)")?;
+            }
+            ErrorKind::Transport => write!(
+                f,
+                " (no answer from AWS: check the network, the region and --endpoint-url)"
+            )?,
+            ErrorKind::Service | ErrorKind::Invalid => {}
         }
         Ok(())
     }
@@ -160,37 +228,94 @@ pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
-/// `call.await.map_err(...)` with the action and resource named once.
-pub trait Named<T> {
-    fn named(self, action: &'static str, resource: &str) -> Result<T, AwsError>;
+fn trace<T>(action: &str, resource: &str, result: &Result<T, AwsError>) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        match result {
+            Ok(_) => crate::errln!("  · {action} {resource}: ok"),
+            Err(e) => crate::errln!(
+                "  · {action} {resource}: {}",
+                e.code.as_deref().unwrap_or("failed")
+            ),
+        }
+    }
 }
 
-impl<T, E, R> Named<T> for Result<T, SdkError<E, R>>
+/// `call.await` with the action and resource named once, and the modelled errors a caller
+/// expects turned into values.
+pub trait Named<T, E> {
+    /// Every error is an [`AwsError`].
+    fn named(self, action: &'static str, resource: &str) -> Result<T, AwsError>;
+
+    /// `Ok(None)` when `absent` says the modelled error means "does not exist".
+    fn or_absent(
+        self,
+        action: &'static str,
+        resource: &str,
+        absent: impl Fn(&E) -> bool,
+    ) -> Result<Option<T>, AwsError>;
+}
+
+impl<T, E, R> Named<T, E> for Result<T, SdkError<E, R>>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + ProvideErrorKind + std::error::Error + 'static,
     R: fmt::Debug,
 {
     fn named(self, action: &'static str, resource: &str) -> Result<T, AwsError> {
         let result = self.map_err(|e| AwsError::new(action, resource, e));
-        if VERBOSE.load(Ordering::Relaxed) {
-            match &result {
-                Ok(_) => crate::errln!("  · {action} {resource}: ok"),
-                Err(e) => crate::errln!(
-                    "  · {action} {resource}: {}",
-                    e.code.as_deref().unwrap_or("failed")
-                ),
-            }
-        }
+        trace(action, resource, &result);
+        result
+    }
+
+    fn or_absent(
+        self,
+        action: &'static str,
+        resource: &str,
+        absent: impl Fn(&E) -> bool,
+    ) -> Result<Option<T>, AwsError> {
+        let result = match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.as_service_error().is_some_and(&absent) => Ok(None),
+            Err(e) => Err(AwsError::new(action, resource, e)),
+        };
+        trace(action, resource, &result);
         result
     }
 }
 
-/// `Ok(None)` for the service's "not found" answers, the value otherwise.
-pub fn found<T>(result: Result<T, AwsError>, not_found: &[&str]) -> Result<Option<T>, AwsError> {
+/// `Ok(None)` for an error AWS documents by its code only (no modelled error): the caller cites
+/// the documentation of `code`.
+pub fn absent_by_code<T>(result: Result<T, AwsError>, code: &str) -> Result<Option<T>, AwsError> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(e) if e.code_is(not_found) => Ok(None),
+        Err(e) if e.kind == ErrorKind::Service && e.code_is(code) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// A value the service must return; its absence is an error naming the field.
+pub fn required<T>(
+    value: Option<T>,
+    action: &'static str,
+    resource: &str,
+    field: &str,
+) -> Result<T, AwsError> {
+    value.ok_or_else(|| AwsError::invalid(action, resource, format!("the answer has no {field}")))
+}
+
+/// A string the service must return, non-empty.
+pub fn required_str(
+    value: Option<&str>,
+    action: &'static str,
+    resource: &str,
+    field: &str,
+) -> Result<String, AwsError> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => Err(AwsError::invalid(
+            action,
+            resource,
+            format!("the answer has no {field}"),
+        )),
     }
 }
 
@@ -242,6 +367,7 @@ mod tests {
         let e = AwsError {
             action: "iam:CreateRole",
             resource: "role r".into(),
+            kind: ErrorKind::AccessDenied,
             code: Some("AccessDenied".into()),
             message: "no".into(),
         };

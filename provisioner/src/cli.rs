@@ -40,7 +40,8 @@ pub struct GlobalArgs {
     /// Output format: text for people, json for scripts and CI.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// More detail on stderr (-v: every AWS call, -vv: also the AWS SDK's debug log).
+    /// More detail on stderr (-v: every AWS call, -vv: also the AWS SDK's debug log: retries,
+    /// endpoints, credentials; never a request or response body).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_rds::types::ActivityStreamMode;
 use serde_json::Value;
 
 use crate::cli::{Arch, StreamMode};
-use crate::naming::{Names, TargetKind, tags};
+use crate::naming::{Names, tags};
 use crate::policy::{self, PolicyError, Template, Values};
 use crate::settings::UpSettings;
 
@@ -28,8 +29,6 @@ pub const LOG_RETENTION_DAYS: i32 = 30;
 pub const FIREHOSE_PREFIX: &str = "firehose/!{timestamp:yyyy/MM/dd}/";
 /// Records the processor could not process (`processing-failed`) or Firehose could not deliver.
 pub const ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/";
-/// The folders Firehose writes; `--prefix` must stay clear of them.
-pub const RESERVED_PREFIXES: [&str; 2] = ["firehose/", "errors/"];
 /// Lambda buffering: up to 3 MB of encrypted records per invocation (the response stays small:
 /// the processor writes to S3 itself), at least once a minute.
 pub const PROCESSOR_BUFFER_MB: i32 = 3;
@@ -65,47 +64,20 @@ impl Identity {
     }
 }
 
-/// The database as RDS describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Database {
-    pub kind: TargetKind,
-    pub id: String,
-    pub arn: String,
-    /// `cluster-...` / `db-...`: names the Kinesis stream and the KMS encryption context.
-    pub resource_id: String,
-    pub engine: String,
-    /// `available`, `creating` ...
-    pub status: String,
-    /// Instances in the cluster (1 for an instance).
-    pub members: usize,
-    pub stream: StreamState,
-}
-
-/// The activity stream part of `DescribeDBClusters` / `DescribeDBInstances`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct StreamState {
-    /// Lower case: `stopped`, `starting`, `started`, `stopping`.
-    pub status: String,
-    pub kinesis_stream: Option<String>,
-    pub kms_key: Option<String>,
-    /// Lower case: `async`, `sync`.
-    pub mode: Option<String>,
-}
-
-impl Database {
-    /// The encryption context key DAS uses with KMS for this kind of database.
-    pub fn context_key(&self) -> &'static str {
-        match self.kind {
-            TargetKind::Cluster => "aws:rds:dbc-id",
-            TargetKind::Instance => "aws:rds:db-id",
-        }
-    }
-}
+pub use crate::database::{Database, StreamState};
 
 pub fn mode_name(mode: StreamMode) -> &'static str {
     match mode {
         StreamMode::Async => "async",
         StreamMode::Sync => "sync",
+    }
+}
+
+/// The activity stream mode, as RDS names it.
+pub fn stream_mode(mode: StreamMode) -> ActivityStreamMode {
+    match mode {
+        StreamMode::Async => ActivityStreamMode::Async,
+        StreamMode::Sync => ActivityStreamMode::Sync,
     }
 }
 
@@ -166,7 +138,7 @@ pub struct Desired {
     pub database: Database,
     pub names: Names,
     pub tags: BTreeMap<String, String>,
-    pub mode: String,
+    pub mode: ActivityStreamMode,
     pub key_arn: String,
     /// True when the key does not exist yet: `key_arn` is a stand-in until `up` creates it.
     pub key_pending: bool,
@@ -213,7 +185,7 @@ impl Desired {
             || format!("arn:{partition}:kms:{region}:{account}:key/{PENDING_KEY_ID}"),
             str::to_owned,
         );
-        let stream_name = format!("aws-rds-das-{}", database.resource_id);
+        let stream_name = database.stream_name();
         let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");
         let function_arn = format!(
             "arn:{partition}:lambda:{region}:{account}:function:{}",
@@ -281,7 +253,7 @@ impl Desired {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
-            mode: mode_name(settings.mode).to_owned(),
+            mode: stream_mode(settings.mode),
             key_arn,
             key_pending,
             key_alias_missing: false,
@@ -314,6 +286,7 @@ impl Desired {
 pub(crate) mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::naming::TargetKind;
     use clap::Parser as _;
 
     pub(crate) fn settings(args: &[&str]) -> UpSettings {
@@ -333,11 +306,32 @@ pub(crate) mod tests {
             engine: "aurora-postgresql".into(),
             status: "available".into(),
             members: 1,
-            stream: StreamState {
-                status: "stopped".into(),
-                ..StreamState::default()
-            },
+            stream: StreamState::default(),
         }
+    }
+
+    /// What `up --cluster demo <args>` wants, with an existing key.
+    pub(crate) fn desired(args: &[&str]) -> Desired {
+        let identity = Identity::new(
+            "123456789012",
+            "arn:aws:iam::123456789012:user/u",
+            "eu-west-1",
+        );
+        Desired::new(
+            &settings(args),
+            &identity,
+            &database(),
+            Some("arn:aws:kms:eu-west-1:123456789012:key/k-1"),
+            "c2hh",
+        )
+        .unwrap()
+    }
+
+    /// [`desired`] of `--cluster demo` whose activity stream runs.
+    pub(crate) fn desired_started() -> Desired {
+        let mut d = desired(&["--cluster", "demo"]);
+        d.database.stream.status = aws_sdk_rds::types::ActivityStreamStatus::Started;
+        d
     }
 
     #[test]

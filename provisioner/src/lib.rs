@@ -1,9 +1,14 @@
 //! das-setup's library: everything but argument parsing and exit codes (`main.rs`).
 //!
-//! Data flows one way: arguments -> validated settings -> `naming` (deterministic names, tags)
-//! -> `policy` (IAM documents rendered from `policies/`) -> observed state -> plan -> apply ->
-//! report. Pure: `settings`, `naming`, `policy`, `desired`, `plan`, `package`. AWS: `aws` (clients and
-//! the error type), `observe` (reads only), `apply` (writes only what the plan lists), `up`.
+//! Data flows one way: arguments -> validated settings (`settings`, one per command) ->
+//! `naming` (deterministic names, tags) -> `policy` (IAM documents rendered from `policies/`) ->
+//! `desired` -> the observed deployment -> `plan` -> apply -> report.
+//!
+//! Each AWS resource das-setup manages is one module under `resource` (observe, compare, apply,
+//! delete, status check); `engine` holds only their order and concurrency; `up`, `down`,
+//! `status` and `tail` are the commands. Pure: `settings`, `naming`, `policy`, `desired`,
+//! `plan`, `package` and every `compare`/`check`/`verdict`. AWS: `aws` (clients and the typed
+//! error), `database`, `resource::*`, `engine`, `stored`.
 
 /// `println!` that never panics: a closed stdout (`das-setup status | head`) is not an error.
 #[macro_export]
@@ -32,19 +37,22 @@ macro_rules! errln {
     }};
 }
 
-pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod database;
+pub mod deployment;
 pub mod desired;
 pub mod down;
+pub mod engine;
 #[cfg(test)]
 mod fake_s3;
+pub mod metrics;
 pub mod naming;
-pub mod observe;
 pub mod package;
 pub mod plan;
 pub mod policy;
 pub mod progress;
+pub mod resource;
 pub mod session;
 pub mod settings;
 pub mod status;

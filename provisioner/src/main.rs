@@ -50,7 +50,9 @@ fn main() -> ExitCode {
 }
 
 /// `-v`: each AWS call as it returns; `-vv`: also the SDK's own debug log (retries, endpoints,
-/// credentials). Default: neither.
+/// credentials). Default: neither. Never TRACE: that is the level at which the SDK logs request
+/// and response bodies, and a KMS `Decrypt` response holds a plaintext data key
+/// (tests/integration/test_lifecycle.py runs `tail -vv` and looks for it).
 fn init_tracing(verbose: u8) {
     das_setup::aws::set_verbose(verbose >= 1);
     if verbose < 2 {

@@ -1,487 +1,153 @@
-//! The plan: for each resource, what `apply` must do to reach [`Desired`] from [`Observed`]
-//! (create, update which settings, replace, or nothing). Pure, so every decision is unit-tested;
-//! `apply` carries out exactly the changes listed here and nothing else.
-
-use std::collections::BTreeMap;
-use std::fmt;
+//! The plan: for each resource, what `up` must do to reach [`Desired`] from the observed
+//! [`Deployment`], in the resource's own change type. Pure, so every decision is unit-tested;
+//! `engine::apply` carries out exactly the changes listed here and nothing else.
 
 use serde_json::{Value, json};
 
-use crate::desired::{ABORT_INCOMPLETE_UPLOADS_DAYS, Desired, LOG_RETENTION_DAYS};
-use crate::observe::{BucketState, Observed, RetentionRule, RoleState};
+use crate::deployment::Deployment;
+use crate::desired::Desired;
+use crate::resource::activity_stream::{self, StreamChange};
+use crate::resource::bucket::{self, BucketChange};
+use crate::resource::delivery_stream::{self, DeliveryChange};
+use crate::resource::function::{self, FunctionChange};
+use crate::resource::key::{self, KeyChange};
+use crate::resource::log_group::{self, LogGroupChange, LogGroupSpec};
+use crate::resource::role::{self, RoleChange, RoleSpec};
+use crate::resource::{Action, Change, Planned, Resource};
 
-/// Noncurrent versions (left by retries' overwrites, or by expiry in a versioned bucket) are
-/// kept this long after they stop being current, when `--retention-days` is set.
-pub const NONCURRENT_DAYS: i32 = 30;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    Key,
-    ActivityStream,
-    Bucket,
-    ProcessorRole,
-    FirehoseRole,
-    LambdaLogGroup,
-    FirehoseLogGroup,
-    Function,
-    DeliveryStream,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Key => "kms-key",
-            Kind::ActivityStream => "activity-stream",
-            Kind::Bucket => "bucket",
-            Kind::ProcessorRole => "processor-role",
-            Kind::FirehoseRole => "firehose-role",
-            Kind::LambdaLogGroup => "function-log-group",
-            Kind::FirehoseLogGroup => "firehose-log-group",
-            Kind::Function => "function",
-            Kind::DeliveryStream => "delivery-stream",
-        }
-    }
-}
-
-/// One mutation (or group of mutations that belong together) on one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
-    CreateKey,
-    CreateAlias,
-    StartStream,
-    CreateBucket,
-    PublicAccessBlock,
-    Ownership,
-    Encryption,
-    BucketPolicy,
-    Versioning,
-    Lifecycle,
-    BucketTags,
-    CreateRole,
-    Trust,
-    RolePolicy,
-    RoleTags,
-    CreateLogGroup,
-    Retention,
-    LogStream,
-    CreateFunction,
-    FunctionConfiguration,
-    FunctionCode,
-    FunctionTags,
-    DeleteDeliveryStream,
-    CreateDeliveryStream,
-    Destination,
-    DeliveryTags,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Change::CreateKey => "create key and alias",
-            Change::CreateAlias => "alias for the key an interrupted run created",
-            Change::StartStream => "start activity stream",
-            Change::CreateBucket => "create bucket",
-            Change::PublicAccessBlock => "block public access",
-            Change::Ownership => "bucket-owner-enforced ownership",
-            Change::Encryption => "default encryption",
-            Change::BucketPolicy => "bucket policy (TLS only)",
-            Change::Versioning => "versioning",
-            Change::Lifecycle => "lifecycle rule",
-            Change::BucketTags => "tags",
-            Change::CreateRole => "create role",
-            Change::Trust => "trust policy",
-            Change::RolePolicy => "permissions policy",
-            Change::RoleTags => "tags",
-            Change::CreateLogGroup => "create log group",
-            Change::Retention => "retention",
-            Change::LogStream => "log stream",
-            Change::CreateFunction => "create function",
-            Change::FunctionConfiguration => "configuration",
-            Change::FunctionCode => "code",
-            Change::FunctionTags => "tags",
-            Change::DeleteDeliveryStream => "delete (its source changed)",
-            Change::CreateDeliveryStream => "create delivery stream",
-            Change::Destination => "destination settings",
-            Change::DeliveryTags => "tags",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Create,
-    Update,
-    Replace,
-    Unchanged,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Replace => "replace",
-            Action::Unchanged => "unchanged",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Item {
-    pub kind: Kind,
-    pub name: String,
-    pub changes: Vec<Change>,
-    /// Facts worth telling (a stream still starting, a setting kept as found ...).
-    pub notes: Vec<String>,
-}
-
-impl Item {
-    pub fn action(&self) -> Action {
-        use Change::*;
-        if self.changes.contains(&DeleteDeliveryStream) {
-            Action::Replace
-        } else if self.changes.iter().any(|c| {
-            matches!(
-                c,
-                CreateKey
-                    | StartStream
-                    | CreateBucket
-                    | CreateRole
-                    | CreateLogGroup
-                    | CreateFunction
-                    | CreateDeliveryStream
-            )
-        }) {
-            Action::Create
-        } else if self.changes.is_empty() {
-            Action::Unchanged
-        } else {
-            Action::Update
-        }
-    }
-
-    pub fn has(&self, change: Change) -> bool {
-        self.changes.contains(&change)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
+/// One [`Planned`] per resource. Every function over the plan destructures it without `..`:
+/// a new resource does not compile until each of them handles it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub items: Vec<Item>,
+    pub key: Planned<KeyChange>,
+    pub stream: Planned<StreamChange>,
+    pub bucket: Planned<BucketChange>,
+    pub processor_role: Planned<RoleChange>,
+    pub firehose_role: Planned<RoleChange>,
+    pub function_logs: Planned<LogGroupChange>,
+    pub firehose_logs: Planned<LogGroupChange>,
+    pub function: Planned<FunctionChange>,
+    pub delivery: Planned<DeliveryChange>,
+}
+
+/// A resource's plan, whatever its change type: what the reports print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row<'a> {
+    pub resource: Resource,
+    pub name: &'a str,
+    pub action: Action,
+    pub changes: Vec<String>,
+    pub notes: &'a [String],
+}
+
+fn row<C: Change>(resource: Resource, p: &Planned<C>) -> Row<'_> {
+    Row {
+        resource,
+        name: &p.name,
+        action: p.action(),
+        changes: p.descriptions(),
+        notes: &p.notes,
+    }
 }
 
 impl Plan {
-    pub fn item(&self, kind: Kind) -> Option<&Item> {
-        self.items.iter().find(|i| i.kind == kind)
-    }
-
-    pub fn changes(&self, kind: Kind) -> &[Change] {
-        self.item(kind).map_or(&[], |i| &i.changes)
+    /// The resources in dependency order.
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        let Plan {
+            key,
+            stream,
+            bucket,
+            processor_role,
+            firehose_role,
+            function_logs,
+            firehose_logs,
+            function,
+            delivery,
+        } = self;
+        vec![
+            row(Resource::Key, key),
+            row(Resource::ActivityStream, stream),
+            row(Resource::Bucket, bucket),
+            row(Resource::ProcessorRole, processor_role),
+            row(Resource::FirehoseRole, firehose_role),
+            row(Resource::FunctionLogGroup, function_logs),
+            row(Resource::FirehoseLogGroup, firehose_logs),
+            row(Resource::Function, function),
+            row(Resource::DeliveryStream, delivery),
+        ]
     }
 
     /// Resources with at least one change.
     pub fn changed(&self) -> usize {
-        self.items.iter().filter(|i| !i.changes.is_empty()).count()
+        self.rows()
+            .iter()
+            .filter(|r| r.action != Action::Unchanged)
+            .count()
     }
 }
 
-/// The lifecycle rule das-setup wants.
-pub fn retention_rule(days: Option<u32>) -> RetentionRule {
-    RetentionRule {
-        expiration_days: days.map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
-        noncurrent_days: days.map(|_| NONCURRENT_DAYS),
-        abort_incomplete_days: Some(ABORT_INCOMPLETE_UPLOADS_DAYS),
-    }
-}
-
-/// Compares. `key_exists`: the KMS key is there (`Desired::key_pending` is false).
-pub fn diff(d: &Desired, o: &Observed) -> Plan {
-    let mut items = Vec::new();
-
-    let mut key = Item {
-        kind: Kind::Key,
-        name: if d.key_pending {
-            d.names.key_alias.clone()
-        } else {
-            d.key_arn.clone()
-        },
-        changes: vec![],
-        notes: vec![],
-    };
-    if d.key_pending {
-        key.changes.push(Change::CreateKey);
-    } else if d.key_alias_missing {
-        key.changes.push(Change::CreateAlias);
-    }
-    items.push(key);
-
-    let mut stream = Item {
-        kind: Kind::ActivityStream,
-        name: d.stream_name.clone(),
-        changes: vec![],
-        notes: vec![],
-    };
-    match d.database.stream.status.as_str() {
-        "started" => {}
-        "starting" => stream.notes.push("starting: up waits for it".into()),
-        "stopping" => {
-            stream.changes.push(Change::StartStream);
-            stream
-                .notes
-                .push("stopping: up waits for it to stop, then starts it".into());
-        }
-        _ => stream.changes.push(Change::StartStream),
-    }
-    items.push(stream);
-
-    let mut bucket = Item {
-        kind: Kind::Bucket,
-        name: d.bucket.clone(),
-        changes: vec![],
-        notes: vec![],
-    };
-    let all_bucket = [
-        Change::PublicAccessBlock,
-        Change::Ownership,
-        Change::Encryption,
-        Change::BucketPolicy,
-        Change::Versioning,
-        Change::Lifecycle,
-        Change::BucketTags,
-    ];
-    match &o.bucket {
-        BucketState::Missing | BucketState::Foreign => {
-            bucket.changes.push(Change::CreateBucket);
-            bucket.changes.extend(all_bucket);
-        }
-        BucketState::Present(b) => {
-            if !b.public_access_blocked {
-                bucket.changes.push(Change::PublicAccessBlock);
-            }
-            if b.ownership.as_deref() != Some("BucketOwnerEnforced") {
-                bucket.changes.push(Change::Ownership);
-            }
-            match b.encryption.as_deref() {
-                Some("AES256") => {}
-                Some(other) => bucket
-                    .notes
-                    .push(format!("default encryption {other} kept as found")),
-                None => bucket.changes.push(Change::Encryption),
-            }
-            if b.policy.as_ref() != Some(&d.documents.bucket_policy) {
-                bucket.changes.push(Change::BucketPolicy);
-            }
-            if !b.versioning_enabled {
-                bucket.changes.push(Change::Versioning);
-            }
-            if b.retention_rule != Some(retention_rule(d.retention_days)) {
-                bucket.changes.push(Change::Lifecycle);
-            }
-            if missing_tags(&d.tags, &b.tags) {
-                bucket.changes.push(Change::BucketTags);
-            }
-        }
-    }
-    items.push(bucket);
-
-    for (kind, name, state, trust, policy) in [
-        (
-            Kind::ProcessorRole,
-            &d.names.processor_role,
-            &o.processor_role,
-            &d.documents.processor_trust,
-            &d.documents.processor_policy,
+/// Compares, resource by resource.
+pub fn diff(d: &Desired, o: &Deployment) -> Plan {
+    Plan {
+        key: key::compare(d),
+        stream: activity_stream::compare(d),
+        bucket: bucket::compare(d, &o.bucket),
+        processor_role: role::compare(RoleSpec::processor(d), o.processor_role.as_ref(), &d.tags),
+        firehose_role: role::compare(RoleSpec::firehose(d), o.firehose_role.as_ref(), &d.tags),
+        function_logs: log_group::compare(
+            LogGroupSpec::function(&d.names),
+            o.function_logs.as_ref(),
         ),
-        (
-            Kind::FirehoseRole,
-            &d.names.firehose_role,
-            &o.firehose_role,
-            &d.documents.firehose_trust,
-            &d.documents.firehose_policy,
+        firehose_logs: log_group::compare(
+            LogGroupSpec::firehose(&d.names),
+            o.firehose_logs.as_ref(),
         ),
-    ] {
-        items.push(Item {
-            kind,
-            name: name.clone(),
-            changes: role_changes(state.as_ref(), trust, policy, &d.tags),
-            notes: vec![],
-        });
-    }
-
-    for (kind, name, state, wants_stream) in [
-        (
-            Kind::LambdaLogGroup,
-            &d.names.lambda_log_group,
-            &o.lambda_log_group,
-            false,
-        ),
-        (
-            Kind::FirehoseLogGroup,
-            &d.names.firehose_log_group,
-            &o.firehose_log_group,
-            true,
-        ),
-    ] {
-        let mut changes = vec![];
-        match state {
-            None => {
-                changes.push(Change::CreateLogGroup);
-                changes.push(Change::Retention);
-                if wants_stream {
-                    changes.push(Change::LogStream);
-                }
-            }
-            Some(g) => {
-                if g.retention_days != Some(LOG_RETENTION_DAYS) {
-                    changes.push(Change::Retention);
-                }
-                if !g.stream_present {
-                    changes.push(Change::LogStream);
-                }
-            }
-        }
-        items.push(Item {
-            kind,
-            name: name.clone(),
-            changes,
-            notes: vec![],
-        });
-    }
-
-    let mut function = Item {
-        kind: Kind::Function,
-        name: d.names.function.clone(),
-        changes: vec![],
-        notes: vec![],
-    };
-    match &o.function {
-        None => function.changes.push(Change::CreateFunction),
-        Some(f) => {
-            let want = &d.function;
-            if f.role_arn != want.role_arn
-                || f.runtime != want.runtime
-                || f.handler != want.handler
-                || f.memory_mb != want.memory_mb
-                || f.timeout_seconds != want.timeout_seconds
-                || f.environment != want.environment
-            {
-                function.changes.push(Change::FunctionConfiguration);
-            }
-            if f.code_sha256 != want.code_sha256 || f.arch != want.arch {
-                function.changes.push(Change::FunctionCode);
-            }
-            if missing_tags(&d.tags, &f.tags) {
-                function.changes.push(Change::FunctionTags);
-            }
-            if f.state == "Failed" {
-                function.notes.push("its state is Failed".into());
-            }
-        }
-    }
-    items.push(function);
-
-    let mut delivery = Item {
-        kind: Kind::DeliveryStream,
-        name: d.names.delivery_stream.clone(),
-        changes: vec![],
-        notes: vec![],
-    };
-    match &o.delivery {
-        None => delivery.changes.push(Change::CreateDeliveryStream),
-        Some(s) => {
-            let source_changed = s.source_stream_arn.as_deref()
-                != Some(&d.delivery.source_stream_arn)
-                || s.source_role_arn.as_deref() != Some(&d.delivery.role_arn);
-            let broken = matches!(s.status.as_str(), "CREATING_FAILED" | "DELETING_FAILED");
-            if source_changed || broken || s.destination.is_none() {
-                // The source of a delivery stream cannot be changed in place.
-                delivery.changes.push(Change::DeleteDeliveryStream);
-                delivery.changes.push(Change::CreateDeliveryStream);
-                if broken {
-                    delivery.notes.push(format!(
-                        "status {}{}",
-                        s.status,
-                        s.failure
-                            .as_ref()
-                            .map(|f| format!(": {f}"))
-                            .unwrap_or_default()
-                    ));
-                }
-            } else {
-                if s.destination.as_ref() != Some(&d.delivery) {
-                    delivery.changes.push(Change::Destination);
-                }
-                if missing_tags(&d.tags, &s.tags) {
-                    delivery.changes.push(Change::DeliveryTags);
-                }
-            }
-        }
-    }
-    items.push(delivery);
-
-    Plan { items }
-}
-
-fn role_changes(
-    state: Option<&RoleState>,
-    trust: &Value,
-    policy: &Value,
-    tags: &BTreeMap<String, String>,
-) -> Vec<Change> {
-    match state {
-        None => vec![Change::CreateRole, Change::RolePolicy],
-        Some(r) => {
-            let mut changes = vec![];
-            if r.trust.as_ref() != Some(trust) {
-                changes.push(Change::Trust);
-            }
-            if r.policy.as_ref() != Some(policy) {
-                changes.push(Change::RolePolicy);
-            }
-            if missing_tags(tags, &r.tags) {
-                changes.push(Change::RoleTags);
-            }
-            changes
-        }
+        function: function::compare(d, o.function.as_ref()),
+        delivery: delivery_stream::compare(d, o.delivery.as_ref()),
     }
 }
 
-/// das-setup's tags are missing or differ (other tags are the owner's business).
-fn missing_tags(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> bool {
-    want.iter().any(|(k, v)| have.get(k) != Some(v))
+/// The policy documents a resource carries, for `--output json`.
+fn documents(resource: Resource, d: &Desired) -> Option<Value> {
+    let docs = &d.documents;
+    match resource {
+        Resource::Key => d
+            .key_pending
+            .then(|| json!({ "keyPolicy": docs.key_policy })),
+        Resource::Bucket => Some(json!({ "bucketPolicy": docs.bucket_policy })),
+        Resource::ProcessorRole => Some(json!({
+            "trustPolicy": docs.processor_trust,
+            "permissionsPolicy": docs.processor_policy,
+        })),
+        Resource::FirehoseRole => Some(json!({
+            "trustPolicy": docs.firehose_trust,
+            "permissionsPolicy": docs.firehose_policy,
+        })),
+        Resource::ActivityStream
+        | Resource::FunctionLogGroup
+        | Resource::FirehoseLogGroup
+        | Resource::Function
+        | Resource::DeliveryStream => None,
+    }
 }
 
-/// The plan as JSON: each resource with its action, changes and, with `documents`, the policy
-/// documents it carries.
+/// The plan as JSON: each resource with its action, changes and the policy documents it
+/// carries.
 pub fn to_json(plan: &Plan, d: &Desired) -> Value {
     let items: Vec<Value> = plan
-        .items
-        .iter()
-        .map(|item| {
+        .rows()
+        .into_iter()
+        .map(|r| {
             let mut v = json!({
-                "resource": item.kind.as_str(),
-                "name": item.name,
-                "action": item.action().as_str(),
-                "changes": item.changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "resource": r.resource.as_str(),
+                "name": r.name,
+                "action": r.action.as_str(),
+                "changes": r.changes,
             });
-            if !item.notes.is_empty() {
-                v["notes"] = json!(item.notes);
+            if !r.notes.is_empty() {
+                v["notes"] = json!(r.notes);
             }
-            let docs = &d.documents;
-            let documents = match item.kind {
-                Kind::Key if d.key_pending => Some(json!({ "keyPolicy": docs.key_policy })),
-                Kind::Bucket => Some(json!({ "bucketPolicy": docs.bucket_policy })),
-                Kind::ProcessorRole => Some(json!({
-                    "trustPolicy": docs.processor_trust,
-                    "permissionsPolicy": docs.processor_policy,
-                })),
-                Kind::FirehoseRole => Some(json!({
-                    "trustPolicy": docs.firehose_trust,
-                    "permissionsPolicy": docs.firehose_policy,
-                })),
-                _ => None,
-            };
-            if let Some(documents) = documents {
+            if let Some(documents) = documents(r.resource, d) {
                 v["documents"] = documents;
             }
             v
@@ -493,36 +159,27 @@ pub fn to_json(plan: &Plan, d: &Desired) -> Value {
 /// The plan for people: one line per resource.
 pub fn to_text(plan: &Plan) -> String {
     let mut out = String::new();
-    for item in &plan.items {
-        let (mark, detail) = match item.action() {
-            Action::Create if item.kind == Kind::ActivityStream => ("+", "start".to_owned()),
+    let rows = plan.rows();
+    for r in &rows {
+        let (mark, detail) = match r.action {
+            Action::Create if r.resource == Resource::ActivityStream => ("+", "start".to_owned()),
             Action::Create => ("+", "create".to_owned()),
             Action::Replace => ("±", "replace: its source changed or it failed".to_owned()),
             Action::Unchanged => ("=", "unchanged".to_owned()),
-            Action::Update => (
-                "~",
-                format!(
-                    "update {}",
-                    item.changes
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
+            Action::Update => ("~", format!("update {}", r.changes.join(", "))),
         };
         let mut line = format!(
             "  {mark} {:<20} {:<44} {detail}",
-            item.kind.as_str(),
-            item.name
+            r.resource.as_str(),
+            r.name
         );
-        for note in &item.notes {
+        for note in r.notes {
             line.push_str(&format!(" ({note})"));
         }
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    let count = |a: Action| plan.items.iter().filter(|i| i.action() == a).count();
+    let count = |a: Action| rows.iter().filter(|r| r.action == a).count();
     out.push_str(&format!(
         "{} to create, {} to update, {} to replace, {} unchanged\n",
         count(Action::Create),
@@ -536,59 +193,49 @@ pub fn to_text(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::tests::{database, settings};
-    use crate::desired::{Desired, Identity};
-    use crate::observe::{
-        BucketSettings, DeliveryState, FunctionState, LogGroupState, Observed, RoleState,
-    };
+    use aws_sdk_firehose::types::DeliveryStreamStatus;
+    use aws_sdk_lambda::types::Architecture;
+    use aws_sdk_rds::types::ActivityStreamStatus;
+    use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption};
 
-    fn desired(args: &[&str]) -> Desired {
-        let identity = Identity::new(
-            "123456789012",
-            "arn:aws:iam::123456789012:user/u",
-            "eu-west-1",
-        );
-        Desired::new(
-            &settings(args),
-            &identity,
-            &database(),
-            Some("arn:aws:kms:eu-west-1:123456789012:key/k-1"),
-            "c2hh",
-        )
-        .unwrap()
-    }
+    use crate::desired::LOG_RETENTION_DAYS;
+    use crate::desired::tests::desired;
+    use crate::resource::bucket::{BucketState, retention_rule};
+    use crate::resource::delivery_stream::{DeliveryState, Destination};
+    use crate::resource::log_group::LogGroupState;
+    use crate::resource::role::RoleState;
 
-    fn nothing() -> Observed {
-        Observed {
+    fn nothing(d: &Desired) -> Deployment {
+        Deployment {
+            bucket_name: d.bucket.clone(),
             bucket: BucketState::Missing,
             processor_role: None,
             firehose_role: None,
-            lambda_log_group: None,
-            firehose_log_group: None,
+            function_logs: None,
+            firehose_logs: None,
             function: None,
             delivery: None,
         }
     }
 
+    fn started(args: &[&str]) -> Desired {
+        let mut d = desired(args);
+        d.database.stream.status = ActivityStreamStatus::Started;
+        d
+    }
+
     /// What AWS would report after a complete `up` of `d`.
-    fn converged(d: &Desired) -> Observed {
+    fn converged(d: &Desired) -> Deployment {
         let role = |arn: &str, trust: &Value, policy: &Value| RoleState {
             arn: arn.to_owned(),
             trust: Some(trust.clone()),
             policy: Some(policy.clone()),
             tags: d.tags.clone(),
         };
-        Observed {
-            bucket: BucketState::Present(BucketSettings {
-                public_access_blocked: true,
-                ownership: Some("BucketOwnerEnforced".into()),
-                encryption: Some("AES256".into()),
-                policy: Some(d.documents.bucket_policy.clone()),
-                versioning_enabled: true,
-                retention_rule: Some(retention_rule(d.retention_days)),
-                other_rules: vec![],
-                tags: d.tags.clone(),
-            }),
+        let s = &d.delivery;
+        Deployment {
+            bucket_name: d.bucket.clone(),
+            bucket: bucket::tests::converged(d),
             processor_role: Some(role(
                 &d.processor_role_arn,
                 &d.documents.processor_trust,
@@ -599,37 +246,37 @@ mod tests {
                 &d.documents.firehose_trust,
                 &d.documents.firehose_policy,
             )),
-            lambda_log_group: Some(LogGroupState {
+            function_logs: Some(LogGroupState {
                 retention_days: Some(LOG_RETENTION_DAYS),
-                stream_present: true,
+                stream_present: None,
             }),
-            firehose_log_group: Some(LogGroupState {
+            firehose_logs: Some(LogGroupState {
                 retention_days: Some(LOG_RETENTION_DAYS),
-                stream_present: true,
+                stream_present: Some(true),
             }),
-            function: Some(FunctionState {
-                arn: d.function_arn.clone(),
-                role_arn: d.function.role_arn.clone(),
-                runtime: d.function.runtime.clone(),
-                handler: d.function.handler.clone(),
-                memory_mb: d.function.memory_mb,
-                timeout_seconds: d.function.timeout_seconds,
-                arch: d.function.arch.clone(),
-                environment: d.function.environment.clone(),
-                code_sha256: d.function.code_sha256.clone(),
-                state: "Active".into(),
-                last_update_status: "Successful".into(),
-                tags: d.tags.clone(),
-            }),
+            function: Some(function::tests::converged(d)),
             delivery: Some(DeliveryState {
                 arn: "arn:aws:firehose:eu-west-1:123456789012:deliverystream/x".into(),
-                status: "ACTIVE".into(),
+                status: DeliveryStreamStatus::Active,
                 failure: None,
                 version_id: "1".into(),
                 destination_id: Some("destinationId-000000000001".into()),
-                source_stream_arn: Some(d.delivery.source_stream_arn.clone()),
-                source_role_arn: Some(d.delivery.role_arn.clone()),
-                destination: Some(d.delivery.clone()),
+                source_stream_arn: Some(s.source_stream_arn.clone()),
+                source_role_arn: Some(s.role_arn.clone()),
+                destination: Some(Destination {
+                    role_arn: s.role_arn.clone(),
+                    bucket_arn: s.bucket_arn.clone(),
+                    prefix: Some(s.prefix.clone()),
+                    error_prefix: Some(s.error_prefix.clone()),
+                    buffer_mb: Some(s.buffer_mb),
+                    buffer_seconds: Some(s.buffer_seconds),
+                    lambda_arn: Some(s.lambda_arn.clone()),
+                    processor_buffer_mb: Some(s.processor_buffer_mb),
+                    processor_buffer_seconds: Some(s.processor_buffer_seconds),
+                    processor_retries: Some(s.processor_retries),
+                    log_group: Some(s.log_group.clone()),
+                    log_stream: Some(s.log_stream.clone()),
+                }),
                 tags: d.tags.clone(),
             }),
         }
@@ -638,26 +285,22 @@ mod tests {
     #[test]
     fn from_nothing_everything_is_created() {
         let d = desired(&["--cluster", "demo"]);
-        let plan = diff(&d, &nothing());
-        let actions: Vec<_> = plan.items.iter().map(|i| (i.kind, i.action())).collect();
+        let plan = diff(&d, &nothing(&d));
+        let rows = plan.rows();
         assert_eq!(
-            actions[0],
-            (Kind::Key, Action::Unchanged),
+            (rows[0].resource, rows[0].action),
+            (Resource::Key, Action::Unchanged),
             "an existing key is used"
         );
-        for (kind, action) in &actions[1..] {
-            assert_eq!(*action, Action::Create, "{kind:?}");
+        for r in &rows[1..] {
+            assert_eq!(r.action, Action::Create, "{:?}", r.resource);
         }
-        assert!(plan.changes(Kind::Bucket).contains(&Change::Versioning));
-        assert!(
-            plan.changes(Kind::FirehoseLogGroup)
-                .contains(&Change::LogStream)
-        );
-        assert!(
-            !plan
-                .changes(Kind::LambdaLogGroup)
-                .contains(&Change::LogStream)
-        );
+        assert!(plan.bucket.has(BucketChange::Versioning));
+        assert!(plan.firehose_logs.has(LogGroupChange::Stream));
+        assert!(!plan.function_logs.has(LogGroupChange::Stream));
+        // Every resource of the vocabulary, once, in order.
+        let resources: Vec<_> = rows.iter().map(|r| r.resource).collect();
+        assert_eq!(resources, Resource::ALL);
     }
 
     #[test]
@@ -673,8 +316,7 @@ mod tests {
                 "365",
             ],
         ] {
-            let mut d = desired(args);
-            d.database.stream.status = "started".into();
+            let d = started(args);
             let plan = diff(&d, &converged(&d));
             assert_eq!(plan.changed(), 0, "{args:?}: {plan:#?}");
             assert!(to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 9 unchanged"));
@@ -683,47 +325,37 @@ mod tests {
 
     #[test]
     fn a_changed_filter_touches_only_the_function_configuration() {
-        let mut before = desired(&["--cluster", "demo"]);
-        before.database.stream.status = "started".into();
+        let before = started(&["--cluster", "demo"]);
         let observed = converged(&before);
-        let mut after = desired(&["--cluster", "demo", "--exclude", "DQL"]);
-        after.database.stream.status = "started".into();
+        let after = started(&["--cluster", "demo", "--exclude", "DQL"]);
         let plan = diff(&after, &observed);
-        let changed: Vec<_> = plan
-            .items
-            .iter()
-            .filter(|i| !i.changes.is_empty())
-            .collect();
-        assert_eq!(changed.len(), 1, "{plan:#?}");
-        assert_eq!(changed[0].kind, Kind::Function);
-        assert_eq!(changed[0].changes, [Change::FunctionConfiguration]);
+        assert_eq!(plan.changed(), 1, "{plan:#?}");
+        assert_eq!(plan.function.changes, [FunctionChange::Configuration]);
     }
 
     #[test]
     fn new_code_or_architecture_updates_the_code_only() {
-        let mut d = desired(&["--cluster", "demo"]);
-        d.database.stream.status = "started".into();
+        let d = started(&["--cluster", "demo"]);
         let mut o = converged(&d);
         if let Some(f) = o.function.as_mut() {
-            f.code_sha256 = "old".into();
+            f.code_sha256 = Some("old".into());
         }
-        assert_eq!(diff(&d, &o).changes(Kind::Function), [Change::FunctionCode]);
+        assert_eq!(diff(&d, &o).function.changes, [FunctionChange::Code]);
         let mut o = converged(&d);
         if let Some(f) = o.function.as_mut() {
-            f.arch = "x86_64".into();
+            f.arch = Architecture::X8664;
         }
-        assert_eq!(diff(&d, &o).changes(Kind::Function), [Change::FunctionCode]);
+        assert_eq!(diff(&d, &o).function.changes, [FunctionChange::Code]);
     }
 
     #[test]
     fn drifted_settings_are_put_back_one_by_one() {
-        let mut d = desired(&["--cluster", "demo", "--retention-days", "30"]);
-        d.database.stream.status = "started".into();
+        let d = started(&["--cluster", "demo", "--retention-days", "30"]);
         let mut o = converged(&d);
         let BucketState::Present(b) = &mut o.bucket else {
             unreachable!()
         };
-        b.versioning_enabled = false;
+        b.versioning = Some(BucketVersioningStatus::Suspended);
         b.policy = None;
         b.retention_rule = Some(retention_rule(Some(7)));
         b.tags.clear();
@@ -731,89 +363,85 @@ mod tests {
         if let Some(r) = o.firehose_role.as_mut() {
             r.policy = Some(json!({"Version": "2012-10-17", "Statement": []}));
         }
-        if let Some(g) = o.firehose_log_group.as_mut() {
+        if let Some(g) = o.firehose_logs.as_mut() {
             g.retention_days = None;
-            g.stream_present = false;
+            g.stream_present = Some(false);
         }
         let plan = diff(&d, &o);
         assert_eq!(
-            plan.changes(Kind::Bucket),
+            plan.bucket.changes,
             [
-                Change::BucketPolicy,
-                Change::Versioning,
-                Change::Lifecycle,
-                Change::BucketTags
+                BucketChange::Policy,
+                BucketChange::Versioning,
+                BucketChange::Lifecycle,
+                BucketChange::Tags
             ]
         );
-        assert_eq!(plan.changes(Kind::FirehoseRole), [Change::RolePolicy]);
+        assert_eq!(plan.firehose_role.changes, [RoleChange::Policy]);
         assert_eq!(
-            plan.changes(Kind::FirehoseLogGroup),
-            [Change::Retention, Change::LogStream]
+            plan.firehose_logs.changes,
+            [LogGroupChange::Retention, LogGroupChange::Stream]
         );
         assert_eq!(plan.changed(), 3);
     }
 
     #[test]
     fn kms_encryption_found_on_the_bucket_is_kept() {
-        let mut d = desired(&["--cluster", "demo"]);
-        d.database.stream.status = "started".into();
+        let d = started(&["--cluster", "demo"]);
         let mut o = converged(&d);
         let BucketState::Present(b) = &mut o.bucket else {
             unreachable!()
         };
-        b.encryption = Some("aws:kms".into());
+        b.encryption = Some(ServerSideEncryption::AwsKms);
         let plan = diff(&d, &o);
         assert_eq!(plan.changed(), 0);
-        assert!(plan.item(Kind::Bucket).unwrap().notes[0].contains("aws:kms kept"));
+        assert!(plan.bucket.notes[0].contains("aws:kms kept"));
     }
 
     #[test]
     fn a_delivery_stream_reading_another_stream_or_failed_is_replaced() {
-        let mut d = desired(&["--cluster", "demo"]);
-        d.database.stream.status = "started".into();
+        let d = started(&["--cluster", "demo"]);
         let mut o = converged(&d);
         if let Some(s) = o.delivery.as_mut() {
             s.source_stream_arn = Some("arn:aws:kinesis:eu-west-1:1:stream/aws-rds-das-old".into());
         }
-        let plan = diff(&d, &o);
-        assert_eq!(
-            plan.item(Kind::DeliveryStream).unwrap().action(),
-            Action::Replace
-        );
+        assert_eq!(diff(&d, &o).delivery.action(), Action::Replace);
         let mut o = converged(&d);
         if let Some(s) = o.delivery.as_mut() {
-            s.status = "CREATING_FAILED".into();
+            s.status = DeliveryStreamStatus::CreatingFailed;
             s.failure = Some("INVALID_KINESIS_STREAM: x".into());
         }
         let plan = diff(&d, &o);
-        let item = plan.item(Kind::DeliveryStream).unwrap();
-        assert_eq!(item.action(), Action::Replace);
-        assert!(item.notes[0].contains("INVALID_KINESIS_STREAM"));
+        assert_eq!(plan.delivery.action(), Action::Replace);
+        assert!(plan.delivery.notes[0].contains("INVALID_KINESIS_STREAM"));
         let mut o = converged(&d);
         if let Some(dest) = o.delivery.as_mut().and_then(|s| s.destination.as_mut()) {
-            dest.processor_buffer_mb = 1;
+            dest.processor_buffer_mb = Some(1);
         }
-        assert_eq!(
-            diff(&d, &o).changes(Kind::DeliveryStream),
-            [Change::Destination]
-        );
+        assert_eq!(diff(&d, &o).delivery.changes, [DeliveryChange::Destination]);
+        // A setting Firehose does not report is a difference, not a match.
+        let mut o = converged(&d);
+        if let Some(dest) = o.delivery.as_mut().and_then(|s| s.destination.as_mut()) {
+            dest.buffer_seconds = None;
+        }
+        assert_eq!(diff(&d, &o).delivery.changes, [DeliveryChange::Destination]);
     }
 
     #[test]
     fn the_stream_is_started_unless_started_or_starting() {
         let mut d = desired(&["--cluster", "demo"]);
         for (status, start) in [
-            ("stopped", true),
-            ("starting", false),
-            ("started", false),
-            ("stopping", true),
+            (ActivityStreamStatus::Stopped, true),
+            (ActivityStreamStatus::Starting, false),
+            (ActivityStreamStatus::Started, false),
+            (ActivityStreamStatus::Stopping, true),
         ] {
-            d.database.stream.status = status.into();
+            d.database.stream.status = status.clone();
             let plan = diff(&d, &converged(&d));
             assert_eq!(
-                plan.changes(Kind::ActivityStream) == [Change::StartStream],
+                plan.stream.changes == [StreamChange::Start],
                 start,
-                "{status}"
+                "{status:?}"
             );
         }
     }
@@ -822,7 +450,7 @@ mod tests {
     fn the_json_plan_carries_every_policy_document() {
         let mut d = desired(&["--cluster", "demo"]);
         d.key_pending = true;
-        let plan = diff(&d, &nothing());
+        let plan = diff(&d, &nothing(&d));
         let v = to_json(&plan, &d);
         let text = v.to_string();
         for doc in [
@@ -836,5 +464,6 @@ mod tests {
             assert!(text.contains(&doc.to_string()), "{doc}");
         }
         assert_eq!(v[0]["action"], "create");
+        assert_eq!(v[0]["resource"], "kms-key");
     }
 }

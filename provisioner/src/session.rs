@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use serde_json::Value;
 
-use crate::aws::{AwsError, Clients};
+use crate::aws::{AwsError, Clients, required_str};
 use crate::desired::{Database, Identity};
 use crate::naming::{TargetKind, TargetRef};
 
@@ -22,6 +22,8 @@ pub enum Refusal {
     Message(String),
     #[error(transparent)]
     Aws(#[from] AwsError),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
 }
 
 pub fn refuse(text: impl Into<String>) -> Refusal {
@@ -33,16 +35,6 @@ pub fn kind_word(kind: TargetKind) -> &'static str {
         TargetKind::Cluster => "cluster",
         TargetKind::Instance => "instance",
     }
-}
-
-/// `--cluster` / `--instance`, parsed.
-pub fn target(t: &crate::cli::Target) -> Result<TargetRef, Refusal> {
-    match (&t.cluster, &t.instance) {
-        (Some(c), None) => TargetRef::parse(TargetKind::Cluster, c),
-        (None, Some(i)) => TargetRef::parse(TargetKind::Instance, i),
-        _ => return Err(refuse("give --cluster or --instance")),
-    }
-    .map_err(|e| refuse(e.to_string()))
 }
 
 /// Region, caller and the database (`None`: RDS does not know it).
@@ -74,11 +66,14 @@ pub async fn resolve(
                 AwsError::new("sts:GetCallerIdentity", "the caller", e)
             ))
         })?;
-    let identity = Identity::new(
-        caller.account().unwrap_or_default(),
-        caller.arn().unwrap_or_default(),
-        &region,
-    );
+    let account = required_str(
+        caller.account(),
+        "sts:GetCallerIdentity",
+        "the caller",
+        "Account",
+    )?;
+    let caller_arn = required_str(caller.arn(), "sts:GetCallerIdentity", "the caller", "Arn")?;
+    let identity = Identity::new(&account, &caller_arn, &region);
     if let Some(account) = &target.account
         && *account != identity.account
     {
@@ -88,7 +83,7 @@ pub async fn resolve(
             identity.account
         )));
     }
-    let database = crate::observe::database(clients, target).await?;
+    let database = crate::database::observe(clients, target).await?;
     Ok((identity, database))
 }
 

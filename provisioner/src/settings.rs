@@ -1,13 +1,16 @@
-//! `up`'s flags -> validated settings, before any AWS call (pure). The processor's environment
-//! is rendered here and checked by the processor's own configuration parser, so `up` refuses a
-//! filter the Lambda would refuse at start-up.
+//! Every command's flags -> validated settings, in one place and before any AWS call (pure):
+//! `UpSettings`, `DownSettings`, `StatusSettings`, `TailSettings`, each from its command's
+//! arguments. Targets, durations and filters are parsed here once, by the same functions for
+//! every command. The processor's environment is rendered here and checked by the processor's
+//! own configuration parser, so `up` refuses a filter the Lambda would refuse at start-up.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use das_processor::config::{Config, check_bucket_name, normalize_prefix, var};
 
-use crate::cli::{Arch, FilterArgs, StreamMode, UpArgs};
+use crate::cli::{Arch, DownArgs, FilterArgs, StatusArgs, StreamMode, TailArgs, Target, UpArgs};
 use crate::naming::{NameError, TargetKind, TargetRef};
 
 /// The KMS key for the activity stream.
@@ -55,15 +58,126 @@ pub enum SettingsError {
     LambdaZip(PathBuf, String),
     #[error("--retention-days {0}: expected 1 to 36500")]
     Retention(u32),
+    #[error("--since {0:?}: expected a number and a unit (s, m, h, d), e.g. 30m, 1h, 2d{1}")]
+    Since(String, &'static str),
+}
+
+/// The folders Firehose writes; `--prefix` must stay clear of them.
+pub const RESERVED_PREFIXES: [&str; 2] = ["firehose/", "errors/"];
+
+/// Kinesis keeps activity stream records 24 hours: `tail --since` cannot reach further.
+pub const STREAM_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// `--cluster` / `--instance`, for every command.
+pub fn target(t: &Target) -> Result<TargetRef, SettingsError> {
+    match (&t.cluster, &t.instance) {
+        (Some(c), None) => Ok(TargetRef::parse(TargetKind::Cluster, c)?),
+        (None, Some(i)) => Ok(TargetRef::parse(TargetKind::Instance, i)?),
+        _ => Err(SettingsError::NoTarget),
+    }
+}
+
+/// `30s`, `10m`, `1h`, `2d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// Everything `down` needs from its flags.
+#[derive(Debug, Clone)]
+pub struct DownSettings {
+    pub target: TargetRef,
+    /// `None`: the bucket the deployment writes to.
+    pub bucket: Option<String>,
+    pub delete_bucket: bool,
+    pub delete_key: bool,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+impl DownSettings {
+    pub fn from_args(args: &DownArgs) -> Result<Self, SettingsError> {
+        if let Some(bucket) = &args.bucket {
+            check_bucket(bucket)?;
+        }
+        Ok(Self {
+            target: target(&args.target)?,
+            bucket: args.bucket.clone(),
+            delete_bucket: args.delete_bucket,
+            delete_key: args.delete_key,
+            dry_run: args.dry_run,
+            yes: args.yes,
+        })
+    }
+}
+
+/// Everything `status` needs from its flags.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    pub target: TargetRef,
+    pub since: Duration,
+    /// `--since` as given, for the report.
+    pub since_text: String,
+    pub strict: bool,
+}
+
+impl StatusSettings {
+    pub fn from_args(args: &StatusArgs) -> Result<Self, SettingsError> {
+        Ok(Self {
+            target: target(&args.target)?,
+            since: parse_duration(&args.since)
+                .ok_or_else(|| SettingsError::Since(args.since.clone(), ""))?,
+            since_text: args.since.clone(),
+            strict: args.strict,
+        })
+    }
+}
+
+/// Everything `tail` needs from its flags.
+#[derive(Debug, Clone)]
+pub struct TailSettings {
+    pub target: TargetRef,
+    pub follow: bool,
+    /// `None`: from now on.
+    pub since: Option<Duration>,
+    /// The processor's filter variables, as for `up`.
+    pub filters: BTreeMap<String, String>,
+}
+
+impl TailSettings {
+    pub fn from_args(args: &TailArgs) -> Result<Self, SettingsError> {
+        let since = match &args.since {
+            None => None,
+            Some(text) => Some(
+                parse_duration(text)
+                    .filter(|d| *d <= STREAM_RETENTION)
+                    .ok_or_else(|| {
+                        SettingsError::Since(text.clone(), ", at most 24h (the stream's retention)")
+                    })?,
+            ),
+        };
+        Ok(Self {
+            target: target(&args.target)?,
+            follow: args.follow,
+            since,
+            filters: filters(&args.filters)?,
+        })
+    }
 }
 
 impl UpSettings {
     pub fn from_args(args: &UpArgs) -> Result<Self, SettingsError> {
-        let target = match (&args.target.cluster, &args.target.instance) {
-            (Some(c), None) => TargetRef::parse(TargetKind::Cluster, c)?,
-            (None, Some(i)) => TargetRef::parse(TargetKind::Instance, i)?,
-            _ => return Err(SettingsError::NoTarget),
-        };
+        let target = target(&args.target)?;
         if args.mode == StreamMode::Sync && target.kind == TargetKind::Instance {
             return Err(SettingsError::SyncOnInstance);
         }
@@ -164,10 +278,7 @@ fn check_prefix(prefix: &str) -> Result<String, SettingsError> {
         ));
     }
     let normalized = normalize_prefix(prefix).map_err(bad)?;
-    if crate::desired::RESERVED_PREFIXES
-        .iter()
-        .any(|r| normalized.starts_with(r))
-    {
+    if RESERVED_PREFIXES.iter().any(|r| normalized.starts_with(r)) {
         return Err(bad(
             "firehose/ and errors/ are where Firehose writes its own output and failed records",
         ));
@@ -187,6 +298,103 @@ mod tests {
             panic!("not up")
         };
         UpSettings::from_args(&up)
+    }
+
+    fn command(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once(&"das-setup").chain(args))
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
+        for bad in [
+            "",
+            "h",
+            "0m",
+            "5",
+            "5 m",
+            "1w",
+            "-1h",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_command_resolves_targets_durations_and_filters_the_same_way() {
+        let Command::Status(status) = command(&["status", "--instance", "ora", "--since", "2h"])
+        else {
+            unreachable!()
+        };
+        let s = StatusSettings::from_args(&status).unwrap();
+        assert_eq!(
+            (s.target.kind, s.since),
+            (TargetKind::Instance, Duration::from_secs(7200))
+        );
+        let Command::Status(status) = command(&["status", "--cluster", "c", "--since", "2w"])
+        else {
+            unreachable!()
+        };
+        let e = StatusSettings::from_args(&status).unwrap_err().to_string();
+        assert!(e.contains("--since \"2w\""), "{e}");
+        let Command::Tail(tail) = command(&["tail", "--cluster", "c", "--since", "2d"]) else {
+            unreachable!()
+        };
+        let e = TailSettings::from_args(&tail).unwrap_err().to_string();
+        assert!(e.contains("at most 24h"), "{e}");
+        // tail takes up's filters, checked by the same parser.
+        let Command::Tail(tail) = command(&[
+            "tail",
+            "--cluster",
+            "c",
+            "--exclude-users",
+            "rdsadmin",
+            "--include",
+            "DDL",
+        ]) else {
+            unreachable!()
+        };
+        let s = TailSettings::from_args(&tail).unwrap();
+        assert_eq!(s.filters[var::EXCLUDE_USERS], "rdsadmin");
+        assert_eq!(s.filters[var::INCLUDE_CATEGORIES], "DDL");
+        let Command::Tail(tail) = command(&["tail", "--cluster", "c", "--include", "NOPE"]) else {
+            unreachable!()
+        };
+        assert!(
+            TailSettings::from_args(&tail)
+                .unwrap_err()
+                .to_string()
+                .contains("--include")
+        );
+        let Command::Down(down) = command(&["down", "--cluster", "c", "--bucket", "Bad_Name"])
+        else {
+            unreachable!()
+        };
+        assert!(
+            DownSettings::from_args(&down)
+                .unwrap_err()
+                .to_string()
+                .contains("--bucket")
+        );
+        let Command::Down(down) = command(&[
+            "down",
+            "--cluster",
+            "arn:aws:rds:eu-west-1:1:cluster:c",
+            "--delete-key",
+        ]) else {
+            unreachable!()
+        };
+        let s = DownSettings::from_args(&down).unwrap();
+        assert_eq!(
+            (s.target.id.as_str(), s.delete_key, s.delete_bucket),
+            ("c", true, false)
+        );
     }
 
     #[test]

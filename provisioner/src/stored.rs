@@ -1,6 +1,7 @@
-//! What the bucket received in a time window, for `status`: event objects written (from the
-//! processor's manifests) and failed records (under Firehose's error prefix). Each is one bounded
-//! listing from the window's start, whatever the bucket holds from before it.
+//! What the bucket holds. For `status`, what it received in a time window: event objects written
+//! (from the processor's manifests) and failed records (under Firehose's error prefix), each one
+//! bounded listing from the window's start, whatever the bucket holds from before it. For
+//! `down --delete-bucket`, every object version, deleted.
 //!
 //! S3 lists keys in order, never by write time (ListObjectsV2), so each listing starts at the
 //! first key that can hold an object written in the window and counts objects whose
@@ -18,6 +19,71 @@ use crate::aws::{AwsError, Named as _};
 /// Firehose's error prefix (`desired::ERROR_PREFIX`): one folder per error output type, then
 /// the day.
 const ERRORS: &str = "errors/";
+
+/// Deletes every object version and delete marker (a versioned bucket keeps both), a
+/// thousand per request (DeleteObjects' limit). Returns how many were deleted.
+pub async fn empty(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<usize, AwsError> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let what = format!("bucket {bucket}");
+    let bad = |e: aws_sdk_s3::error::BuildError| {
+        AwsError::invalid("s3:DeleteObjectVersion", bucket, e.to_string())
+    };
+    let mut deleted = 0;
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .named("s3:ListBucketVersions", &what)?;
+        let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
+        let markers = page
+            .delete_markers()
+            .iter()
+            .map(|m| (m.key(), m.version_id()));
+        let ids: Vec<_> = versions.chain(markers).collect();
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        for chunk in ids.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .key(key.unwrap_or_default())
+                        .set_version_id(version.map(str::to_owned))
+                        .build()
+                        .map_err(bad)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(bad)?;
+            let out = s3
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .named("s3:DeleteObjectVersion", &what)?;
+            // DeleteObjects answers 200 with a per-object error list (DeleteObjects API reference).
+            if let Some(e) = out.errors().first() {
+                return Err(AwsError::invalid(
+                    "s3:DeleteObjectVersion",
+                    format!("{bucket}/{}", e.key().unwrap_or_default()),
+                    format!(
+                        "{} {}",
+                        e.code().unwrap_or_default(),
+                        e.message().unwrap_or_default()
+                    ),
+                ));
+            }
+            deleted += chunk.len();
+        }
+    }
+}
 
 /// Event objects written in the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,7 +18,8 @@ use serde_json::Value;
 use crate::aws::{Clients, Named as _};
 use crate::cli::{GlobalArgs, OutputFormat, TailArgs};
 use crate::session::{self, Refusal, kind_word, refuse};
-use crate::status::parse_duration;
+use crate::settings::TailSettings;
+use aws_sdk_rds::types::ActivityStreamStatus;
 
 /// Kinesis allows 5 GetRecords per second per shard; once caught up, look twice a second.
 const POLL: Duration = Duration::from_millis(500);
@@ -64,21 +65,11 @@ impl From<Refusal> for Failure {
 }
 
 async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
-    let target = session::target(&args.target)?;
-    let since = match &args.since {
-        None => None,
-        Some(text) => Some(
-            parse_duration(text)
-                .filter(|d| *d <= Duration::from_secs(24 * 3600))
-                .ok_or_else(|| {
-                    refuse(format!(
-                        "--since {text:?}: expected e.g. 30s, 10m, 2h, at most 24h (the stream's retention)"
-                    ))
-                })?,
-        ),
-    };
+    let settings = TailSettings::from_args(args).map_err(Refusal::from)?;
+    let target = settings.target.clone();
+    let since = settings.since;
     // The processor's own filters from the same flags as up's, checked by its own parser.
-    let mut env = crate::settings::filters(&args.filters).map_err(|e| refuse(e.to_string()))?;
+    let mut env = settings.filters.clone();
     // Required by the processor's configuration; tail writes nothing there.
     env.insert(var::OUTPUT_BUCKET.to_owned(), "das-setup-tail".to_owned());
     let config = Config::from_env(|k| env.get(k).cloned())
@@ -94,12 +85,12 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
             identity.region
         ))
     })?;
-    if db.stream.status != "started" {
+    if db.stream.status != ActivityStreamStatus::Started {
         return Err(refuse(format!(
             "the activity stream of {} {} is {}: there is nothing to read (das-setup up starts it)",
             kind_word(db.kind),
             db.id,
-            db.stream.status
+            db.stream.status.as_str()
         ))
         .into());
     }
@@ -107,7 +98,7 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
         .stream
         .kinesis_stream
         .clone()
-        .unwrap_or_else(|| format!("aws-rds-das-{}", db.resource_id));
+        .unwrap_or_else(|| db.stream_name());
     // The stream exists (RDS deletes it when the activity stream stops): refuse clearly if not.
     clients
         .kinesis
@@ -155,7 +146,11 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
         args.since
             .as_deref()
             .map_or_else(|| "now".to_owned(), |s| format!("{s} ago")),
-        if args.follow { "; Ctrl-C stops" } else { "" }
+        if settings.follow {
+            "; Ctrl-C stops"
+        } else {
+            ""
+        }
     );
 
     let processor = Processor::new(config, KmsKeys::new(&clients.config), NoWrites);
@@ -206,7 +201,7 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
                 }
             }
         }
-        if iterators.iter().all(Option::is_none) || (!args.follow && caught_up) {
+        if iterators.iter().all(Option::is_none) || (!settings.follow && caught_up) {
             return Ok(());
         }
         tokio::time::sleep(POLL).await;

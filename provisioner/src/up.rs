@@ -10,17 +10,20 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::apply::{self, ApplyError};
 use crate::aws::Clients;
 use crate::cli::{GlobalArgs, OutputFormat, StreamMode, UpArgs};
-use crate::desired::{Database, Desired, Identity, arch_name, mode_name};
+use crate::database::Database;
+use crate::desired::{Desired, Identity, arch_name, stream_mode};
 use crate::naming::{Names, TargetKind};
-use crate::observe::{self, BucketState};
 use crate::package;
 use crate::plan::{self, Plan};
 use crate::progress::{Progress, seconds};
+use crate::resource::ApplyError;
+use crate::resource::bucket::BucketState;
+use crate::resource::key::{self, KeyState};
 use crate::session::{self, Refusal, confirm, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, UpSettings};
+use crate::{deployment, engine};
 
 pub use crate::session::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED};
 
@@ -52,7 +55,8 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
     } = prepared;
 
     let step = progress.begin("reading the current state", false);
-    let observed = match observe::everything(&clients, &desired).await {
+    let observed = match deployment::observe(&clients, &desired.names, Some(&desired.bucket)).await
+    {
         Ok(o) => o,
         Err(e) => return report_refusal(json_out, &progress, &Refusal::Aws(e)),
     };
@@ -117,7 +121,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
     }
 
     let (report, errors) =
-        apply::apply(&clients, &desired, &plan, &observed, &zip, &progress).await;
+        engine::apply(&clients, &desired, &plan, &observed, &zip, &progress).await;
     progress.finish();
     let doc = document(
         &desired,
@@ -235,23 +239,17 @@ fn check_database(db: &Database, mode: StreamMode) -> Result<(), Refusal> {
             db.id
         )));
     }
-    if db.resource_id.is_empty() || db.arn.is_empty() {
-        return Err(refuse(format!(
-            "RDS described {} {} without its ARN or resource id",
-            kind_word(db.kind),
-            db.id
-        )));
-    }
     let stream = &db.stream;
-    if matches!(stream.status.as_str(), "started" | "starting")
+    if stream.running()
         && let Some(current) = &stream.mode
-        && current != mode_name(mode)
+        && *current != stream_mode(mode)
     {
         return Err(refuse(format!(
-            "the activity stream of {} {} is already {} in {current} mode; changing the mode means stopping it first (das-setup down), which loses nothing stored but pauses auditing",
+            "the activity stream of {} {} is already {} in {} mode; changing the mode means stopping it first (das-setup down), which loses nothing stored but pauses auditing",
             kind_word(db.kind),
             db.id,
-            stream.status
+            stream.status.as_str(),
+            current.as_str()
         )));
     }
     Ok(())
@@ -271,14 +269,14 @@ async fn resolve_key(
     db: &Database,
     identity: &Identity,
 ) -> Result<KeyFound, Refusal> {
-    let usable = |key: &observe::KeyState, named: &str| -> Result<(), Refusal> {
-        if key.state != "Enabled" {
+    let usable = |key: &KeyState, named: &str| -> Result<(), Refusal> {
+        if !key.enabled() {
             return Err(refuse(format!(
                 "KMS key {named} is {} (it must be Enabled)",
-                key.state
+                key.state_name()
             )));
         }
-        if !key.customer_managed || !key.symmetric {
+        if !key.usable_for_streams() {
             return Err(refuse(format!(
                 "KMS key {named} must be a symmetric customer-managed key (activity streams refuse AWS-managed and asymmetric keys)"
             )));
@@ -286,7 +284,7 @@ async fn resolve_key(
         Ok(())
     };
     let describe = |name: String| async move {
-        match observe::key(clients, &name).await {
+        match key::observe(clients, &name).await {
             Ok(Some(k)) => Ok(Some(k)),
             Ok(None) => Ok(None),
             Err(e) if e.is_access_denied() => Err(refuse(format!(
@@ -296,7 +294,7 @@ async fn resolve_key(
         }
     };
     // A stream that runs already has its key: the processor must be allowed that one.
-    if matches!(db.stream.status.as_str(), "started" | "starting")
+    if db.stream.running()
         && let Some(in_use) = &db.stream.kms_key
     {
         let key = describe(in_use.clone()).await?.ok_or_else(|| {
@@ -332,7 +330,7 @@ async fn resolve_key(
                     usable(&key, &alias)?;
                     Ok(KeyFound::Ready(key.arn))
                 }
-                None => match observe::orphan_key(clients, &settings.target, &db.arn).await? {
+                None => match key::orphan(clients, &settings.target, &db.arn).await? {
                     Some(key) => Ok(KeyFound::AliasMissing(key.arn)),
                     None => Ok(KeyFound::ToCreate),
                 },
@@ -454,10 +452,7 @@ mod tests {
             engine: engine.into(),
             status: "available".into(),
             members,
-            stream: StreamState {
-                status: "stopped".into(),
-                ..StreamState::default()
-            },
+            stream: StreamState::default(),
         }
     }
 
@@ -499,8 +494,8 @@ mod tests {
             assert!(e.contains(needle), "{e}");
         }
         let mut started = db(TargetKind::Cluster, "aurora-postgresql", 1);
-        started.stream.status = "started".into();
-        started.stream.mode = Some("async".into());
+        started.stream.status = aws_sdk_rds::types::ActivityStreamStatus::Started;
+        started.stream.mode = Some(aws_sdk_rds::types::ActivityStreamMode::Async);
         let e = check_database(&started, StreamMode::Sync)
             .unwrap_err()
             .to_string();

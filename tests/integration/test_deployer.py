@@ -130,6 +130,8 @@ def permissions(call):
         return [(f"cloudwatch:{action}", "*", {})]
     if service == "sts" and op == "GetCallerIdentity":
         return []  # needs no permission
+    if service == "tagging":  # the Resource Groups Tagging API: no resource types, so "*"
+        return [(f"tag:{op}", "*", {})]
     if service in ("iam", "rds"):
         params = {k: v[0] for k, v in parse_qs(body or "").items()}
     else:
@@ -150,7 +152,7 @@ def permissions(call):
             return [(action, params["ResourceArn"], {})]
         return [(action, arn("rds", "cluster:*"), {})]  # a Describe of every cluster
     if service == "kms":
-        if op in ("CreateKey", "ListKeys", "ListAliases"):
+        if op in ("CreateKey", "ListAliases"):
             out = [(action, "*", {})]
             if op == "CreateKey" and params.get("Tags"):
                 out.append(("kms:TagResource", None, {}))  # on the key being made

@@ -1,0 +1,266 @@
+//! Dependency order and concurrency, nothing else: what each resource does is its module's
+//! business (`resource::*`), and the one concurrent read of a deployment that `up`, `down` and
+//! `status` share is `deployment::observe`.
+//!
+//! - [`apply`] (`up`): the KMS key first when created here (the activity stream and the
+//!   processor's policy need it); then at once: starting the activity stream (slowest, so asked
+//!   first), the bucket, both roles, the log groups, and the function (after its role, until
+//!   `Active`); then, only if all of that worked, the wait for the stream to be `started` and the
+//!   delivery stream (Firehose reads from LATEST: nothing written before it exists is
+//!   delivered). A failure stops only what depends on it; every failure is reported.
+//! - [`delete`] (`down`): the delivery stream first (nothing reads the activity stream or calls
+//!   the function any more); then at once the function, both roles, the log groups and stopping
+//!   the activity stream; then the bucket and the key, when asked.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::{join, join_all};
+
+use crate::aws::Clients;
+use crate::database::Database;
+use crate::deployment::Deployment;
+use crate::desired::Desired;
+use crate::naming::Names;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::resource::key::{self, KeyState};
+use crate::resource::log_group::{self, LogGroupSpec};
+use crate::resource::role::{self, RoleSpec};
+use crate::resource::{
+    ApplyError, Ctx, Resource, Verdict, activity_stream, bucket, delivery_stream, function,
+};
+
+/// What `apply` did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Mutating API calls made (each once, however often it was retried).
+    pub mutating_calls: usize,
+    /// The key ARN, when `up` created the key.
+    pub created_key: Option<String>,
+}
+
+/// Carries out `plan` in dependency order.
+pub async fn apply(
+    clients: &Clients,
+    desired: &Desired,
+    plan: &Plan,
+    observed: &Deployment,
+    zip: &[u8],
+    progress: &Progress,
+) -> (Report, Vec<ApplyError>) {
+    let ctx = Ctx::new(clients, progress);
+    let mut d = desired.clone();
+    let mut report = Report::default();
+    let mut errors = Vec::new();
+    let Plan {
+        key,
+        stream,
+        bucket,
+        processor_role,
+        firehose_role,
+        function_logs,
+        firehose_logs,
+        function,
+        delivery,
+    } = plan;
+
+    match key::apply(&ctx, &d, key).await {
+        Ok(Some(arn)) => {
+            if let Err(e) = d.set_key_arn(&arn) {
+                errors.push(ApplyError::Failed {
+                    what: "rendering the processor's policy".into(),
+                    reason: e.to_string(),
+                });
+            }
+            report.created_key = Some(arn);
+        }
+        Ok(None) => {}
+        Err(e) => errors.push(e),
+    }
+    if !errors.is_empty() {
+        errors.push(ApplyError::Skipped {
+            what: "everything else".into(),
+        });
+        report.mutating_calls = ctx.mutations();
+        return (report, errors);
+    }
+    let (ctx, d) = (&ctx, &d);
+
+    let ((started, bucket), ((function, firehose_role), (function_logs, firehose_logs))) = join(
+        join(
+            activity_stream::start(ctx, d, stream),
+            bucket::apply(ctx, d, bucket, &observed.bucket),
+        ),
+        join(
+            join(
+                async {
+                    role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
+                    function::apply(ctx, d, function, zip).await
+                },
+                role::apply(ctx, d, RoleSpec::firehose(d), firehose_role),
+            ),
+            join(
+                log_group::apply(ctx, d, LogGroupSpec::function(&d.names), function_logs),
+                log_group::apply(ctx, d, LogGroupSpec::firehose(&d.names), firehose_logs),
+            ),
+        ),
+    )
+    .await;
+    let started = started.map_err(|e| errors.push(e)).ok();
+    for result in [
+        bucket,
+        function,
+        firehose_role,
+        function_logs,
+        firehose_logs,
+    ] {
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    match started {
+        Some(status) if errors.is_empty() => {
+            let result = match activity_stream::wait_started(ctx, &d.database, status).await {
+                Ok(()) => {
+                    delivery_stream::apply(ctx, d, delivery, observed.delivery.as_ref()).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        _ if !delivery.changes.is_empty() => errors.push(ApplyError::Skipped {
+            what: format!("delivery stream {}", d.names.delivery_stream),
+        }),
+        _ => {}
+    }
+    report.mutating_calls = ctx.mutations();
+    (report, errors)
+}
+
+/// What `down` found, resource by resource.
+#[derive(Debug, Clone)]
+pub struct Teardown {
+    pub database: Option<Database>,
+    pub names: Names,
+    pub bucket: String,
+    /// The KMS key das-setup's alias points to (or an orphan of an interrupted `up`).
+    pub key: Option<KeyState>,
+    pub verdicts: BTreeMap<Resource, (String, Verdict)>,
+}
+
+impl Teardown {
+    pub fn wants(&self, resource: Resource) -> Option<&str> {
+        self.verdicts
+            .get(&resource)
+            .filter(|(_, v)| v.acts())
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+/// A deletion that failed.
+#[derive(Debug)]
+pub struct DownError {
+    pub resource: Resource,
+    pub name: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for DownError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.resource, self.name, self.reason)
+    }
+}
+
+/// Deletes what `teardown` says, in reverse dependency order; a failure does not stop the rest.
+pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress) -> Vec<DownError> {
+    let ctx = &Ctx::new(clients, progress);
+    let one =
+        |resource: Resource| async move {
+            let name = teardown.wants(resource)?;
+            let step = progress.begin(
+                match resource {
+                    Resource::ActivityStream => format!("stopping the activity stream {name}"),
+                    Resource::Bucket => format!("emptying and deleting bucket {name}"),
+                    Resource::Key
+                    | Resource::ProcessorRole
+                    | Resource::FirehoseRole
+                    | Resource::FunctionLogGroup
+                    | Resource::FirehoseLogGroup
+                    | Resource::Function
+                    | Resource::DeliveryStream => format!("deleting {resource} {name}"),
+                },
+                matches!(resource, Resource::Bucket | Resource::DeliveryStream),
+            );
+            let result: Result<String, ApplyError> = match resource {
+            Resource::DeliveryStream => delivery_stream::delete(ctx, name)
+                .await
+                .map(|()| "deleted".into()),
+            Resource::Function => function::delete(clients, name)
+                .await
+                .map(|()| "deleted".into())
+                .map_err(Into::into),
+            Resource::ProcessorRole | Resource::FirehoseRole => role::delete(clients, name)
+                .await
+                .map(|()| "deleted".into())
+                .map_err(Into::into),
+            Resource::FunctionLogGroup | Resource::FirehoseLogGroup => {
+                log_group::delete(clients, name)
+                    .await
+                    .map(|()| "deleted".into())
+                    .map_err(Into::into)
+            }
+            Resource::ActivityStream => match &teardown.database {
+                Some(db) => activity_stream::stop(ctx, db).await.map(|()| "stopped".into()),
+                None => Ok("stopped".into()),
+            },
+            Resource::Bucket => bucket::delete(clients, name)
+                .await
+                .map(|n| format!("deleted with {n} object version(s)"))
+                .map_err(Into::into),
+            Resource::Key => match &teardown.key {
+                Some(k) => key::delete(clients, &teardown.names.key_alias, k)
+                    .await
+                    .map(|()| {
+                        format!(
+                            "deletion scheduled in {} days (aws kms cancel-key-deletion undoes it)",
+                            key::DELETION_WINDOW_DAYS
+                        )
+                    })
+                    .map_err(Into::into),
+                None => Ok("not found".into()),
+            },
+        };
+            Some(match result {
+                Ok(done) => {
+                    step.done(&format!("{resource} {name}: {done}"));
+                    Ok(())
+                }
+                Err(e) => Err(DownError {
+                    resource,
+                    name: name.to_owned(),
+                    reason: e.to_string(),
+                }),
+            })
+        };
+    let mut results = vec![one(Resource::DeliveryStream).await];
+    results.extend(
+        join_all([
+            one(Resource::Function),
+            one(Resource::ProcessorRole),
+            one(Resource::FirehoseRole),
+            one(Resource::FunctionLogGroup),
+            one(Resource::FirehoseLogGroup),
+            one(Resource::ActivityStream),
+        ])
+        .await,
+    );
+    results.push(one(Resource::Bucket).await);
+    results.push(one(Resource::Key).await);
+    results
+        .into_iter()
+        .flatten()
+        .filter_map(Result::err)
+        .collect()
+}

@@ -1,0 +1,173 @@
+//! CloudWatch's view of the pipeline, for `status`: the Kinesis iterator age against the 24 h
+//! retention, Firehose processing and delivery success, the function's errors and throttles.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+
+use crate::aws::{Clients, Named as _};
+use crate::resource::{Check, Level};
+
+/// Kinesis keeps DAS records 24 h: an iterator this old is close to losing data.
+const ITERATOR_AGE_FAIL: Duration = Duration::from_secs(12 * 3600);
+const ITERATOR_AGE_WARN: Duration = Duration::from_secs(3600);
+
+fn check(name: &'static str, level: Level, detail: impl Into<String>) -> Check {
+    Check::new(name, level, detail)
+}
+
+/// CloudWatch: iterator age against the 24 h retention, Firehose processing and delivery, Lambda
+/// errors and throttles. No data is UNKNOWN, not a failure (metrics arrive every 1-5 minutes).
+pub async fn checks(
+    clients: &Clients,
+    stream: &str,
+    delivery: &str,
+    function: &str,
+    since: Duration,
+) -> Vec<Check> {
+    let query = |id: &str, namespace: &str, metric: &str, dim: (&str, &str), stat: &str| {
+        MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace(namespace)
+                            .metric_name(metric)
+                            .dimensions(Dimension::builder().name(dim.0).value(dim.1).build())
+                            .build(),
+                    )
+                    .period(300)
+                    .stat(stat)
+                    .build(),
+            )
+            .build()
+    };
+    let now = SystemTime::now();
+    let start = now - since;
+    let result = clients
+        .cloudwatch
+        .get_metric_data()
+        .start_time(start.into())
+        .end_time(now.into())
+        .metric_data_queries(query(
+            "iterator",
+            "AWS/Kinesis",
+            "GetRecords.IteratorAgeMilliseconds",
+            ("StreamName", stream),
+            "Maximum",
+        ))
+        .metric_data_queries(query(
+            "processing",
+            "AWS/Firehose",
+            "ExecuteProcessing.Success",
+            ("DeliveryStreamName", delivery),
+            "Average",
+        ))
+        .metric_data_queries(query(
+            "delivery",
+            "AWS/Firehose",
+            "DeliveryToS3.Success",
+            ("DeliveryStreamName", delivery),
+            "Average",
+        ))
+        .metric_data_queries(query(
+            "errors",
+            "AWS/Lambda",
+            "Errors",
+            ("FunctionName", function),
+            "Sum",
+        ))
+        .metric_data_queries(query(
+            "throttles",
+            "AWS/Lambda",
+            "Throttles",
+            ("FunctionName", function),
+            "Sum",
+        ))
+        .send()
+        .await
+        .named("cloudwatch:GetMetricData", "the pipeline's metrics");
+    let values: BTreeMap<String, Vec<f64>> = match result {
+        Ok(out) => out
+            .metric_data_results()
+            .iter()
+            .map(|r| (r.id().unwrap_or_default().to_owned(), r.values().to_vec()))
+            .collect(),
+        Err(e) => {
+            let why = e
+                .code
+                .clone()
+                .unwrap_or_else(|| "the answer was not CloudWatch's".into());
+            return vec![check(
+                "metrics",
+                Level::Unknown,
+                format!("cloudwatch:GetMetricData not available ({why})"),
+            )];
+        }
+    };
+    let get = |id: &str| values.get(id).filter(|v| !v.is_empty());
+    let none = |name: &'static str| check(name, Level::Unknown, "no data points in the window yet");
+    let mut out = Vec::new();
+    out.push(
+        match get("iterator").and_then(|v| v.iter().copied().reduce(f64::max)) {
+            None => none("iterator-age"),
+            Some(ms) => {
+                let age = Duration::from_millis(ms.max(0.0) as u64);
+                let text = format!(
+                    "oldest unread record {} old (Kinesis keeps 24 h)",
+                    crate::progress::seconds(age)
+                );
+                if age >= ITERATOR_AGE_FAIL {
+                    check("iterator-age", Level::Fail, text)
+                } else if age >= ITERATOR_AGE_WARN {
+                    check("iterator-age", Level::Warn, text)
+                } else {
+                    check("iterator-age", Level::Ok, text)
+                }
+            }
+        },
+    );
+    for (id, name, what) in [
+        ("processing", "firehose-processing", "processing success"),
+        ("delivery", "firehose-delivery", "delivery to S3 success"),
+    ] {
+        out.push(match get(id) {
+            None => none(name),
+            Some(v) => {
+                let low = v.iter().copied().fold(f64::INFINITY, f64::min);
+                if low < 1.0 {
+                    check(
+                        name,
+                        Level::Warn,
+                        format!("{what} fell to {:.0}% in the window", low * 100.0),
+                    )
+                } else {
+                    check(name, Level::Ok, format!("{what} 100%"))
+                }
+            }
+        });
+    }
+    for (id, name) in [
+        ("errors", "function-errors"),
+        ("throttles", "function-throttles"),
+    ] {
+        out.push(match get(id) {
+            None => none(name),
+            Some(v) => {
+                let total: f64 = v.iter().sum();
+                if total > 0.0 {
+                    check(
+                        name,
+                        Level::Warn,
+                        format!("{total:.0} in the window (Firehose retries them)"),
+                    )
+                } else {
+                    check(name, Level::Ok, "none")
+                }
+            }
+        });
+    }
+    out
+}

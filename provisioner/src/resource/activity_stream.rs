@@ -1,0 +1,334 @@
+//! The database's activity stream: started by `up` (after a stopping one has stopped), stopped
+//! by `down`. RDS creates and deletes its Kinesis stream; das-setup only starts and stops it.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_rds::operation::stop_activity_stream::StopActivityStreamError;
+use aws_sdk_rds::types::ActivityStreamStatus as Status;
+
+use super::{ApplyError, Change, Check, Ctx, Effect, Level, Planned, Res, Resource, Verdict};
+use crate::aws::{Clients, Named as _};
+use crate::database::{self, Database};
+use crate::desired::Desired;
+use crate::naming::TargetRef;
+use crate::session::kind_word;
+
+/// How long starting or stopping may take before the command gives up naming it.
+pub const START_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StreamChange {
+    Start,
+}
+
+impl fmt::Display for StreamChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamChange::Start => f.write_str("start activity stream"),
+        }
+    }
+}
+
+impl Change for StreamChange {
+    fn effect(self) -> Effect {
+        match self {
+            StreamChange::Start => Effect::Create,
+        }
+    }
+}
+
+pub fn compare(d: &Desired) -> Planned<StreamChange> {
+    let mut plan = Planned::new(d.stream_name.clone(), vec![]);
+    match &d.database.stream.status {
+        Status::Started => {}
+        Status::Starting => plan.notes.push("starting: up waits for it".into()),
+        Status::Stopping => {
+            plan.changes.push(StreamChange::Start);
+            plan.notes
+                .push("stopping: up waits for it to stop, then starts it".into());
+        }
+        _ => plan.changes.push(StreamChange::Start),
+    }
+    plan
+}
+
+fn what(db: &Database) -> String {
+    format!("the activity stream of {} {}", kind_word(db.kind), db.id)
+}
+
+/// Starts the stream if the plan says so (after a stopping one has stopped); returns its
+/// status. Waiting for `started` is [`wait_started`].
+pub async fn start(ctx: &Ctx<'_>, d: &Desired, plan: &Planned<StreamChange>) -> Res<Status> {
+    let db = &d.database;
+    let what = what(db);
+    let mut status = db.stream.status.clone();
+    if status == Status::Stopping {
+        let mut poll = ctx.poll(format!("{what} to stop"), START_TIMEOUT);
+        while status != Status::Stopped {
+            poll.next(status.as_str()).await?;
+            status = current(ctx.clients, db).await?;
+        }
+        poll.done(&format!("{what} stopped"));
+    }
+    for change in &plan.changes {
+        match change {
+            StreamChange::Start => {
+                ctx.mutate("rds:StartActivityStream", &db.arn)?;
+                let step = ctx.progress.begin(format!("starting {what}"), false);
+                ctx.clients
+                    .rds
+                    .start_activity_stream()
+                    .resource_arn(&db.arn)
+                    .mode(d.mode.clone())
+                    .kms_key_id(&d.key_arn)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .named("rds:StartActivityStream", &db.arn)?;
+                step.done(&format!(
+                    "asked RDS to start {what} ({} mode)",
+                    d.mode.as_str().to_ascii_lowercase()
+                ));
+                status = Status::Starting;
+            }
+        }
+    }
+    Ok(status)
+}
+
+pub async fn wait_started(ctx: &Ctx<'_>, db: &Database, mut status: Status) -> Res {
+    if status == Status::Started {
+        return Ok(());
+    }
+    let what = what(db);
+    let mut poll = ctx.poll(format!("{what} to start"), START_TIMEOUT);
+    loop {
+        match &status {
+            Status::Started => break,
+            Status::Starting => {}
+            other => {
+                return Err(ApplyError::Failed {
+                    what,
+                    reason: format!(
+                        "its status became {:?} while starting; see the RDS events of the database",
+                        other.as_str()
+                    ),
+                });
+            }
+        }
+        poll.next(status.as_str()).await?;
+        status = current(ctx.clients, db).await?;
+    }
+    poll.done(&format!("{what} started"));
+    Ok(())
+}
+
+/// The stream's status now; a database that disappeared is an error.
+async fn current(clients: &Clients, db: &Database) -> Res<Status> {
+    match database::observe(clients, &target_of(db)).await? {
+        Some(now) => Ok(now.stream.status),
+        None => Err(ApplyError::Failed {
+            what: format!("{} {}", kind_word(db.kind), db.id),
+            reason: "no longer exists".into(),
+        }),
+    }
+}
+
+fn target_of(db: &Database) -> TargetRef {
+    TargetRef {
+        kind: db.kind,
+        id: db.id.clone(),
+        region: None,
+        account: None,
+    }
+}
+
+/// `down`: stop a running stream, wait for a stopping one.
+pub fn verdict(db: Option<&Database>) -> Verdict {
+    match db.map(|d| &d.stream.status) {
+        Some(Status::Started | Status::Starting) => Verdict::Stop,
+        Some(Status::Stopping) => Verdict::WaitStopped,
+        _ => Verdict::Absent,
+    }
+}
+
+/// Stops the stream and waits until it is stopped. A starting stream cannot be stopped yet:
+/// wait for `started`, stop it, wait for `stopped`.
+pub async fn stop(ctx: &Ctx<'_>, db: &Database) -> Res {
+    let what = what(db);
+    let mut poll = ctx.poll(format!("{what} to stop"), STOP_TIMEOUT);
+    let mut status = db.stream.status.clone();
+    loop {
+        match &status {
+            Status::Stopped => {
+                poll.done(&format!("{what} stopped"));
+                return Ok(());
+            }
+            Status::Started => {
+                let stopped = ctx
+                    .clients
+                    .rds
+                    .stop_activity_stream()
+                    .resource_arn(&db.arn)
+                    .apply_immediately(true)
+                    .send()
+                    .await;
+                // RDS answers InvalidDBClusterStateFault / InvalidDBInstanceStateFault when the
+                // stream is not `started` (StopActivityStream API reference, Errors): stopped or
+                // stopping meanwhile, which the next look tells.
+                let raced = stopped
+                    .as_ref()
+                    .err()
+                    .and_then(|e| e.as_service_error())
+                    .is_some_and(|e| {
+                        matches!(
+                            e,
+                            StopActivityStreamError::InvalidDbClusterStateFault(_)
+                                | StopActivityStreamError::InvalidDbInstanceStateFault(_)
+                        )
+                    });
+                if !raced {
+                    stopped.named("rds:StopActivityStream", &db.arn)?;
+                }
+            }
+            _ => {}
+        }
+        poll.next(status.as_str()).await?;
+        status = database::observe(ctx.clients, &target_of(db))
+            .await?
+            .map_or(Status::Stopped, |d| d.stream.status);
+    }
+}
+
+/// `status`: is the database's activity being recorded?
+pub fn check(db: &Database) -> Check {
+    let s = &db.stream;
+    match &s.status {
+        Status::Started => Check::of(
+            Resource::ActivityStream,
+            Level::Ok,
+            format!(
+                "started, {} mode",
+                s.mode
+                    .as_ref()
+                    .map_or("unknown".to_owned(), |m| m.as_str().to_ascii_lowercase())
+            ),
+        ),
+        Status::Starting => Check::of(
+            Resource::ActivityStream,
+            Level::Warn,
+            "starting: events are not recorded yet",
+        ),
+        other => Check::of(
+            Resource::ActivityStream,
+            Level::Fail,
+            format!(
+                "{}: the database's activity is not being recorded (das-setup up starts it)",
+                other.as_str()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::testing::{Answer, FakeAws};
+
+    fn cluster(status: Option<&str>) -> String {
+        format!(
+            "<DescribeDBClustersResponse><DescribeDBClustersResult><DBClusters><DBCluster>\
+             <DBClusterIdentifier>db</DBClusterIdentifier><DBClusterArn>arn:aws:rds:eu-west-1:111122223333:cluster:db</DBClusterArn>\
+             <DbClusterResourceId>cluster-ABC</DbClusterResourceId><Engine>aurora-postgresql</Engine><Status>available</Status>\
+             <DBClusterMembers><DBClusterMember><DBInstanceIdentifier>i</DBInstanceIdentifier></DBClusterMember></DBClusterMembers>\
+             {}</DBCluster></DBClusters></DescribeDBClustersResult></DescribeDBClustersResponse>",
+            status.map_or(String::new(), |s| format!("<ActivityStreamStatus>{s}</ActivityStreamStatus><ActivityStreamMode>async</ActivityStreamMode>"))
+        )
+    }
+
+    #[tokio::test]
+    async fn observe_reads_the_typed_stream_status() {
+        let fake = FakeAws::new(|c| match c.operation.as_str() {
+            "DescribeDBClusters" => Answer::xml(200, &cluster(Some("started"))),
+            _ => Answer::unexpected(),
+        });
+        let target = TargetRef::parse(crate::naming::TargetKind::Cluster, "db").unwrap();
+        let db = database::observe(&fake.clients(), &target)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(db.stream.status, Status::Started);
+        assert_eq!(db.resource_id, "cluster-ABC");
+        assert_eq!(verdict(Some(&db)), Verdict::Stop);
+        assert_eq!(check(&db).level, Level::Ok);
+        // No status at all: never had a stream.
+        let fake = FakeAws::new(|_| Answer::xml(200, &cluster(None)));
+        let db = database::observe(&fake.clients(), &target)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(db.stream.status, Status::Stopped);
+        assert_eq!(verdict(Some(&db)), Verdict::Absent);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_cluster_is_none_from_the_modelled_fault() {
+        let fake = FakeAws::new(|_| {
+            Answer::error_query(404, "DBClusterNotFoundFault", "DBCluster db not found.")
+        });
+        let target = TargetRef::parse(crate::naming::TargetKind::Cluster, "db").unwrap();
+        let db = database::observe(&fake.clients(), &target).await;
+        assert!(matches!(db, Ok(None)), "{db:?}");
+    }
+
+    #[tokio::test]
+    async fn stop_survives_a_stream_stopped_meanwhile() {
+        // StopActivityStream refuses a stream that is no longer `started` with the modelled
+        // InvalidDBClusterStateFault; the next DescribeDBClusters says it is stopped.
+        let fake = FakeAws::new(|c| match c.operation.as_str() {
+            "StopActivityStream" => {
+                Answer::error_query(400, "InvalidDBClusterStateFault", "any text")
+            }
+            "DescribeDBClusters" => Answer::xml(200, &cluster(Some("stopped"))),
+            _ => Answer::unexpected(),
+        });
+        let clients = fake.clients();
+        let progress = crate::progress::Progress::new(true);
+        let ctx = Ctx::new(&clients, &progress);
+        let target = TargetRef::parse(crate::naming::TargetKind::Cluster, "db").unwrap();
+        let mut db = database::observe(
+            &FakeAws::new(|_| Answer::xml(200, &cluster(Some("started")))).clients(),
+            &target,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        db.stream.status = Status::Started;
+        let result = stop(&ctx, &db).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            fake.operations(),
+            ["StopActivityStream", "DescribeDBClusters"]
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_when_the_stream_runs() {
+        let fake = FakeAws::silent();
+        let clients = fake.clients();
+        let progress = crate::progress::Progress::new(true);
+        let ctx = Ctx::new(&clients, &progress);
+        let plan = Planned::<StreamChange>::new("s", vec![]);
+        let d = crate::desired::tests::desired_started();
+        let status = start(&ctx, &d, &plan).await;
+        assert!(matches!(status, Ok(Status::Started)), "{status:?}");
+        assert!(
+            wait_started(&ctx, &d.database, Status::Started)
+                .await
+                .is_ok()
+        );
+        assert!(fake.calls().is_empty(), "{:?}", fake.operations());
+    }
+}
