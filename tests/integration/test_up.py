@@ -250,6 +250,39 @@ class UpTest(EmulatorCase):
         c = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier="delta")["DBClusters"][0]
         self.assertEqual(c.get("ActivityStreamStatus", "stopped"), "stopped")
 
+    def test_the_key_an_interrupted_up_left_is_found_in_a_bounded_number_of_calls(self):
+        # Issue 15: the orphan was looked for with ListResourceTags on every key of the account
+        # (and errors dropped). Now one tag:GetResources listing, whatever the account holds.
+        cluster = self.emu.cluster("keys")
+        kms = self.emu.client("kms")
+        for i in range(1000):
+            tags = [{"TagKey": "team", "TagValue": f"t{i % 7}"}]
+            if i % 100 == 0:  # das-setup's keys of other databases
+                tags = [{"TagKey": "managed-by", "TagValue": "das-setup"},
+                        {"TagKey": "das-setup:cluster", "TagValue": f"other-{i}"}]
+            # ECC signing keys: moto makes an RSA-2048 pair for every symmetric key (50 ms each);
+            # to the lookup, any key is a key of the account.
+            kms.create_key(Description=f"someone else's key {i}", Tags=tags,
+                           KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+        # What an up stopped between CreateKey and CreateAlias leaves.
+        orphan = kms.create_key(
+            Description=f"Database activity stream of {cluster['DBClusterArn']} (das-setup)",
+            Tags=[{"TagKey": "managed-by", "TagValue": "das-setup"},
+                  {"TagKey": "das-setup:cluster", "TagValue": "keys"}])["KeyMetadata"]
+        before = len(self.emu.calls(app="das-setup"))
+        out, _, mutating, _ = self.up("--cluster", "keys", "--dry-run", "--output", "json")
+        calls = self.emu.calls(app="das-setup")[before:]
+        self.assertEqual(mutating, [])
+        kms_calls = [c["op"] for c in calls if c["service"] == "kms"]
+        tagging = [c["op"] for c in calls if c["service"] == "tagging"]
+        print(f"\n  up --dry-run in an account with 1,001 keys: {len(kms_calls)} KMS call(s) "
+              f"({', '.join(kms_calls)}), {len(tagging)} tag:GetResources call(s)", file=sys.stderr)
+        self.assertLessEqual(len(kms_calls), 10, kms_calls)
+        self.assertEqual(tagging, ["GetResources"])
+        key = {p["resource"]: p for p in json.loads(out)["plan"]}["kms-key"]
+        self.assertEqual(key["name"], orphan["Arn"])
+        self.assertEqual(key["changes"], ["alias for the key an interrupted run created"])
+
     def test_an_instance_stream_uses_the_instance_context(self):
         rds = self.emu.client("rds")
         rds.create_db_instance(DBInstanceIdentifier="ora", Engine="oracle-ee", DBInstanceClass="db.r6i.large",
