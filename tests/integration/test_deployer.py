@@ -121,6 +121,10 @@ def permissions(call):
                 params = json.loads(body) if body else {}
                 name = m.group(1) if m.groups() else params.get("FunctionName")
                 out = [(f"lambda:{action}", arn("lambda", f"function:{name}"), {})]
+                if action == "GetFunction":
+                    # "Lambda returns tag data only if you have explicit allow permissions for
+                    # lambda:ListTags" (GetFunction API reference, Tags).
+                    out.append(("lambda:ListTags", arn("lambda", f"function:{name}"), {}))
                 if params.get("Tags"):
                     out.append(("lambda:TagResource", arn("lambda", f"function:{name}"), {}))
                 return out + role_passes(body, "lambda.amazonaws.com")
@@ -154,6 +158,11 @@ def permissions(call):
     if service == "kms":
         if op in ("CreateKey", "ListAliases"):
             out = [(action, "*", {})]
+            if op == "CreateKey" and params.get("Policy"):
+                # The lockout safety check: "The key policy must allow the calling principal to
+                # make a subsequent PutKeyPolicy request on the KMS key" (CreateKey API
+                # reference, Policy); with the root-delegating key policy, IAM must allow it.
+                out.append(("kms:PutKeyPolicy", None, {}))
             if op == "CreateKey" and params.get("Tags"):
                 out.append(("kms:TagResource", None, {}))  # on the key being made
             return out

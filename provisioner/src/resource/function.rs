@@ -110,6 +110,20 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<Option<FunctionSta
             "the answer has no Configuration".into(),
         ));
     };
+    // "Lambda returns tag data only if you have explicit allow permissions for lambda:ListTags"
+    // (GetFunction API reference, `Tags`); otherwise `TagsError` says why. Unknown tags are not
+    // "no tags": that would make `down` keep das-setup's function and `up` tag it again.
+    if let Some(e) = out.tags_error() {
+        return Err(AwsError::invalid(
+            "lambda:ListTags",
+            what,
+            format!(
+                "GetFunction could not read the function's tags ({}: {}); the deploying principal needs lambda:ListTags on it",
+                e.error_code(),
+                e.message()
+            ),
+        ));
+    }
     Ok(Some(FunctionState {
         arn: required_str(c.function_arn(), ACTION, &what, "Configuration.FunctionArn")?,
         role_arn: c.role().map(str::to_owned),
@@ -294,7 +308,12 @@ pub async fn apply(ctx: &Ctx<'_>, d: &Desired, plan: &Planned<FunctionChange>, z
     wait_ready(ctx, name, &what, announce).await
 }
 
-/// Waits for `State = Active` and `LastUpdateStatus = Successful`.
+/// A state in which the function can be updated and invoked.
+fn ready(state: &State) -> bool {
+    matches!(state, State::Active | State::Inactive)
+}
+
+/// Waits for `State = Active` (or `Inactive`) and `LastUpdateStatus = Successful`.
 async fn wait_ready(
     ctx: &Ctx<'_>,
     name: &str,
@@ -332,9 +351,10 @@ async fn wait_ready(
                 ),
             });
         }
-        if state.is_none_or(|s| *s == State::Active)
-            && update.is_none_or(|u| *u == LastUpdateStatus::Successful)
-        {
+        // Inactive counts as ready: "A function becomes inactive when it has been idle long
+        // enough"; only an invocation (Firehose's first, which it retries) makes it Active
+        // again (Lambda Developer Guide, "Lambda function states"). Waiting would never end.
+        if state.is_none_or(ready) && update.is_none_or(|u| *u == LastUpdateStatus::Successful) {
             if let Some(p) = poll {
                 p.done(&format!("{what} is active"));
             } else if let Some(progress) = announce {
@@ -381,7 +401,7 @@ pub fn check(name: &str, f: Option<&FunctionState>, want: Option<&Desired>) -> C
         );
     }
     if let Some(s) = &f.state
-        && *s != State::Active
+        && !ready(s)
     {
         return Check::of(
             Resource::Function,
@@ -418,10 +438,14 @@ pub fn check(name: &str, f: Option<&FunctionState>, want: Option<&Desired>) -> C
         differs.push(format!("no {}", var::OUTPUT_BUCKET));
     }
     if differs.is_empty() {
+        let state = match &f.state {
+            Some(State::Inactive) => "Inactive (idle: the next invocation activates it)",
+            _ => "Active",
+        };
         Check::of(
             Resource::Function,
             Level::Ok,
-            format!("{name}: Active, {runtime}, {}", f.arch.as_str()),
+            format!("{name}: {state}, {runtime}, {}", f.arch.as_str()),
         )
     } else {
         Check::of(
@@ -542,6 +566,45 @@ pub(crate) mod tests {
         assert_eq!(
             check(&d.names.function, Some(&state), Some(&d)).level,
             Level::Ok
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inactive_function_is_ready_at_once() {
+        // Regression: `up` waited for Active, which an idle function never becomes by waiting.
+        let d = crate::desired::tests::desired_started();
+        let fake = FakeAws::new(|_| {
+            Answer::rest_json(
+                200,
+                r#"{"FunctionName":"f","State":"Inactive","LastUpdateStatus":"Successful"}"#,
+            )
+        });
+        let clients = fake.clients();
+        let progress = crate::progress::Progress::new(true);
+        let plan = Planned::new(d.names.function.clone(), vec![]);
+        let result = apply(&Ctx::new(&clients, &progress), &d, &plan, b"zip").await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(fake.calls().len(), 1, "one look, no polling");
+        let mut state = converged(&d);
+        state.state = Some(State::Inactive);
+        let check = check(&d.names.function, Some(&state), Some(&d));
+        assert_eq!(check.level, Level::Ok, "{check:?}");
+        assert!(check.detail.contains("Inactive"), "{check:?}");
+    }
+
+    #[tokio::test]
+    async fn tags_lambda_would_not_read_are_an_error_not_an_empty_set() {
+        let fake = FakeAws::new(|_| {
+            Answer::rest_json(
+                200,
+                r#"{"Configuration":{"FunctionName":"f","FunctionArn":"arn:aws:lambda:eu-west-1:1:function:f"},
+                    "TagsError":{"ErrorCode":"AccessDeniedException","Message":"not allowed lambda:ListTags"}}"#,
+            )
+        });
+        let e = observe(&fake.clients(), "f").await;
+        assert!(
+            matches!(&e, Err(e) if e.to_string().contains("needs lambda:ListTags")),
+            "{e:?}"
         );
     }
 

@@ -213,6 +213,11 @@ async fn create(ctx: &Ctx<'_>, d: &Desired) -> Res<String> {
         );
     }
     ctx.mutate("kms:CreateKey", alias)?;
+    // No `Policy`: KMS then attaches its default key policy, the one statement of
+    // policies/key-policy.json (the account administers the key through IAM). A policy given
+    // here must pass KMS's lockout safety check, which needs the caller to be allowed
+    // kms:PutKeyPolicy (CreateKey API reference, `Policy`), a permission deployer.json does not
+    // need to grant otherwise.
     let key = ctx
         .clients
         .kms
@@ -223,7 +228,6 @@ async fn create(ctx: &Ctx<'_>, d: &Desired) -> Res<String> {
         ))
         .key_usage(KeyUsageType::EncryptDecrypt)
         .key_spec(KeySpec::SymmetricDefault)
-        .policy(d.documents.key_policy.to_string())
         .set_tags(Some(tags))
         .send()
         .await
@@ -246,15 +250,30 @@ async fn create_alias(ctx: &Ctx<'_>, d: &Desired, key_arn: &str) -> Res {
         .target_key_id(key_arn)
         .send()
         .await;
-    // An alias that exists already is refused: it points to another key (`up` only gets here
-    // when DescribeKey found no key behind the alias).
+    // `up` gets here when DescribeKey found no key behind the alias, but KMS is eventually
+    // consistent ("The KMS API follows an eventual consistency model", CreateKey API
+    // reference): the alias may have been made a moment ago, for this very key. Look again;
+    // only an alias naming another key is refused.
     if let Err(e) = &result
         && e.as_service_error()
             .is_some_and(|e| matches!(e, CreateAliasError::AlreadyExistsException(_)))
     {
+        let target = observe(ctx.clients, alias).await?;
+        if target
+            .as_ref()
+            .is_some_and(|k| k.arn == key_arn || k.id == key_arn)
+        {
+            return Ok(());
+        }
         return Err(super::ApplyError::Failed {
             what: format!("alias {alias}"),
-            reason: "it exists already and points to another key; delete it (aws kms delete-alias) or pass --kms-key".into(),
+            reason: format!(
+                "it exists already and points to {}, not {key_arn}; delete it (aws kms delete-alias) or pass --kms-key",
+                target.map_or_else(
+                    || "a key this principal cannot describe".to_owned(),
+                    |k| k.arn
+                )
+            ),
         });
     }
     result.named("kms:CreateAlias", alias)?;
@@ -501,25 +520,46 @@ mod tests {
             create.contains(&d.database.arn) && create.contains(TAG_MANAGED_BY),
             "{create}"
         );
+        // Regression (lockout safety check): no key policy is sent, so KMS's default applies and
+        // the caller needs no kms:PutKeyPolicy.
+        assert!(!create.contains(r#""Policy""#), "{create}");
         assert!(fake.calls()[1].body.contains(made));
         assert_eq!(ctx.mutations(), 2);
 
-        // The alias exists and names another key: refused, naming the way out.
-        let fake = FakeAws::new(|c| match c.operation.as_str() {
-            "TrentService.CreateAlias" => {
-                Answer::error_json(400, "AlreadyExistsException", "exists")
-            }
-            _ => Answer::unexpected(),
-        });
-        let clients = fake.clients();
-        let ctx = Ctx::new(&clients, &progress);
+        // The alias exists already. For this key (made a moment ago: aliases are eventually
+        // consistent): done. For another key: refused, naming the way out.
         d.key_pending = false;
         d.key_alias_missing = true;
-        let e = apply(&ctx, &d, &compare(&d)).await;
-        assert!(
-            matches!(&e, Err(e) if e.to_string().contains("--kms-key")),
-            "{e:?}"
-        );
+        for (target, ok) in [
+            (d.key_arn.clone(), true),
+            (
+                "arn:aws:kms:eu-west-1:123456789012:key/other".to_owned(),
+                false,
+            ),
+        ] {
+            let fake = FakeAws::new(move |c| match c.operation.as_str() {
+                "TrentService.CreateAlias" => {
+                    Answer::error_json(400, "AlreadyExistsException", "exists")
+                }
+                "TrentService.DescribeKey" => describe_answer(&target, "Enabled"),
+                _ => Answer::unexpected(),
+            });
+            let clients = fake.clients();
+            let ctx = Ctx::new(&clients, &progress);
+            let result = apply(&ctx, &d, &compare(&d)).await;
+            if ok {
+                assert!(matches!(result, Ok(None)), "{result:?}");
+            } else {
+                assert!(
+                    matches!(&result, Err(e) if e.to_string().contains("--kms-key")),
+                    "{result:?}"
+                );
+            }
+            assert_eq!(
+                fake.operations(),
+                ["TrentService.CreateAlias", "TrentService.DescribeKey"]
+            );
+        }
 
         // Nothing to do: nothing sent.
         d.key_alias_missing = false;
