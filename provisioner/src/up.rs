@@ -105,7 +105,12 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
         return EXIT_OK;
     }
     if !settings.yes {
-        match confirm(&format!("Apply these changes to {changed} resource(s)?")) {
+        let mut question = format!("Apply these changes to {changed} resource(s)?");
+        if !plan.stream.changes.is_empty() {
+            let warnings = crate::resource::activity_stream::warnings(&database);
+            question = format!("Note: {}. {question}", warnings.join("; "));
+        }
+        match confirm(&question) {
             Ok(true) => {}
             Ok(false) => {
                 progress.finish();

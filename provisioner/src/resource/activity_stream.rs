@@ -51,7 +51,29 @@ pub fn compare(d: &Desired) -> Planned<StreamChange> {
         }
         _ => plan.changes.push(StreamChange::Start),
     }
+    if plan.has(StreamChange::Start) {
+        plan.notes.extend(warnings(&d.database));
+    }
     plan
+}
+
+/// What starting the stream does beyond recording, that the person confirming must know.
+pub fn warnings(db: &Database) -> Vec<String> {
+    let mut out = vec![
+        // "If you choose Schedule for the next maintenance window, the database doesn't restart
+        // right away" (User Guide, "Starting a database activity stream"): up applies it
+        // immediately, so RDS restarts the database now.
+        "applied immediately: RDS restarts the database to start it".to_owned(),
+    ];
+    if db.engine.starts_with("oracle") {
+        // "Turning on an activity stream for an Oracle DB instance clears existing audit data.
+        // It also revokes audit trail privileges." (RDS User Guide, same section)
+        out.push(
+            "Oracle: this clears the existing audit data and revokes audit trail privileges"
+                .to_owned(),
+        );
+    }
+    out
 }
 
 fn what(db: &Database) -> String {
@@ -311,6 +333,30 @@ mod tests {
         assert_eq!(
             fake.operations(),
             ["StopActivityStream", "DescribeDBClusters"]
+        );
+    }
+
+    #[test]
+    fn starting_says_it_restarts_the_database_and_on_oracle_clears_the_audit_trail() {
+        let mut d = crate::desired::tests::desired_started();
+        assert!(
+            compare(&d).notes.is_empty(),
+            "a running stream is not restarted"
+        );
+        d.database.stream.status = Status::Stopped;
+        let notes = compare(&d).notes;
+        assert!(
+            notes.iter().any(|n| n.contains("restarts the database")),
+            "{notes:?}"
+        );
+        assert!(!notes.iter().any(|n| n.contains("Oracle")), "{notes:?}");
+        d.database.engine = "oracle-ee".into();
+        let notes = compare(&d).notes;
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("clears the existing audit data")),
+            "{notes:?}"
         );
     }
 

@@ -131,6 +131,21 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
         Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 403 => {
             return Ok(BucketState::Foreign);
         }
+        // A bucket in another region answers 301 (or 400) with its region in the
+        // `x-amz-bucket-region` header (HeadBucket API reference, "BucketRegion").
+        Err(SdkError::ServiceError(e))
+            if matches!(e.raw().status().as_u16(), 301 | 400)
+                && e.raw().headers().get("x-amz-bucket-region").is_some() =>
+        {
+            let region = e.raw().headers().get("x-amz-bucket-region").unwrap_or("?");
+            return Err(AwsError::invalid(
+                "s3:ListBucket",
+                &what,
+                format!(
+                    "the bucket is in {region}, not the region in use: pass --region {region}, or choose a bucket of this region with --bucket"
+                ),
+            ));
+        }
         Err(e) => return Err(AwsError::new("s3:ListBucket", &what, e)),
     }
     let s3 = &clients.s3;
@@ -592,6 +607,14 @@ pub(crate) mod tests {
         assert_eq!(
             observe(&fake.clients(), "b").await.ok(),
             Some(BucketState::Foreign)
+        );
+        // Another region's bucket: named, with the flag that fixes it.
+        let fake =
+            FakeAws::new(|_| Answer::xml(301, "").with_header("x-amz-bucket-region", "us-west-2"));
+        let e = observe(&fake.clients(), "b").await;
+        assert!(
+            matches!(&e, Err(e) if e.to_string().contains("pass --region us-west-2")),
+            "{e:?}"
         );
 
         // Present: sub-resources that are not configured answer with their documented codes.

@@ -105,6 +105,12 @@ impl Answer {
         )
     }
 
+    /// The answer with one more header.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
     /// A call the test did not expect: answered 501, and the test's assertion on the calls
     /// names it.
     pub fn unexpected() -> Self {
