@@ -1,5 +1,5 @@
-//! CloudWatch's view of the pipeline, for `status`: the Kinesis iterator age against the 24 h
-//! retention, Firehose processing and delivery success, the function's errors and throttles.
+//! CloudWatch's view of the pipeline, for `status`: how far Firehose's read of the activity
+//! stream is behind, against the 24 h retention, Firehose processing and delivery success, the function's errors and throttles.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -17,75 +17,87 @@ fn check(name: &'static str, level: Level, detail: impl Into<String>) -> Check {
     Check::new(name, level, detail)
 }
 
-/// CloudWatch: iterator age against the 24 h retention, Firehose processing and delivery, Lambda
-/// errors and throttles. No data is UNKNOWN, not a failure (metrics arrive every 1-5 minutes).
+/// The queries: (id, namespace, metric, dimension, statistic).
+type Query = (
+    &'static str,
+    &'static str,
+    &'static str,
+    (&'static str, String),
+    &'static str,
+);
+
+/// What `status` asks CloudWatch. The read lag is Firehose's own (`KinesisMillisBehindLatest`
+/// of the delivery stream: "the number of milliseconds that the last read record is behind the
+/// newest record in the Kinesis data stream", Firehose Developer Guide, "Monitoring with
+/// CloudWatch metrics"), not the stream-wide `GetRecords.IteratorAgeMilliseconds`, which any
+/// other reader (`das-setup tail --since 12h`) drives up.
+fn queries(delivery: &str, function: &str) -> [Query; 5] {
+    let firehose = || ("DeliveryStreamName", delivery.to_owned());
+    let lambda = || ("FunctionName", function.to_owned());
+    [
+        (
+            "iterator",
+            "AWS/Firehose",
+            "KinesisMillisBehindLatest",
+            firehose(),
+            "Maximum",
+        ),
+        (
+            "processing",
+            "AWS/Firehose",
+            "ExecuteProcessing.Success",
+            firehose(),
+            "Average",
+        ),
+        (
+            "delivery",
+            "AWS/Firehose",
+            "DeliveryToS3.Success",
+            firehose(),
+            "Average",
+        ),
+        ("errors", "AWS/Lambda", "Errors", lambda(), "Sum"),
+        ("throttles", "AWS/Lambda", "Throttles", lambda(), "Sum"),
+    ]
+}
+
+/// CloudWatch: how far Firehose's read of the activity stream is behind, against the 24 h
+/// retention; Firehose processing and delivery; Lambda errors and throttles. No data is
+/// UNKNOWN, not a failure (metrics arrive every 1-5 minutes).
 pub async fn checks(
     clients: &Clients,
-    stream: &str,
     delivery: &str,
     function: &str,
     since: Duration,
 ) -> Vec<Check> {
-    let query = |id: &str, namespace: &str, metric: &str, dim: (&str, &str), stat: &str| {
-        MetricDataQuery::builder()
-            .id(id)
-            .metric_stat(
-                MetricStat::builder()
-                    .metric(
-                        Metric::builder()
-                            .namespace(namespace)
-                            .metric_name(metric)
-                            .dimensions(Dimension::builder().name(dim.0).value(dim.1).build())
-                            .build(),
-                    )
-                    .period(300)
-                    .stat(stat)
-                    .build(),
-            )
-            .build()
-    };
     let now = SystemTime::now();
     let start = now - since;
-    let result = clients
+    let mut request = clients
         .cloudwatch
         .get_metric_data()
         .start_time(start.into())
-        .end_time(now.into())
-        .metric_data_queries(query(
-            "iterator",
-            "AWS/Kinesis",
-            "GetRecords.IteratorAgeMilliseconds",
-            ("StreamName", stream),
-            "Maximum",
-        ))
-        .metric_data_queries(query(
-            "processing",
-            "AWS/Firehose",
-            "ExecuteProcessing.Success",
-            ("DeliveryStreamName", delivery),
-            "Average",
-        ))
-        .metric_data_queries(query(
-            "delivery",
-            "AWS/Firehose",
-            "DeliveryToS3.Success",
-            ("DeliveryStreamName", delivery),
-            "Average",
-        ))
-        .metric_data_queries(query(
-            "errors",
-            "AWS/Lambda",
-            "Errors",
-            ("FunctionName", function),
-            "Sum",
-        ))
-        .metric_data_queries(query(
-            "throttles",
-            "AWS/Lambda",
-            "Throttles",
-            ("FunctionName", function),
-            "Sum",
-        ))
+        .end_time(now.into());
+    for (id, namespace, metric, (name, value), stat) in queries(delivery, function) {
+        request = request.metric_data_queries(
+            MetricDataQuery::builder()
+                .id(id)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(namespace)
+                                .metric_name(metric)
+                                .dimensions(Dimension::builder().name(name).value(value).build())
+                                .build(),
+                        )
+                        .period(300)
+                        .stat(stat)
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    let result = request
         .send()
         .await
         .named("cloudwatch:GetMetricData", "the pipeline's metrics");
@@ -116,7 +128,7 @@ pub async fn checks(
             Some(ms) => {
                 let age = Duration::from_millis(ms.max(0.0) as u64);
                 let text = format!(
-                    "oldest unread record {} old (Kinesis keeps 24 h)",
+                    "Firehose reads the activity stream {} behind its newest record (Kinesis keeps 24 h)",
                     crate::progress::seconds(age)
                 );
                 if age >= ITERATOR_AGE_FAIL {
@@ -170,4 +182,28 @@ pub async fn checks(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_lag_is_the_delivery_streams_not_the_streams() {
+        // Regression: the stream-wide iterator age made `status` FAIL whenever another reader
+        // (`tail --since 12h`) read old records.
+        let q = queries("das-setup-demo", "das-setup-demo");
+        let (id, namespace, metric, (dimension, value), _) = &q[0];
+        assert_eq!(
+            (*id, *namespace, *metric, *dimension, value.as_str()),
+            (
+                "iterator",
+                "AWS/Firehose",
+                "KinesisMillisBehindLatest",
+                "DeliveryStreamName",
+                "das-setup-demo"
+            )
+        );
+        assert!(q.iter().all(|(_, ns, ..)| *ns != "AWS/Kinesis"));
+    }
 }

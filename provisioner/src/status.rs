@@ -295,16 +295,7 @@ async fn checks(
     if matches!(o.bucket, BucketState::Present(_)) {
         out.extend(freshness(clients, &o.bucket_name, &prefix, since, retention).await?);
     }
-    out.extend(
-        metrics::checks(
-            clients,
-            &stream_name,
-            &names.delivery_stream,
-            &names.function,
-            since,
-        )
-        .await,
-    );
+    out.extend(metrics::checks(clients, &names.delivery_stream, &names.function, since).await);
     Ok((out, true))
 }
 
