@@ -7,7 +7,10 @@
 //! Exit codes: 0 (also on Ctrl-C), 1 a read or decryption infrastructure failure, 2 refused
 //! (bad flags, database unknown, stream not started).
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesis::types::{ChildShard, ShardIteratorType};
 
 use das_processor::aws::KmsKeys;
 use das_processor::config::{Config, var};
@@ -117,26 +120,39 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
         .named("kinesis:ListShards", &stream)
         .map_err(|e| Failure::Refused(e.into()))?;
 
-    use aws_sdk_kinesis::types::ShardIteratorType;
+    let open = |shard: String, kind: ShardIteratorType| {
+        let clients = &clients;
+        let stream = &stream;
+        async move {
+            let mut request = clients
+                .kinesis
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(shard)
+                .shard_iterator_type(kind.clone());
+            if kind == ShardIteratorType::AtTimestamp
+                && let Some(back) = since
+            {
+                request = request.timestamp((SystemTime::now() - back).into());
+            }
+            let out = request
+                .send()
+                .await
+                .named("kinesis:GetShardIterator", stream)
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            Ok::<_, Failure>(out.shard_iterator().map(str::to_owned))
+        }
+    };
+    let start = if since.is_some() {
+        ShardIteratorType::AtTimestamp
+    } else {
+        ShardIteratorType::Latest
+    };
+    let mut known = HashSet::new();
     let mut iterators = Vec::new();
     for shard in shards.shards() {
-        let mut request = clients
-            .kinesis
-            .get_shard_iterator()
-            .stream_name(&stream)
-            .shard_id(shard.shard_id());
-        request = match since {
-            None => request.shard_iterator_type(ShardIteratorType::Latest),
-            Some(back) => request
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp((SystemTime::now() - back).into()),
-        };
-        let out = request
-            .send()
-            .await
-            .named("kinesis:GetShardIterator", &stream)
-            .map_err(|e| Failure::Failed(e.to_string()))?;
-        iterators.push(out.shard_iterator().map(str::to_owned));
+        known.insert(shard.shard_id().to_owned());
+        iterators.push(open(shard.shard_id().to_owned(), start.clone()).await?);
     }
     crate::errln!(
         "das-setup tail: {} {}, {} shard(s) of {stream}, from {}{}",
@@ -157,6 +173,7 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
     let json_out = global.output == OutputFormat::Json;
     loop {
         let mut caught_up = true;
+        let mut children = Vec::new();
         for iterator in &mut iterators {
             let Some(current) = iterator.clone() else {
                 continue;
@@ -171,6 +188,12 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
                 .named("kinesis:GetRecords", &stream)
                 .map_err(|e| Failure::Failed(e.to_string()))?;
             *iterator = out.next_shard_iterator().map(str::to_owned);
+            if iterator.is_none() {
+                // The shard was closed: RDS scales the stream ("Aurora scales the Kinesis stream
+                // if necessary"), and its records go on in the child shards, which GetRecords
+                // names at the end of the parent (GetRecords API reference, ChildShards).
+                children.extend(new_children(&mut known, out.child_shards()));
+            }
             if out.millis_behind_latest().unwrap_or(0) > 0 {
                 caught_up = false;
             }
@@ -201,11 +224,26 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
                 }
             }
         }
+        for child in children {
+            // From the child's first record: everything after the parent's last.
+            iterators.push(open(child, ShardIteratorType::TrimHorizon).await?);
+            caught_up = false;
+        }
         if iterators.iter().all(Option::is_none) || (!settings.follow && caught_up) {
             return Ok(());
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The child shards not read yet (a shard listed at the start, or the child of two merged
+/// parents, is read once).
+fn new_children(known: &mut HashSet<String>, children: &[ChildShard]) -> Vec<String> {
+    children
+        .iter()
+        .filter(|c| known.insert(c.shard_id().to_owned()))
+        .map(|c| c.shard_id().to_owned())
+        .collect()
 }
 
 fn print_lines(ndjson: &[u8], json_out: bool) {
@@ -255,6 +293,37 @@ pub fn event_line(event: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_closed_shards_children_are_read_once() {
+        let child = |id: &str| {
+            ChildShard::builder()
+                .shard_id(id)
+                .set_parent_shards(Some(vec!["shardId-000000000000".into()]))
+                .hash_key_range(
+                    aws_sdk_kinesis::types::HashKeyRange::builder()
+                        .starting_hash_key("0")
+                        .ending_hash_key("1")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        let mut known: HashSet<String> = [
+            "shardId-000000000000".to_owned(),
+            "shardId-000000000002".to_owned(),
+        ]
+        .into();
+        // A split: two children, one of them already listed at the start.
+        let new = new_children(
+            &mut known,
+            &[child("shardId-000000000001"), child("shardId-000000000002")],
+        );
+        assert_eq!(new, ["shardId-000000000001"]);
+        // A merge names the same child at the end of both parents: read once.
+        assert!(new_children(&mut known, &[child("shardId-000000000001")]).is_empty());
+    }
 
     #[test]
     fn one_readable_line_per_event() {
