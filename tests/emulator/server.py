@@ -3,7 +3,7 @@ A test double of AWS, documented as one (README.md beside this file).
 
   tests/emulator/python tests/emulator/server.py [-H 127.0.0.1] [-p 4566]
       [--activity-stream-delay 3] [--trickle 3] [--heartbeat 5] [--buffer-interval-cap 2]
-      [--log-dir DIR] [--enforce-iam]
+      [--log-dir DIR] [--enforce-iam] [--iam-propagation-delay 0]
 
 Use tests/emulator/start and tests/emulator/stop rather than running this directly.
 """
@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dasemu import activity_streams, iam_enforcement, moto_fixes  # noqa: E402
+from dasemu import activity_streams, iam_enforcement, iam_propagation, moto_fixes  # noqa: E402
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
@@ -45,6 +45,10 @@ def main(argv):
                         default=os.environ.get("DASEMU_ENFORCE_IAM") == "1",
                         help="check every request not signed by a root key (testing, dasemu) against "
                              "its IAM policies (dasemu/iam_enforcement.py)")
+    parser.add_argument("--iam-propagation-delay", type=float,
+                        default=env_float("DASEMU_IAM_PROPAGATION_DELAY", 0),
+                        help="seconds a new role cannot be assumed by Lambda or Firehose, answered "
+                             "with their documented errors (dasemu/iam_propagation.py; default 0)")
     args = parser.parse_args(argv)
     os.makedirs(args.log_dir, exist_ok=True)
     os.environ.setdefault("MOTO_PORT", str(args.port))
@@ -54,6 +58,7 @@ def main(argv):
     activity_streams.install(args.activity_stream_delay, producer)
     moto_fixes.install()
     iam_enforcement.install(args.enforce_iam)
+    iam_propagation.install(args.iam_propagation_delay)
     runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

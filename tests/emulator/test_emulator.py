@@ -528,3 +528,38 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IamPropagationTest(AwsAssertions, unittest.TestCase):
+    """`--iam-propagation-delay` (dasemu/iam_propagation.py): a role younger than the delay cannot
+    be assumed by Lambda or Firehose, with the services' own errors; older, it can."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator.start("--trickle", "0", "--iam-propagation-delay", "2")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def test_a_new_role_is_refused_with_the_documented_errors_until_it_has_propagated(self):
+        from botocore.exceptions import ClientError
+
+        iam, lam, fh = (self.emu.client(s) for s in ("iam", "lambda", "firehose"))
+        role = iam.create_role(RoleName="young", AssumeRolePolicyDocument=trust("lambda.amazonaws.com"))["Role"]["Arn"]
+        create = dict(FunctionName="young", Runtime="provided.al2023", Handler="bootstrap", Role=role,
+                      Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+        with self.assertRaises(ClientError) as refused:
+            lam.create_function(**create)
+        self.assertEqual(refused.exception.response["Error"]["Code"], "InvalidParameterValueException")
+        self.assertIn("cannot be assumed by Lambda", refused.exception.response["Error"]["Message"])
+        with self.assertRaises(ClientError) as refused:
+            fh.create_delivery_stream(
+                DeliveryStreamName="young", DeliveryStreamType="KinesisStreamAsSource",
+                KinesisStreamSourceConfiguration={
+                    "KinesisStreamARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/s", "RoleARN": role},
+                ExtendedS3DestinationConfiguration={"RoleARN": role, "BucketARN": "arn:aws:s3:::b"})
+        self.assertEqual(refused.exception.response["Error"]["Code"], "InvalidArgumentException")
+        self.assertIn(f"Firehose is unable to assume role {role}", refused.exception.response["Error"]["Message"])
+        time.sleep(2.2)
+        self.assertEqual(lam.create_function(**create)["FunctionName"], "young")

@@ -319,3 +319,36 @@ class UpTest(EmulatorCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IamPropagationTest(EmulatorCase):
+    """`up` against an emulator where a new role cannot be assumed by Lambda or Firehose for a few
+    seconds (dasemu/iam_propagation.py: AWS's documented eventual consistency, answered with the
+    services' errors), so the retry runs end to end."""
+
+    DELAY = 4
+    EMULATOR_OPTIONS = ("--activity-stream-delay", "1", "--trickle", "0", "--heartbeat", "2",
+                        "--buffer-interval-cap", "1", "--iam-propagation-delay", str(DELAY))
+
+    def test_up_waits_for_iam_to_reach_lambda_and_counts_each_change_once(self):
+        self.emu.cluster("prop")
+        before = len(self.emu.calls(app="das-setup"))
+        done = self.run_setup("up", "--arch", "x86_64", "--lambda-zip", self.zip, "--cluster", "prop",
+                              "--yes", "--output", "json")
+        self.assertEqual(done.returncode, 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+        self.assertIn("waiting for IAM to reach", done.stderr)
+        calls = self.emu.calls(app="das-setup")[before:]
+        creates = [c for c in calls if c["op"] == "POST /2015-03-31/functions"]
+        streams = [c for c in calls if c["op"] == "CreateDeliveryStream"]
+        self.assertGreater(len(creates), 1, "CreateFunction was retried while IAM propagated")
+        self.assertEqual([c["status"] for c in creates][-1], 201)
+        self.assertTrue(all(c["status"] == 400 for c in creates[:-1]), creates)
+        # (Firehose's role is usually older than the delay by the time the delivery stream is
+        # made; its retry is counted when it happens.)
+        retries = len(creates) - 1 + max(len(streams) - 1, 0)
+        mutating = [c for c in calls if c["mutating"]]
+        report = json.loads(done.stdout)
+        # Each change is counted once, however often IAM made it wait.
+        self.assertEqual(report["mutatingCalls"], len(mutating) - retries)
+        fh = self.emu.client("firehose").describe_delivery_stream(DeliveryStreamName="das-setup-prop")
+        self.assertEqual(fh["DeliveryStreamDescription"]["DeliveryStreamStatus"], "ACTIVE")
