@@ -71,6 +71,13 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
             )),
         );
     }
+    if let Some(why) = crate::resource::bucket::unwritable(&observed.bucket) {
+        return report_refusal(
+            json_out,
+            &progress,
+            &refuse(format!("bucket {}: {why}", desired.bucket)),
+        );
+    }
     let plan = plan::diff(&desired, &observed);
     let header = format!(
         "das-setup up: {} {} ({}, {}) in {}, account {}",

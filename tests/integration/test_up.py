@@ -283,6 +283,19 @@ class UpTest(EmulatorCase):
         self.assertEqual(key["name"], orphan["Arn"])
         self.assertEqual(key["changes"], ["alias for the key an interrupted run created"])
 
+    def test_a_bucket_encrypted_with_a_customer_kms_key_is_refused_before_any_change(self):
+        # Neither role may use the bucket's key, so every write would be refused (issue 16, 3).
+        self.emu.cluster("sse")
+        key = self.emu.client("kms").create_key()["KeyMetadata"]["Arn"]
+        s3 = self.emu.client("s3")
+        s3.create_bucket(Bucket="their-sse-kms-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_bucket_encryption(Bucket="their-sse-kms-bucket", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+        _, err, mutating, _ = self.up("--cluster", "sse", "--bucket", "their-sse-kms-bucket", "--yes", expect=2)
+        self.assertEqual(mutating, [])
+        self.assertIn(f"SSE-KMS with key {key}", err)
+        self.assertIn("--bucket", err)
+
     def test_an_instance_stream_uses_the_instance_context(self):
         rds = self.emu.client("rds")
         rds.create_db_instance(DBInstanceIdentifier="ora", Engine="oracle-ee", DBInstanceClass="db.r6i.large",

@@ -46,6 +46,8 @@ pub struct BucketSettings {
     pub ownership: Option<ObjectOwnership>,
     /// The default encryption algorithm.
     pub encryption: Option<ServerSideEncryption>,
+    /// The KMS key of SSE-KMS default encryption (`None`: none named, S3 uses `aws/s3`).
+    pub encryption_key: Option<String>,
     pub policy: Option<Value>,
     pub versioning: Option<BucketVersioningStatus>,
     /// das-setup's rule, if present.
@@ -203,15 +205,16 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
     let ownership = ownership?
         .and_then(|o| o.ownership_controls)
         .and_then(|c| c.rules.first().map(|r| r.object_ownership.clone()));
-    let encryption = encryption?
+    let default = encryption?
         .and_then(|o| o.server_side_encryption_configuration)
         .and_then(|c| {
-            c.rules.first().and_then(|r| {
-                r.apply_server_side_encryption_by_default
-                    .as_ref()
-                    .map(|d| d.sse_algorithm.clone())
-            })
+            c.rules
+                .into_iter()
+                .next()
+                .and_then(|r| r.apply_server_side_encryption_by_default)
         });
+    let encryption = default.as_ref().map(|d| d.sse_algorithm.clone());
+    let encryption_key = default.and_then(|d| d.kms_master_key_id);
     let policy = policy?
         .and_then(|o| o.policy)
         .and_then(|p| policy_document(&p));
@@ -242,12 +245,35 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
         public_access_blocked,
         ownership,
         encryption,
+        encryption_key,
         policy,
         versioning,
         retention_rule,
         other_rules,
         tags,
     })))
+}
+
+/// Why the processor and Firehose could not write to this bucket, if they could not: its
+/// default encryption is SSE-KMS under a customer-managed key. S3 then calls KMS for each
+/// write with the writer's permissions (`kms:GenerateDataKey`, and `kms:Decrypt` for the
+/// multipart uploads Firehose makes: Firehose Developer Guide, "Grant Firehose access to an
+/// Amazon S3 destination"), which das-setup's roles do not hold. The AWS-managed `aws/s3` key
+/// (no key named, or `alias/aws/s3`) grants them through its key policy.
+pub fn unwritable(state: &BucketState) -> Option<String> {
+    let BucketState::Present(b) = state else {
+        return None;
+    };
+    let key = b.encryption_key.as_deref()?;
+    let kms = matches!(
+        b.encryption,
+        Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+    );
+    (kms && !key.ends_with("alias/aws/s3")).then(|| {
+        format!(
+            "its default encryption is SSE-KMS with key {key}, which the processor and Firehose roles may not use, so every write would be refused; choose another --bucket, or set the bucket's default encryption to SSE-S3 or the aws/s3 key"
+        )
+    })
 }
 
 pub fn compare(d: &Desired, state: &BucketState) -> Planned<BucketChange> {
@@ -582,6 +608,7 @@ pub(crate) mod tests {
             public_access_blocked: true,
             ownership: Some(ObjectOwnership::BucketOwnerEnforced),
             encryption: Some(ServerSideEncryption::Aes256),
+            encryption_key: None,
             policy: Some(d.documents.bucket_policy.clone()),
             versioning: Some(BucketVersioningStatus::Enabled),
             retention_rule: Some(retention_rule(d.retention_days)),
@@ -632,7 +659,7 @@ pub(crate) mod tests {
             } else if op.contains("encryption") {
                 Answer::xml(
                     200,
-                    "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>",
+                    "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>arn:aws:kms:eu-west-1:1:key/c</KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>",
                 )
             } else if op.contains("policy") {
                 Answer::error_s3(404, "NoSuchBucketPolicy", "none")
@@ -658,6 +685,10 @@ pub(crate) mod tests {
         assert!(!b.public_access_blocked);
         assert_eq!(b.ownership, Some(ObjectOwnership::BucketOwnerEnforced));
         assert_eq!(b.encryption, Some(ServerSideEncryption::AwsKms));
+        assert_eq!(
+            b.encryption_key.as_deref(),
+            Some("arn:aws:kms:eu-west-1:1:key/c")
+        );
         assert_eq!(b.policy, None);
         assert_eq!(b.versioning, Some(BucketVersioningStatus::Enabled));
         assert_eq!((b.retention_rule, b.other_rules.len()), (None, 1));
@@ -785,6 +816,31 @@ pub(crate) mod tests {
             "{e:?}"
         );
         assert_eq!(fake.calls().len(), 1);
+    }
+
+    #[test]
+    fn a_bucket_under_a_customer_key_is_unwritable_and_aws_s3_is_not() {
+        let d = crate::desired::tests::desired_started();
+        let with = |algorithm, key: Option<&str>| {
+            let BucketState::Present(mut b) = converged(&d) else {
+                unreachable!()
+            };
+            b.encryption = Some(algorithm);
+            b.encryption_key = key.map(str::to_owned);
+            BucketState::Present(b)
+        };
+        let customer = with(
+            ServerSideEncryption::AwsKms,
+            Some("arn:aws:kms:eu-west-1:123456789012:key/c"),
+        );
+        assert!(unwritable(&customer).is_some_and(|why| why.contains("key/c")));
+        assert_eq!(unwritable(&with(ServerSideEncryption::AwsKms, None)), None);
+        assert_eq!(
+            unwritable(&with(ServerSideEncryption::AwsKms, Some("alias/aws/s3"))),
+            None
+        );
+        assert_eq!(unwritable(&converged(&d)), None);
+        assert_eq!(unwritable(&BucketState::Missing), None);
     }
 
     #[tokio::test]
