@@ -26,9 +26,10 @@ use crate::metrics;
 use crate::naming::{Names, TargetRef};
 use crate::policy::PolicyError;
 use crate::resource::bucket::{self, BucketState};
+use crate::resource::key::{self, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
-use crate::resource::{Check, Level, Resource, activity_stream, delivery_stream, function, key};
+use crate::resource::{Check, Level, Resource, activity_stream, delivery_stream, function};
 use crate::session::{self, Refusal, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, StatusSettings, UpSettings};
 use crate::stored;
@@ -199,21 +200,17 @@ async fn kinesis(clients: &Clients, name: &str) -> Result<(Check, Option<Duratio
 }
 
 /// The check of each resource, in the vocabulary's order.
-async fn resource_checks(
-    clients: &Clients,
+fn resource_checks(
     db: &Database,
+    stream_key: Option<&KeyState>,
     names: &Names,
     o: &Deployment,
     want: Option<&Desired>,
-) -> Result<Vec<Check>, Refusal> {
-    let stream_key = match &db.stream.kms_key {
-        Some(k) => key::observe(clients, k).await?,
-        None => None,
-    };
-    Ok(Resource::ALL
+) -> Vec<Check> {
+    Resource::ALL
         .into_iter()
         .map(|resource| match resource {
-            Resource::Key => key::check(db.stream.kms_key.as_deref(), stream_key.as_ref()),
+            Resource::Key => key::check(db.stream.kms_key.as_deref(), stream_key),
             Resource::ActivityStream => activity_stream::check(db),
             Resource::Bucket => bucket::check(&o.bucket_name, &o.bucket, want),
             Resource::ProcessorRole => role::check(
@@ -237,7 +234,7 @@ async fn resource_checks(
                 delivery_stream::check(&names.delivery_stream, o.delivery.as_ref(), want)
             }
         })
-        .collect())
+        .collect()
 }
 
 async fn checks(
@@ -269,17 +266,19 @@ async fn checks(
     };
     // What `up` would set, to compare with (when the stream's key is known).
     let prefix = o.prefix();
-    let want = match db.stream.kms_key.as_deref() {
-        Some(key) => match key::observe(clients, key).await? {
-            Some(k) => Some(
-                desired_for(target, identity, db, &o.bucket_name, &prefix, &k.arn)
-                    .map_err(|e| refuse(e.to_string()))?,
-            ),
-            None => None,
-        },
+    // The stream's key, read once: its own check, and the policies `up` would render.
+    let stream_key = match db.stream.kms_key.as_deref() {
+        Some(key) => key::observe(clients, key).await?,
         None => None,
     };
-    let mut out = resource_checks(clients, db, &names, &o, want.as_ref()).await?;
+    let want = match &stream_key {
+        Some(k) => Some(
+            desired_for(target, identity, db, &o.bucket_name, &prefix, &k.arn)
+                .map_err(|e| refuse(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut out = resource_checks(db, stream_key.as_ref(), &names, &o, want.as_ref());
     // The stream's retention bounds how late a record can reach Firehose (24 h unless changed).
     let mut retention = Duration::from_secs(24 * 3600);
     let stream_name = db.stream_name();
