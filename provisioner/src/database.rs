@@ -18,11 +18,28 @@ pub struct Database {
     /// `cluster-...` / `db-...`: names the Kinesis stream and the KMS encryption context.
     pub resource_id: String,
     pub engine: String,
+    /// `EngineVersion`, e.g. `16.4` or `8.0.mysql_aurora.3.08.0`.
+    pub engine_version: String,
     /// `available`, `creating` ... (a free string in the RDS API).
     pub status: String,
-    /// Instances in the cluster (1 for an instance).
-    pub members: usize,
+    /// The DB instances: the cluster's members, or the instance itself.
+    pub members: Vec<String>,
+    /// What makes a database a shape activity streams do not support (the preflight reads it).
+    pub shape: Shape,
     pub stream: StreamState,
+}
+
+/// The parts of the description that decide whether activity streams are supported at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// A cluster's `EngineMode`: `provisioned`, `serverless` (Aurora Serverless v1) ...
+    pub engine_mode: Option<String>,
+    /// An instance's `DBInstanceClass` (a cluster's are its members').
+    pub instance_class: Option<String>,
+    /// An instance's `ReadReplicaSourceDBInstanceIdentifier`: it is a read replica.
+    pub replica_of: Option<String>,
+    /// A cluster's `DBClusterParameterGroup` (Babelfish is turned on there).
+    pub parameter_group: Option<String>,
 }
 
 /// The activity stream part of `DescribeDBClusters` / `DescribeDBInstances`.
@@ -101,8 +118,19 @@ pub async fn observe(clients: &Clients, target: &TargetRef) -> Result<Option<Dat
                     "DbClusterResourceId",
                 )?,
                 engine: c.engine().unwrap_or_default().to_owned(),
+                engine_version: c.engine_version().unwrap_or_default().to_owned(),
                 status: c.status().unwrap_or_default().to_owned(),
-                members: c.db_cluster_members().len(),
+                members: c
+                    .db_cluster_members()
+                    .iter()
+                    .filter_map(|m| m.db_instance_identifier().map(str::to_owned))
+                    .collect(),
+                shape: Shape {
+                    engine_mode: c.engine_mode().map(str::to_owned),
+                    instance_class: None,
+                    replica_of: None,
+                    parameter_group: c.db_cluster_parameter_group().map(str::to_owned),
+                },
                 stream: StreamState {
                     status: c
                         .activity_stream_status()
@@ -135,8 +163,17 @@ pub async fn observe(clients: &Clients, target: &TargetRef) -> Result<Option<Dat
                 arn: required_str(i.db_instance_arn(), ACTION, &what, "DBInstanceArn")?,
                 resource_id: required_str(i.dbi_resource_id(), ACTION, &what, "DbiResourceId")?,
                 engine: i.engine().unwrap_or_default().to_owned(),
+                engine_version: i.engine_version().unwrap_or_default().to_owned(),
                 status: i.db_instance_status().unwrap_or_default().to_owned(),
-                members: 1,
+                members: vec![target.id.clone()],
+                shape: Shape {
+                    engine_mode: None,
+                    instance_class: i.db_instance_class().map(str::to_owned),
+                    replica_of: i
+                        .read_replica_source_db_instance_identifier()
+                        .map(str::to_owned),
+                    parameter_group: None,
+                },
                 stream: StreamState {
                     status: i
                         .activity_stream_status()

@@ -144,6 +144,8 @@ pub struct Desired {
     pub key_pending: bool,
     /// The key exists but its alias does not (an interrupted `up`): `up` creates the alias.
     pub key_alias_missing: bool,
+    /// What the preflight could not confirm about support (`preflight::check`), for the plan.
+    pub support_notes: Vec<String>,
     pub bucket: String,
     pub prefix: String,
     pub retention_days: Option<u32>,
@@ -257,6 +259,7 @@ impl Desired {
             key_arn,
             key_pending,
             key_alias_missing: false,
+            support_notes: Vec::new(),
             bucket,
             prefix: settings.prefix.clone(),
             retention_days: settings.retention_days,
@@ -304,8 +307,10 @@ pub(crate) mod tests {
             arn: "arn:aws:rds:eu-west-1:123456789012:cluster:demo".into(),
             resource_id: "cluster-ABCDEFGHIJKL".into(),
             engine: "aurora-postgresql".into(),
+            engine_version: "16.4".into(),
             status: "available".into(),
-            members: 1,
+            members: vec!["demo-1".into()],
+            shape: crate::database::Shape::default(),
             stream: StreamState::default(),
         }
     }

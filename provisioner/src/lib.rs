@@ -51,6 +51,7 @@ pub mod naming;
 pub mod package;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod progress;
 pub mod resource;
 pub mod session;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::aws::Clients;
-use crate::cli::{GlobalArgs, OutputFormat, StreamMode, UpArgs};
+use crate::cli::{GlobalArgs, OutputFormat, UpArgs};
 use crate::database::Database;
-use crate::desired::{Desired, Identity, arch_name, stream_mode};
-use crate::naming::{Names, TargetKind};
+use crate::desired::{Desired, Identity, arch_name};
+use crate::naming::Names;
 use crate::package;
 use crate::plan::{self, Plan};
 use crate::progress::{Progress, seconds};
@@ -188,7 +188,7 @@ async fn prepare(
             kind_word(target.kind)
         ))
     })?;
-    check_database(&database, settings.mode)?;
+    let support_notes = crate::preflight::check(clients, &database, settings.mode).await?;
     let key = resolve_key(clients, settings, &database, &identity).await?;
     drop(step);
 
@@ -208,63 +208,13 @@ async fn prepare(
     )
     .map_err(|e| refuse(e.to_string()))?;
     desired.key_alias_missing = alias_missing;
+    desired.support_notes = support_notes;
     Ok(Prepared {
         identity,
         database,
         desired,
         zip,
     })
-}
-
-/// Engines and modes with activity streams, per the RDS documentation.
-fn check_database(db: &Database, mode: StreamMode) -> Result<(), Refusal> {
-    let engine = db.engine.as_str();
-    let supported = match db.kind {
-        TargetKind::Cluster => engine == "aurora-postgresql" || engine == "aurora-mysql",
-        TargetKind::Instance => engine.starts_with("oracle") || engine.starts_with("sqlserver"),
-    };
-    if !supported {
-        let hint = match db.kind {
-            TargetKind::Cluster => {
-                "activity streams exist for Aurora PostgreSQL and Aurora MySQL clusters, and for RDS for Oracle and SQL Server instances (--instance)"
-            }
-            TargetKind::Instance => {
-                "instance streams exist for RDS for Oracle and SQL Server; for Aurora, pass the cluster with --cluster"
-            }
-        };
-        return Err(refuse(format!(
-            "{} {} runs {engine:?}: {hint}",
-            kind_word(db.kind),
-            db.id
-        )));
-    }
-    if mode == StreamMode::Sync && engine != "aurora-postgresql" {
-        return Err(refuse(format!(
-            "--mode sync is supported on Aurora PostgreSQL only; {} {} runs {engine}: use --mode async",
-            kind_word(db.kind),
-            db.id
-        )));
-    }
-    if db.kind == TargetKind::Cluster && db.members == 0 {
-        return Err(refuse(format!(
-            "cluster {} has no DB instance: an activity stream needs at least one (add an instance, then run up again)",
-            db.id
-        )));
-    }
-    let stream = &db.stream;
-    if stream.running()
-        && let Some(current) = &stream.mode
-        && *current != stream_mode(mode)
-    {
-        return Err(refuse(format!(
-            "the activity stream of {} {} is already {} in {} mode; changing the mode means stopping it first (das-setup down), which loses nothing stored but pauses auditing",
-            kind_word(db.kind),
-            db.id,
-            stream.status.as_str(),
-            current.as_str()
-        )));
-    }
-    Ok(())
 }
 
 /// Where the activity stream's key stands.
@@ -448,70 +398,4 @@ fn report_refusal(json_out: bool, progress: &Progress, e: &Refusal) -> u8 {
         e,
         json!({"applied": false, "changes": 0}),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::desired::StreamState;
-
-    fn db(kind: TargetKind, engine: &str, members: usize) -> Database {
-        Database {
-            kind,
-            id: "x".into(),
-            arn: "arn:aws:rds:r:1:cluster:x".into(),
-            resource_id: "cluster-X".into(),
-            engine: engine.into(),
-            status: "available".into(),
-            members,
-            stream: StreamState::default(),
-        }
-    }
-
-    #[test]
-    fn unsupported_engines_modes_and_empty_clusters_are_refused_naming_why() {
-        let ok = [
-            (TargetKind::Cluster, "aurora-postgresql", StreamMode::Sync),
-            (TargetKind::Cluster, "aurora-mysql", StreamMode::Async),
-            (TargetKind::Instance, "oracle-ee", StreamMode::Async),
-            (TargetKind::Instance, "sqlserver-se", StreamMode::Async),
-        ];
-        for (kind, engine, mode) in ok {
-            check_database(&db(kind, engine, 1), mode).unwrap();
-        }
-        let refused = [
-            (
-                db(TargetKind::Cluster, "aurora-mysql", 1),
-                StreamMode::Sync,
-                "--mode sync",
-            ),
-            (
-                db(TargetKind::Cluster, "mysql", 1),
-                StreamMode::Async,
-                "runs \"mysql\"",
-            ),
-            (
-                db(TargetKind::Instance, "postgres", 1),
-                StreamMode::Async,
-                "--cluster",
-            ),
-            (
-                db(TargetKind::Cluster, "aurora-postgresql", 0),
-                StreamMode::Async,
-                "no DB instance",
-            ),
-        ];
-        for (d, mode, needle) in refused {
-            let e = check_database(&d, mode).unwrap_err().to_string();
-            assert!(e.contains(needle), "{e}");
-        }
-        let mut started = db(TargetKind::Cluster, "aurora-postgresql", 1);
-        started.stream.status = aws_sdk_rds::types::ActivityStreamStatus::Started;
-        started.stream.mode = Some(aws_sdk_rds::types::ActivityStreamMode::Async);
-        let e = check_database(&started, StreamMode::Sync)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("already started in async mode"), "{e}");
-        check_database(&started, StreamMode::Async).unwrap();
-    }
 }

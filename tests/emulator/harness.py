@@ -128,14 +128,18 @@ class Emulator:
                    AWS_EC2_METADATA_DISABLED="true")
         return env
 
-    def cluster(self, name, engine="aurora-postgresql", instances=1):
-        """An Aurora cluster with its instances, as `das-setup up` finds it."""
+    VERSIONS = {"aurora-postgresql": "15.2", "aurora-mysql": "8.0.mysql_aurora.3.08.0"}
+
+    def cluster(self, name, engine="aurora-postgresql", instances=1, instance_class="db.r6g.large", **kwargs):
+        """An Aurora cluster with its instances, as `das-setup up` finds it: an engine version and
+        an instance class that support activity streams unless told otherwise."""
         rds = self.client("rds")
+        kwargs.setdefault("EngineVersion", self.VERSIONS.get(engine, ""))
         cluster = rds.create_db_cluster(DBClusterIdentifier=name, Engine=engine,
-                                        MasterUsername="admin", MasterUserPassword="password123")
+                                        MasterUsername="admin", MasterUserPassword="password123", **kwargs)
         for i in range(instances):
             rds.create_db_instance(DBInstanceIdentifier=f"{name}-{i + 1}", DBClusterIdentifier=name,
-                                   Engine=engine, DBInstanceClass="db.r6g.large")
+                                   Engine=engine, DBInstanceClass=instance_class)
         return cluster["DBCluster"]
 
 

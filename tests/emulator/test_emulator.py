@@ -96,10 +96,10 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
     def tearDownClass(cls):
         cls.emu.stop()
 
-    def cluster(self, name, engine="aurora-postgresql"):
+    def cluster(self, name, engine="aurora-postgresql", **kwargs):
         return self.rds.create_db_cluster(
             DBClusterIdentifier=name, Engine=engine, MasterUsername="admin",
-            MasterUserPassword="password123",
+            MasterUserPassword="password123", **kwargs,
         )["DBCluster"]
 
     def key(self):
@@ -175,6 +175,46 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         self.rds.start_activity_stream(ResourceArn=mysql["DBClusterArn"], Mode="async", KmsKeyId=key)
         self.assertError("InvalidDBClusterStateFault", self.rds.stop_activity_stream,
                          ResourceArn=mysql["DBClusterArn"])
+
+    def test_supported_configurations_follow_the_user_guides_and_aws_recorded_answers(self):
+        def modes(engine, version, db_class):
+            rows = self.rds.describe_orderable_db_instance_options(
+                Engine=engine, EngineVersion=version, DBInstanceClass=db_class)["OrderableDBInstanceOptions"]
+            self.assertTrue(all(r["DBInstanceClass"] == db_class for r in rows), rows)
+            return sorted({m for r in rows for m in r.get("SupportedActivityStreamModes", [])}) if rows else None
+
+        # Aurora PostgreSQL 15.2: AWS's own rows, as moto recorded them.
+        self.assertEqual(modes("aurora-postgresql", "15.2", "db.r6g.large"), ["async", "sync"])
+        self.assertEqual(modes("aurora-postgresql", "15.2", "db.t4g.medium"), [])
+        self.assertEqual(modes("aurora-postgresql", "15.2", "db.serverless"), [])
+        # The guides' tables elsewhere.
+        self.assertEqual(modes("aurora-mysql", "8.0.mysql_aurora.3.08.0", "db.r6g.large"), ["async"])
+        self.assertEqual(modes("aurora-mysql", "8.0.mysql_aurora.3.08.0", "db.t3.medium"), [])
+        self.assertEqual(modes("aurora-mysql", "5.7.mysql_aurora.2.07.2", "db.r5.large"), [])
+        self.assertEqual(modes("aurora-mysql", "5.7.mysql_aurora.2.11.2", "db.r5.large"), ["async"])
+        self.assertEqual(modes("oracle-ee", "19.0.0.0.ru-2024-01.rur-2024-01.r1", "db.m5.large"), ["async"])
+        self.assertEqual(modes("oracle-ee-cdb", "19.0.0.0.ru-2024-01.rur-2024-01.r1", "db.m5.large"), [])
+        self.assertEqual(modes("sqlserver-se", "15.00.4335.1.v1", "db.x2iedn.xlarge"), ["async"])
+
+        # StartActivityStream refuses them with the guide's message.
+        key = self.key()
+        self.cluster("burst", engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0")
+        self.rds.create_db_instance(DBInstanceIdentifier="burst-1", DBClusterIdentifier="burst",
+                                    Engine="aurora-mysql", DBInstanceClass="db.t3.medium")
+        message = self.assertError("InvalidParameterCombination", self.rds.start_activity_stream,
+                                   ResourceArn=self.describe("burst")["DBClusterArn"], Mode="async",
+                                   KmsKeyId=key, ApplyImmediately=True)
+        self.assertIn("You can't start a database activity stream in this configuration", message)
+        self.assertIn("db.t3.medium", message)
+        primary = self.rds.create_db_instance(
+            DBInstanceIdentifier="ora-primary", Engine="oracle-ee", DBInstanceClass="db.r5.large",
+            MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20)["DBInstance"]
+        replica = self.rds.create_db_instance_read_replica(
+            DBInstanceIdentifier="ora-replica", SourceDBInstanceIdentifier="ora-primary")["DBInstance"]
+        self.assertEqual(replica["ReadReplicaSourceDBInstanceIdentifier"], "ora-primary")
+        self.assertError("InvalidParameterCombination", self.rds.start_activity_stream,
+                         ResourceArn=replica["DBInstanceArn"], Mode="async", KmsKeyId=key, ApplyImmediately=True)
+        self.assertIsNotNone(primary["DBInstanceArn"])
 
     def test_instance_streams_have_their_own_resource_ids(self):
         key = self.key()

@@ -148,6 +148,12 @@ def permissions(call):
             out.append(("iam:TagRole", resource, {}))
         return out
     if service == "rds":
+        if op == "DescribeOrderableDBInstanceOptions":
+            return [(action, "*", {})]  # no resource types (Service Authorization Reference)
+        if op == "DescribeDBClusterParameters":
+            return [(action, arn("rds", f"cluster-pg:{params['DBClusterParameterGroupName']}"), {})]
+        if op == "DescribeDBInstances" and "DBInstanceIdentifier" not in params:
+            return [(action, arn("rds", "db:*"), {})]  # every instance, filtered by cluster
         if "DBClusterIdentifier" in params:
             return [(action, arn("rds", f"cluster:{params['DBClusterIdentifier']}"), {})]
         if "DBInstanceIdentifier" in params:
@@ -249,7 +255,10 @@ def condition_holds(operator, key, expected, context):
 
 class DeployerPolicyTest(EmulatorCase):
     def test_deployer_json_allows_every_call_das_setup_makes_and_nothing_it_does_not_make(self):
-        self.emu.cluster(CLUSTER)
+        # Its own cluster parameter group, so that up reads it (the Babelfish check).
+        self.emu.client("rds").create_db_cluster_parameter_group(
+            DBClusterParameterGroupName="deployer-pg", DBParameterGroupFamily="aurora-postgresql15", Description="d")
+        self.emu.cluster(CLUSTER, DBClusterParameterGroupName="deployer-pg")
         new_code = os.path.join(self.tmp.name, "new.zip")
         with open(new_code, "wb") as f:
             f.write(zip_bootstrap(self.code + b"\0"))  # a different CodeSha256, still an ELF

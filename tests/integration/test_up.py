@@ -315,10 +315,32 @@ class UpTest(EmulatorCase):
         self.emu.cluster("mysql-1", engine="aurora-mysql")
         self.emu.cluster("empty", instances=0)
         self.emu.cluster("epsilon")
+        # Shapes AWS documents as unsupported (preflight.rs cites where).
+        self.emu.cluster("burst", instance_class="db.t4g.medium")
+        self.emu.cluster("mixed", instances=2)
+        self.emu.client("rds").create_db_instance(DBInstanceIdentifier="mixed-3", DBClusterIdentifier="mixed",
+                                                  Engine="aurora-postgresql", DBInstanceClass="db.serverless")
+        self.emu.cluster("old-mysql", engine="aurora-mysql", EngineVersion="5.7.mysql_aurora.2.07.2")
+        self.emu.cluster("sls-v1", engine="aurora-mysql", instances=0, EngineMode="serverless")
+        rds = self.emu.client("rds")
+        rds.create_db_cluster_parameter_group(DBClusterParameterGroupName="bbf", DBParameterGroupFamily="aurora-postgresql15",
+                                              Description="Babelfish on")
+        rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="bbf", Parameters=[
+            {"ParameterName": "rds.babelfish_status", "ParameterValue": "on", "ApplyMethod": "pending-reboot"}])
+        self.emu.cluster("bbf", DBClusterParameterGroupName="bbf")
+        rds.create_db_instance(DBInstanceIdentifier="ora-main", Engine="oracle-ee", DBInstanceClass="db.r5.large",
+                               MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20)
+        rds.create_db_instance_read_replica(DBInstanceIdentifier="ora-copy", SourceDBInstanceIdentifier="ora-main")
         cases = [
             (["--cluster", "nope", "--yes"], "no DB cluster named \"nope\""),
             (["--cluster", "mysql-1", "--mode", "sync", "--yes"], "--mode sync is supported on Aurora PostgreSQL only"),
             (["--cluster", "empty", "--yes"], "has no DB instance"),
+            (["--cluster", "burst", "--yes"], "burstable db.t* classes have none"),
+            (["--cluster", "mixed", "--yes"], "instance mixed-3 is Aurora Serverless v2 (db.serverless)"),
+            (["--cluster", "old-mysql", "--yes"], "5.7.mysql_aurora.2.07.2 on db.r6g.large): RDS supports no activity stream"),
+            (["--cluster", "sls-v1", "--yes"], "is Aurora Serverless v1"),
+            (["--cluster", "bbf", "--yes"], "runs Babelfish (rds.babelfish_status is on in its parameter group bbf)"),
+            (["--instance", "ora-copy", "--yes"], "is a read replica of ora-main: RDS has no activity streams on read replicas"),
             (["--cluster", "epsilon", "--kms-key", "alias/missing", "--yes"], "KMS key alias/missing not found"),
             (["--cluster", "epsilon", "--arch", "arm64", "--yes"], "bootstrap is built for x86_64"),
             (["--cluster", "epsilon"], "pass --yes"),
@@ -328,6 +350,10 @@ class UpTest(EmulatorCase):
             self.assertIn(needle, err, args)
             self.assertIn("Nothing was changed", err, args)
             self.assertEqual(mutating, [], args)
+        # What the person confirming must know is in the plan (issue 16 D).
+        out, _, _, _ = self.up("--cluster", "mysql-1", "--dry-run")
+        self.assertIn("applied immediately: RDS restarts the database", out)
+        self.assertIn("Aurora MySQL: the instances must reach KMS", out)
 
 
 if __name__ == "__main__":

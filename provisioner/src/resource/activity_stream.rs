@@ -53,6 +53,7 @@ pub fn compare(d: &Desired) -> Planned<StreamChange> {
     }
     if plan.has(StreamChange::Start) {
         plan.notes.extend(warnings(&d.database));
+        plan.notes.extend(d.support_notes.iter().cloned());
     }
     plan
 }
@@ -70,6 +71,15 @@ pub fn warnings(db: &Database) -> Vec<String> {
         // It also revokes audit trail privileges." (RDS User Guide, same section)
         out.push(
             "Oracle: this clears the existing audit data and revokes audit trail privileges"
+                .to_owned(),
+        );
+    }
+    if db.engine == "aurora-mysql" {
+        // "Aurora MySQL DB clusters must be able to access AWS KMS endpoints"; without a route
+        // (NAT, or an interface VPC endpoint for KMS) "the activity stream fails" (Aurora User
+        // Guide, "Network prerequisites for Aurora MySQL database activity streams").
+        out.push(
+            "Aurora MySQL: the instances must reach KMS (a NAT route or a com.amazonaws.<region>.kms VPC endpoint), or the stream stops"
                 .to_owned(),
         );
     }

@@ -6,6 +6,8 @@ Modelled on the RDS API reference and ../shared/reference/aws-pipeline.md:
   `stopped` likewise; the status is computed when read, so no thread is needed.
 - Starting creates the Kinesis stream `aws-rds-das-<resource id>` (24 h retention) in moto's
   Kinesis; stopping deletes it.
+- Unsupported databases refused as `rds_support.py` says (instance classes, versions, Serverless
+  v1, read replicas), and `DescribeOrderableDBInstanceOptions` answering which are supported.
 - Errors as RDS gives them: unknown cluster or instance, KMS key missing, disabled or not a
   symmetric customer-managed key (KMSKeyNotAccessibleFault), already started or not started
   (InvalidDBClusterStateFault / InvalidDBInstanceState), sync mode on MySQL.
@@ -28,6 +30,8 @@ from moto.rds.exceptions import (
 )
 from moto.rds.models import DBCluster, DBInstance
 from moto.rds.responses import RDSResponse
+
+from dasemu import rds_support
 
 DELAY_SECONDS = 3.0
 # The activity producer (producer.py), told when streams start and stop.
@@ -142,6 +146,9 @@ def start_activity_stream(self):
         raise InvalidParameterCombination(
             "Synchronous mode isn't supported for Aurora MySQL activity streams. Use async mode."
         )
+    unsupported = rds_support.refusal(resource)
+    if unsupported is not None:
+        raise unsupported
     stream = _stream(resource)
     if stream is not None:
         raise _state_error(resource, f"Activity Streams feature expected to be stopped, but is {stream.status()}")
@@ -208,6 +215,7 @@ def install(delay_seconds=DELAY_SECONDS, producer=None):
     PRODUCER = producer
     RDSResponse.start_activity_stream = start_activity_stream
     RDSResponse.stop_activity_stream = stop_activity_stream
+    rds_support.install()
     for cls in (DBCluster, DBInstance):
         cls.activity_stream_status = _field("status", "stopped")
         cls.activity_stream_mode = _field("mode")
