@@ -200,8 +200,9 @@ mod tests {
 
     use crate::desired::LOG_RETENTION_DAYS;
     use crate::desired::tests::desired;
+    use crate::resource::Level;
     use crate::resource::bucket::{BucketState, retention_rule};
-    use crate::resource::delivery_stream::{DeliveryState, Destination};
+    use crate::resource::delivery_stream::{DeliveryState, Destination, Source};
     use crate::resource::log_group::LogGroupState;
     use crate::resource::role::RoleState;
 
@@ -263,6 +264,7 @@ mod tests {
                 destination_id: Some("destinationId-000000000001".into()),
                 source_stream_arn: Some(s.source_stream_arn.clone()),
                 source_role_arn: Some(s.role_arn.clone()),
+                source: Source::Current,
                 destination: Some(Destination {
                     role_arn: s.role_arn.clone(),
                     bucket_arn: s.bucket_arn.clone(),
@@ -425,6 +427,26 @@ mod tests {
             dest.buffer_seconds = None;
         }
         assert_eq!(diff(&d, &o).delivery.changes, [DeliveryChange::Destination]);
+        // Its source stream deleted, or deleted and created anew: replaced, saying why.
+        for (source, why) in [
+            (Source::Gone, "no longer exists"),
+            (Source::Recreated, "created anew"),
+        ] {
+            let mut o = converged(&d);
+            if let Some(s) = o.delivery.as_mut() {
+                s.source = source;
+            }
+            let plan = diff(&d, &o);
+            assert_eq!(plan.delivery.action(), Action::Replace);
+            assert!(
+                plan.delivery.notes.iter().any(|n| n.contains(why)),
+                "{:?}",
+                plan.delivery.notes
+            );
+            let check = crate::resource::delivery_stream::check("x", o.delivery.as_ref(), Some(&d));
+            assert_eq!(check.level, Level::Fail);
+            assert!(check.detail.contains(why), "{}", check.detail);
+        }
     }
 
     #[test]

@@ -149,6 +149,53 @@ class LifecycleTest(EmulatorCase):
         again = self.down("life")
         self.assertIn("Nothing to delete", again.stdout)
 
+    def test_a_stream_restarted_behind_our_back_is_seen_by_status_and_replaced_by_up(self):
+        """RDS deletes the Kinesis stream on stop and makes a new one of the same name on start;
+        the delivery stream still points at the old one and reads nothing (issue 16 A)."""
+        from common import read_bucket
+
+        self.emu.cluster("phoenix")
+        self.up("phoenix")
+        rds = self.emu.client("rds")
+        c = rds.describe_db_clusters(DBClusterIdentifier="phoenix")["DBClusters"][0]
+        key, arn = c["ActivityStreamKmsKeyId"], c["DBClusterArn"]
+        rds.stop_activity_stream(ResourceArn=arn, ApplyImmediately=True)
+        deadline = time.time() + 30
+        while rds.describe_db_clusters(DBClusterIdentifier="phoenix")["DBClusters"][0].get(
+                "ActivityStreamStatus", "stopped") != "stopped" and time.time() < deadline:
+            time.sleep(0.3)
+        checks, _ = self.status("phoenix", 2)
+        self.assertIn("source Kinesis stream no longer exists", checks["delivery-stream"]["detail"])
+        time.sleep(1.1)  # the new stream's creation time is later to the second
+        rds.start_activity_stream(ResourceArn=arn, Mode="async", KmsKeyId=key, ApplyImmediately=True)
+        while rds.describe_db_clusters(DBClusterIdentifier="phoenix")["DBClusters"][0].get(
+                "ActivityStreamStatus") != "started" and time.time() < deadline + 30:
+            time.sleep(0.3)
+        checks, _ = self.status("phoenix", 2)
+        self.assertIn("created anew", checks["delivery-stream"]["detail"])
+
+        plan = self.run_setup("up", "--cluster", "phoenix", "--arch", "x86_64", "--lambda-zip", self.zip,
+                              "--dry-run")
+        self.assertIn("created anew", plan.stdout)
+        self.up("phoenix")
+        checks, _ = self.status("phoenix", 0)
+        self.assertEqual(checks["delivery-stream"]["status"], "OK", checks["delivery-stream"])
+        # And events flow again through the new stream, once the new delivery stream reads it
+        # (the old one's report carries its read errors; the new one starts clean).
+        deadline = time.time() + 15
+        while self.emu.admin("firehose").get("das-setup-phoenix", {"errors": [1]})["errors"]:
+            self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
+            time.sleep(0.2)
+        time.sleep(1)
+        event = {"type": "record", "testId": "phoenix-1", "class": "DDL", "command": "CREATE TABLE",
+                 "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": log_time()}
+        self.emu.admin("inject", {"stream": c["DbClusterResourceId"], "events": [event]})
+        deadline = time.time() + 30
+        while "phoenix-1" not in read_bucket(self.emu, f"das-setup-phoenix-{ACCOUNT}-eu-west-1")[0]:
+            self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
+            time.sleep(0.5)
+        self.down("phoenix")
+
     def test_status_strict_turns_warnings_into_exit_1(self):
         self.emu.cluster("quiet")
         self.up("quiet")

@@ -11,6 +11,7 @@ use aws_sdk_firehose::operation::create_delivery_stream::CreateDeliveryStreamErr
 use aws_sdk_firehose::operation::delete_delivery_stream::DeleteDeliveryStreamError;
 use aws_sdk_firehose::operation::describe_delivery_stream::DescribeDeliveryStreamError;
 use aws_sdk_firehose::types::{self as t, DeliveryStreamStatus as Status};
+use aws_sdk_kinesis::operation::describe_stream_summary::DescribeStreamSummaryError;
 
 use super::{
     ApplyError, Change, Check, Ctx, Effect, Level, Planned, Res, Resource, Verdict, invalid,
@@ -30,6 +31,8 @@ pub struct DeliveryState {
     pub destination_id: Option<String>,
     pub source_stream_arn: Option<String>,
     pub source_role_arn: Option<String>,
+    /// Whether the Kinesis stream it was created to read still exists.
+    pub source: Source,
     /// The extended S3 destination (`None`: another kind of destination).
     pub destination: Option<Destination>,
     pub tags: BTreeMap<String, String>,
@@ -76,6 +79,70 @@ impl Destination {
     }
 }
 
+/// The source stream as it stands. RDS deletes the activity stream's Kinesis stream when the
+/// activity stream is stopped or the database deleted, and creates a new one of the same name
+/// (and so the same ARN) when it starts again (Aurora User Guide, "Getting the status of a
+/// database activity stream"; "Monitoring database activity streams"); a delivery stream reads
+/// the stream it was created on, so one older than its source reads nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The stream exists and is older than the delivery stream.
+    Current,
+    /// No stream under the source ARN (the activity stream is stopped).
+    Gone,
+    /// A stream of that ARN created after the delivery stream: another incarnation.
+    Recreated,
+    /// No Kinesis source, or no creation times to compare.
+    Unknown,
+}
+
+impl Source {
+    /// Why the delivery stream reads nothing, if it does not.
+    pub fn problem(self) -> Option<&'static str> {
+        match self {
+            Source::Current | Source::Unknown => None,
+            Source::Gone => Some(
+                "its source Kinesis stream no longer exists (RDS deletes it when the activity stream stops)",
+            ),
+            Source::Recreated => Some(
+                "its source Kinesis stream was deleted and created anew (the activity stream was stopped and started again), so it reads nothing",
+            ),
+        }
+    }
+}
+
+/// Compares the source stream's creation with the delivery stream's.
+async fn source_state(
+    clients: &Clients,
+    arn: &str,
+    delivery_created: Option<&aws_smithy_types::DateTime>,
+) -> Result<Source, AwsError> {
+    let summary = clients
+        .kinesis
+        .describe_stream_summary()
+        .stream_arn(arn)
+        .send()
+        .await
+        .or_absent("kinesis:DescribeStreamSummary", arn, |e| {
+            matches!(e, DescribeStreamSummaryError::ResourceNotFoundException(_))
+        })?;
+    let Some(summary) = summary.and_then(|s| s.stream_description_summary) else {
+        return Ok(Source::Gone);
+    };
+    let stream_created = summary.stream_creation_timestamp();
+    Ok(match delivery_created {
+        Some(d)
+            if stream_created.secs() > d.secs()
+                || (stream_created.secs() == d.secs()
+                    && stream_created.subsec_nanos() > d.subsec_nanos()) =>
+        {
+            Source::Recreated
+        }
+        Some(_) => Source::Current,
+        None => Source::Unknown,
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DeliveryChange {
     /// Delete before creating again (its source changed, or it failed).
@@ -88,7 +155,7 @@ pub enum DeliveryChange {
 impl fmt::Display for DeliveryChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            DeliveryChange::Delete => "delete (its source changed)",
+            DeliveryChange::Delete => "delete (its source changed or is gone)",
             DeliveryChange::Create => "create delivery stream",
             DeliveryChange::Destination => "destination settings",
             DeliveryChange::Tags => "tags",
@@ -106,7 +173,17 @@ impl Change for DeliveryChange {
     }
 }
 
+/// The delivery stream and whether its source stream is still the one it reads.
 pub async fn observe(clients: &Clients, name: &str) -> Result<Option<DeliveryState>, AwsError> {
+    describe(clients, name, true).await
+}
+
+/// `with_source`: also compare the source stream's creation (waits need only the status).
+async fn describe(
+    clients: &Clients,
+    name: &str,
+    with_source: bool,
+) -> Result<Option<DeliveryState>, AwsError> {
     let what = format!("delivery stream {name}");
     let Some(out) = clients
         .firehose
@@ -178,6 +255,13 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<Option<DeliverySta
                 log_stream: logging.and_then(|l| l.log_stream_name()).map(str::to_owned),
             }
         });
+    let source_stream_arn = source
+        .and_then(|k| k.kinesis_stream_arn())
+        .map(str::to_owned);
+    let source_state = match &source_stream_arn {
+        Some(arn) if with_source => source_state(clients, arn, s.create_timestamp()).await?,
+        _ => Source::Unknown,
+    };
     Ok(Some(DeliveryState {
         arn: s.delivery_stream_arn().to_owned(),
         status: s.delivery_stream_status().clone(),
@@ -186,10 +270,9 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<Option<DeliverySta
             .map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
         version_id: s.version_id().to_owned(),
         destination_id: first.map(|d| d.destination_id().to_owned()),
-        source_stream_arn: source
-            .and_then(|k| k.kinesis_stream_arn())
-            .map(str::to_owned),
+        source_stream_arn,
         source_role_arn: source.and_then(|k| k.role_arn()).map(str::to_owned),
+        source: source_state,
         destination,
         tags,
     }))
@@ -207,9 +290,13 @@ pub fn compare(d: &Desired, state: Option<&DeliveryState>) -> Planned<DeliveryCh
     };
     let source_changed = s.source_stream_arn.as_deref() != Some(&d.delivery.source_stream_arn)
         || s.source_role_arn.as_deref() != Some(&d.delivery.role_arn);
-    if source_changed || broken(&s.status) || s.destination.is_none() {
+    let source_gone = s.source.problem();
+    if source_changed || source_gone.is_some() || broken(&s.status) || s.destination.is_none() {
         plan.changes.push(DeliveryChange::Delete);
         plan.changes.push(DeliveryChange::Create);
+        if let Some(why) = source_gone.filter(|_| !source_changed) {
+            plan.notes.push(why.to_owned());
+        }
         if broken(&s.status) {
             plan.notes.push(format!(
                 "status {}{}",
@@ -411,7 +498,7 @@ async fn wait_active(ctx: &Ctx<'_>, name: &str) -> Res {
     let what = format!("delivery stream {name}");
     let mut poll: Option<super::Poll> = None;
     loop {
-        let Some(s) = observe(ctx.clients, name).await? else {
+        let Some(s) = describe(ctx.clients, name, false).await? else {
             return Err(ApplyError::Failed {
                 what,
                 reason: "it disappeared while being created".into(),
@@ -458,7 +545,7 @@ pub async fn delete(ctx: &Ctx<'_>, name: &str) -> Res {
             matches!(e, DeleteDeliveryStreamError::ResourceNotFoundException(_))
         })?;
     let mut poll = ctx.poll(format!("{what} to be deleted"), READY_TIMEOUT);
-    while let Some(s) = observe(ctx.clients, name).await? {
+    while let Some(s) = describe(ctx.clients, name, false).await? {
         if s.status == Status::DeletingFailed {
             return Err(ApplyError::Failed {
                 what,
@@ -495,6 +582,9 @@ pub fn check(name: &str, s: Option<&DeliveryState>, want: Option<&Desired>) -> C
     if let Some(f) = &s.failure {
         return fail(format!("{name}: {f}"));
     }
+    if let Some(why) = s.source.problem() {
+        return fail(format!("{name}: {why}; das-setup up replaces it"));
+    }
     if let Some(d) = want {
         if s.source_stream_arn.as_deref() != Some(&d.delivery.source_stream_arn) {
             return fail(format!(
@@ -520,10 +610,19 @@ mod tests {
     use super::*;
     use crate::resource::testing::{Answer, FakeAws};
 
+    /// A summary of the source stream, created at `created` (epoch seconds).
+    fn summary(created: u32) -> String {
+        format!(
+            r#"{{"StreamDescriptionSummary":{{"StreamName":"s","StreamARN":"arn:aws:kinesis:eu-west-1:1:stream/s","StreamStatus":"ACTIVE",
+            "RetentionPeriodHours":24,"StreamCreationTimestamp":{created},"EnhancedMonitoring":[],"OpenShardCount":1}}}}"#
+        )
+    }
+
+    /// Created at epoch second 2000.
     fn description(d: &Desired, status: &str, source: &str) -> String {
         let s = &d.delivery;
         format!(
-            r#"{{"DeliveryStreamDescription":{{"DeliveryStreamName":"{name}","DeliveryStreamARN":"arn:aws:firehose:eu-west-1:111122223333:deliverystream/{name}",
+            r#"{{"DeliveryStreamDescription":{{"DeliveryStreamName":"{name}","DeliveryStreamARN":"arn:aws:firehose:eu-west-1:111122223333:deliverystream/{name}","CreateTimestamp":2000,
             "DeliveryStreamStatus":"{status}","DeliveryStreamType":"KinesisStreamAsSource","VersionId":"3","HasMoreDestinations":false,
             "Source":{{"KinesisStreamSourceDescription":{{"KinesisStreamARN":"{source}","RoleARN":"{role}"}}}},
             "Destinations":[{{"DestinationId":"destinationId-000000000001","ExtendedS3DestinationDescription":{{
@@ -564,6 +663,7 @@ mod tests {
         let fake = FakeAws::new(move |c| match c.operation.as_str() {
             "Firehose_20150804.DescribeDeliveryStream" => Answer::json(200, &body),
             "Firehose_20150804.ListTagsForDeliveryStream" => Answer::json(200, &tags),
+            "Kinesis_20131202.DescribeStreamSummary" => Answer::json(200, &summary(1000)),
             _ => Answer::unexpected(),
         });
         let clients = fake.clients();
@@ -606,6 +706,7 @@ mod tests {
             "Firehose_20150804.ListTagsForDeliveryStream" => {
                 Answer::json(200, r#"{"Tags":[],"HasMoreTags":false}"#)
             }
+            "Kinesis_20131202.DescribeStreamSummary" => Answer::json(200, &summary(1000)),
             _ => Answer::unexpected(),
         });
         let state = observe(&fake.clients(), "x").await.unwrap();
@@ -616,6 +717,35 @@ mod tests {
         );
         assert_eq!(plan.action(), super::super::Action::Replace);
         assert_eq!(verdict(state.as_ref()), Verdict::by_tags(&BTreeMap::new()));
+    }
+
+    #[tokio::test]
+    async fn a_source_stream_gone_or_created_anew_is_seen_and_replaced() {
+        let d = crate::desired::tests::desired_started();
+        let body = description(&d, "ACTIVE", &d.delivery.source_stream_arn);
+        for (answer, source) in [
+            (Answer::json(200, &summary(1999)), Source::Current),
+            (Answer::json(200, &summary(2001)), Source::Recreated),
+            (
+                Answer::error_json(400, "ResourceNotFoundException", "Stream s not found"),
+                Source::Gone,
+            ),
+        ] {
+            let body = body.clone();
+            let fake = FakeAws::new(move |c| match c.operation.as_str() {
+                "Firehose_20150804.DescribeDeliveryStream" => Answer::json(200, &body),
+                "Firehose_20150804.ListTagsForDeliveryStream" => {
+                    Answer::json(200, r#"{"Tags":[],"HasMoreTags":false}"#)
+                }
+                "Kinesis_20131202.DescribeStreamSummary" => answer.clone(),
+                _ => Answer::unexpected(),
+            });
+            let state = observe(&fake.clients(), "x").await.unwrap().unwrap();
+            assert_eq!(state.source, source);
+            let plan = compare(&d, Some(&state));
+            let replaced = plan.changes == [DeliveryChange::Delete, DeliveryChange::Create];
+            assert_eq!(replaced, source != Source::Current, "{source:?}: {plan:?}");
+        }
     }
 
     #[tokio::test]

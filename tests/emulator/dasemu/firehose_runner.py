@@ -12,6 +12,10 @@ lambda_host.py, and applies the results as Firehose does:
 - a failed invocation (error, timeout, a response that does not answer every record id) is
   retried `NumberOfRetries` times (default 3), then its records go to the error prefix.
 
+A delivery stream reads the stream it started on: once RDS deletes it (the activity stream
+stopped), it reads nothing, even after a new stream of the same name appears; a delivery stream
+deleted and created again is a new one and reads from LATEST.
+
 Before invoking it checks, as AWS would, that the function's role exists and trusts
 lambda.amazonaws.com and that the delivery stream's roles trust firehose.amazonaws.com; when
 they do not, nothing is delivered and the report says why.
@@ -150,7 +154,7 @@ class FirehoseRunner:
     def report(self):
         with self.lock:
             return {name: {"arn": d.arn, "stats": d.stats, "errors": d.errors,
-                           "buffered": len(d.buffer)} for (_, name), d in self.deliveries.items()}
+                           "buffered": len(d.buffer)} for (_, name, _), d in self.deliveries.items()}
 
     # --- discovery -----------------------------------------------------------------------
     def discover(self):
@@ -160,7 +164,9 @@ class FirehoseRunner:
         for account, regions in list(firehose_backends.items()):
             for region, backend in list(regions.items()):
                 for name, stream in list(backend.delivery_streams.items()):
-                    key = (stream.delivery_stream_arn, name)
+                    # A delivery stream deleted and created again under the same name is
+                    # another one: it reads its source from LATEST anew.
+                    key = (stream.delivery_stream_arn, name, str(getattr(stream, "create_timestamp", "")))
                     seen.add(key)
                     if key in self.deliveries:
                         continue
