@@ -84,6 +84,14 @@ class EmulatorCase(AwsAssertions, unittest.TestCase):
         cls.emu.stop()
         cls.tmp.cleanup()
 
+    def tearDown(self):
+        """Every request das-setup and das-processor sent in this test obeys the botocore model
+        of its operation (issue 16 C): the emulator checked each one (dasemu/contract.py)."""
+        report = self.emu.admin("contract?sdk=rust")
+        seen = getattr(type(self), "_contract_seen", 0)
+        type(self)._contract_seen = len(report["violations"])
+        self.assertEqual(report["violations"][seen:], [], "requests AWS would refuse by its service model")
+
     @classmethod
     def run_setup(cls, *args, env=None):
         """The das-setup binary against this emulator, as a user runs it (no terminal)."""

@@ -14,7 +14,11 @@
                           who signed it (`principal`: "root", an assumed-role or user ARN), for
                           which service (the signature's scope), method, path, query, the body
                           of JSON requests (long strings as their length) and form requests,
-                          and the HTTP status
+                          and the HTTP status; `sdk` ("rust" for das-setup and das-processor,
+                          which use the AWS SDK for Rust) and `contract`: how the request breaks
+                          the service model of its operation (dasemu/contract.py), [] if it does not
+  GET  /_dasemu/contract[?sdk=rust]         every call whose request breaks its operation's model,
+                          with how many calls were checked and which matched no modelled operation
 """
 
 import io
@@ -23,6 +27,7 @@ import re
 import threading
 from urllib.parse import parse_qs
 
+from dasemu import contract
 from dasemu.iam_enforcement import credential, principal_of
 
 PREFIX = "/_dasemu/"
@@ -32,7 +37,7 @@ LONG_VALUE = 1024  # a JSON string longer than this is logged as its length (a z
 def logged_body(body, content_type):
     """What the call log keeps of a request body: a form as sent; JSON with long strings
     replaced by their length; nothing else."""
-    if body is None:
+    if body is None or "cbor" in content_type:
         return None
     if "json" not in content_type:
         return body.decode("utf-8", "replace")
@@ -105,6 +110,16 @@ class Admin:
             with self.calls_lock:
                 calls = [c for c in self.calls if app in (None, c["app"])]
             return 200, {"calls": calls}
+        if name == "contract" and method == "GET":
+            sdk = query.get("sdk", [None])[0]
+            with self.calls_lock:
+                calls = [c for c in self.calls if sdk in (None, c["sdk"])]
+            return 200, {
+                "checked": sum(1 for c in calls if c["operation"]),
+                "unmodelled": sorted({c["op"] for c in calls if not c["operation"]}),
+                "violations": [{"operation": c["operation"], "app": c["app"], "principal": c["principal"],
+                                "violations": c["contract"]} for c in calls if c["contract"]],
+            }
         if name == "firehose" and method == "GET" and self.runner is not None:
             return 200, self.runner.report()
         return 404, {"error": f"no such emulator endpoint: {method} {PREFIX}{name}"}
@@ -118,7 +133,8 @@ class Admin:
         content_type = environ.get("CONTENT_TYPE", "")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = None
-        if length > 0 and (content_type.startswith("application/x-www-form-urlencoded") or "json" in content_type):
+        if length > 0 and (content_type.startswith("application/x-www-form-urlencoded") or "json" in content_type
+                           or "cbor" in content_type):
             # Read it and hand moto an identical stream.
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)
@@ -137,10 +153,16 @@ class Admin:
         agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
         app = re.search(r"(?:^|\s)app/([^\s]+)", agent)
         key_id, service = credential(environ.get("HTTP_AUTHORIZATION"))
+        try:
+            operation, violations = contract.check(environ, path, body, service)
+        except Exception as e:  # a bug of the checker must show, not pass for a clean request
+            operation, violations = None, [f"the contract check failed: {type(e).__name__}: {e}"]
         call = {"op": op, "mutating": mutating, "app": app.group(1) if app else None,
                 "host": environ.get("HTTP_HOST", ""), "principal": principal_of(key_id), "service": service,
                 "method": method, "path": path, "query": environ.get("QUERY_STRING", ""),
                 "body": logged_body(body, content_type),
+                "sdk": "rust" if "lang/rust" in agent else "other",
+                "operation": operation, "contract": violations,
                 "status": None}
         with self.calls_lock:
             self.calls.append(call)
