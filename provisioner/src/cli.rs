@@ -99,6 +99,16 @@ pub enum StreamMode {
     Sync,
 }
 
+/// The audit policy lock of an RDS for Oracle or SQL Server activity stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditPolicy {
+    /// Nobody can change what the database audits (AWS's default once the stream starts).
+    Locked,
+    /// The DBA may change the unified audit policies (Oracle) or RDS_DAS_* audit specifications
+    /// (SQL Server); lock again afterwards.
+    Unlocked,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Arch {
     #[value(name = "x86_64")]
@@ -117,6 +127,11 @@ pub struct UpArgs {
     /// Activity stream mode.
     #[arg(long, value_enum, default_value_t = StreamMode::Async)]
     pub mode: StreamMode,
+    /// RDS for Oracle and SQL Server instances: lock or unlock the stream's audit policy
+    /// (ModifyActivityStream). Unlock to let the DBA change what is audited, then lock again.
+    /// Default: leave it as it is (locked when the stream starts).
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub audit_policy: Option<AuditPolicy>,
     /// Bucket for the events (default: derived from account, region and cluster).
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,

@@ -4,7 +4,7 @@
 
 use aws_sdk_rds::operation::describe_db_clusters::DescribeDBClustersError;
 use aws_sdk_rds::operation::describe_db_instances::DescribeDBInstancesError;
-use aws_sdk_rds::types::{ActivityStreamMode, ActivityStreamStatus};
+use aws_sdk_rds::types::{ActivityStreamMode, ActivityStreamPolicyStatus, ActivityStreamStatus};
 
 use crate::aws::{AwsError, Clients, Named as _, required_str};
 use crate::naming::{TargetKind, TargetRef};
@@ -50,6 +50,8 @@ pub struct StreamState {
     pub kinesis_stream: Option<String>,
     pub kms_key: Option<String>,
     pub mode: Option<ActivityStreamMode>,
+    /// RDS for Oracle and SQL Server: the audit policy's lock (`None` for clusters).
+    pub policy: Option<ActivityStreamPolicyStatus>,
 }
 
 impl Default for StreamState {
@@ -59,6 +61,7 @@ impl Default for StreamState {
             kinesis_stream: None,
             kms_key: None,
             mode: None,
+            policy: None,
         }
     }
 }
@@ -139,6 +142,7 @@ pub async fn observe(clients: &Clients, target: &TargetRef) -> Result<Option<Dat
                     kinesis_stream: c.activity_stream_kinesis_stream_name().map(str::to_owned),
                     kms_key: c.activity_stream_kms_key_id().map(str::to_owned),
                     mode: c.activity_stream_mode().cloned(),
+                    policy: None,
                 },
             }))
         }
@@ -182,6 +186,7 @@ pub async fn observe(clients: &Clients, target: &TargetRef) -> Result<Option<Dat
                     kinesis_stream: i.activity_stream_kinesis_stream_name().map(str::to_owned),
                     kms_key: i.activity_stream_kms_key_id().map(str::to_owned),
                     mode: i.activity_stream_mode().cloned(),
+                    policy: i.activity_stream_policy_status().cloned(),
                 },
             }))
         }

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_rds::types::ActivityStreamMode;
+use aws_sdk_rds::types::{ActivityStreamMode, AuditPolicyState};
 use serde_json::Value;
 
-use crate::cli::{Arch, StreamMode};
+use crate::cli::{Arch, AuditPolicy, StreamMode};
 use crate::naming::{Names, tags};
 use crate::policy::{self, PolicyError, Template, Values};
 use crate::settings::UpSettings;
@@ -139,6 +139,8 @@ pub struct Desired {
     pub names: Names,
     pub tags: BTreeMap<String, String>,
     pub mode: ActivityStreamMode,
+    /// `--audit-policy`: the lock wanted, `None` to leave it.
+    pub audit_policy: Option<AuditPolicyState>,
     pub key_arn: String,
     /// True when the key does not exist yet: `key_arn` is a stand-in until `up` creates it.
     pub key_pending: bool,
@@ -256,6 +258,10 @@ impl Desired {
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
             mode: stream_mode(settings.mode),
+            audit_policy: settings.audit_policy.map(|p| match p {
+                AuditPolicy::Locked => AuditPolicyState::LockedPolicy,
+                AuditPolicy::Unlocked => AuditPolicyState::UnlockedPolicy,
+            }),
             key_arn,
             key_pending,
             key_alias_missing: false,

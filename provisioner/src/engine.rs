@@ -122,7 +122,12 @@ pub async fn apply(
         Some(status) if errors.is_empty() => {
             let result = match activity_stream::wait_started(ctx, &d.database, status).await {
                 Ok(()) => {
-                    delivery_stream::apply(ctx, d, delivery, observed.delivery.as_ref()).await
+                    let (policy, delivery) = join(
+                        activity_stream::set_audit_policy(ctx, d, stream),
+                        delivery_stream::apply(ctx, d, delivery, observed.delivery.as_ref()),
+                    )
+                    .await;
+                    policy.and(delivery)
                 }
                 Err(e) => Err(e),
             };

@@ -469,6 +469,45 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_policy_is_locked_or_unlocked_only_when_it_differs() {
+        use aws_sdk_rds::types::ActivityStreamPolicyStatus as P;
+        let mut d = desired(&["--cluster", "demo"]);
+        d.database.kind = crate::naming::TargetKind::Instance;
+        d.database.stream.status = ActivityStreamStatus::Started;
+        d.audit_policy = Some(aws_sdk_rds::types::AuditPolicyState::UnlockedPolicy);
+        for (now, change) in [
+            (Some(P::Locked), Some(StreamChange::UnlockAuditPolicy)),
+            (
+                Some(P::LockingPolicy),
+                Some(StreamChange::UnlockAuditPolicy),
+            ),
+            (Some(P::Unlocked), None),
+            (Some(P::UnlockingPolicy), None),
+            (None, Some(StreamChange::UnlockAuditPolicy)),
+        ] {
+            d.database.stream.policy = now.clone();
+            let plan = diff(&d, &converged(&d));
+            assert_eq!(plan.stream.changes.first().copied(), change, "{now:?}");
+        }
+        // A stream about to start will be locked: unlocking it is a change, locking is not.
+        d.database.stream.status = ActivityStreamStatus::Stopped;
+        d.database.stream.policy = None;
+        let plan = diff(&d, &converged(&d));
+        assert_eq!(
+            plan.stream.changes,
+            [StreamChange::Start, StreamChange::UnlockAuditPolicy]
+        );
+        d.audit_policy = Some(aws_sdk_rds::types::AuditPolicyState::LockedPolicy);
+        let plan = diff(&d, &converged(&d));
+        assert_eq!(plan.stream.changes, [StreamChange::Start]);
+        // Without the flag the lock is left as it is.
+        d.audit_policy = None;
+        d.database.stream.status = ActivityStreamStatus::Started;
+        d.database.stream.policy = Some(P::Unlocked);
+        assert!(diff(&d, &converged(&d)).stream.changes.is_empty());
+    }
+
+    #[test]
     fn the_json_plan_carries_every_policy_document() {
         let mut d = desired(&["--cluster", "demo"]);
         d.key_pending = true;

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use das_processor::config::{Config, check_bucket_name, normalize_prefix, var};
 
-use crate::cli::{Arch, DownArgs, FilterArgs, StatusArgs, StreamMode, TailArgs, Target, UpArgs};
+use crate::cli::{
+    Arch, AuditPolicy, DownArgs, FilterArgs, StatusArgs, StreamMode, TailArgs, Target, UpArgs,
+};
 use crate::naming::{NameError, TargetKind, TargetRef};
 
 /// The KMS key for the activity stream.
@@ -28,6 +30,8 @@ pub struct UpSettings {
     pub target: TargetRef,
     pub key: KeyChoice,
     pub mode: StreamMode,
+    /// `--audit-policy`: `None` leaves the lock as it is.
+    pub audit_policy: Option<AuditPolicy>,
     /// `None`: the default name from `naming` (it needs the account and region).
     pub bucket: Option<String>,
     pub prefix: String,
@@ -48,6 +52,10 @@ pub enum SettingsError {
     Target(#[from] NameError),
     #[error("--mode sync is for Aurora PostgreSQL clusters only (instances stream in async mode)")]
     SyncOnInstance,
+    #[error(
+        "--audit-policy is for RDS for Oracle and SQL Server instances (--instance): Aurora clusters have no audit policy lock"
+    )]
+    AuditPolicyOnCluster,
     #[error("--bucket {0:?}: {1}")]
     Bucket(String, &'static str),
     #[error("--prefix {0:?}: {1}")]
@@ -181,6 +189,9 @@ impl UpSettings {
         if args.mode == StreamMode::Sync && target.kind == TargetKind::Instance {
             return Err(SettingsError::SyncOnInstance);
         }
+        if args.audit_policy.is_some() && target.kind == TargetKind::Cluster {
+            return Err(SettingsError::AuditPolicyOnCluster);
+        }
         if let Some(bucket) = &args.bucket {
             check_bucket(bucket)?;
         }
@@ -205,6 +216,7 @@ impl UpSettings {
                 .clone()
                 .map_or(KeyChoice::Create, KeyChoice::Existing),
             mode: args.mode,
+            audit_policy: args.audit_policy,
             bucket: args.bucket.clone(),
             prefix,
             filters,
@@ -434,7 +446,7 @@ mod tests {
 
     #[test]
     fn bad_flags_are_refused_before_any_call_naming_the_flag() {
-        let cases: [(&[&str], &str); 10] = [
+        let cases: [(&[&str], &str); 11] = [
             (
                 &["--cluster", "demo", "--include", "DDL,READS"],
                 "--include: unknown category \"READS\"",
@@ -461,6 +473,10 @@ mod tests {
                 "Firehose writes",
             ),
             (&["--instance", "ora1", "--mode", "sync"], "--mode sync"),
+            (
+                &["--cluster", "c", "--audit-policy", "unlocked"],
+                "Aurora clusters have no audit policy lock",
+            ),
             (
                 &["--cluster", "demo", "--lambda-zip", "/nonexistent/x.zip"],
                 "--lambda-zip /nonexistent/x.zip",

@@ -141,6 +141,7 @@ fn desired_for(
         target: target.clone(),
         key: KeyChoice::Existing(key_arn.to_owned()),
         mode: StreamMode::Async,
+        audit_policy: None,
         bucket: Some(bucket.to_owned()),
         prefix: prefix.to_owned(),
         filters: BTreeMap::new(),

@@ -216,6 +216,31 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
                          ResourceArn=replica["DBInstanceArn"], Mode="async", KmsKeyId=key, ApplyImmediately=True)
         self.assertIsNotNone(primary["DBInstanceArn"])
 
+    def test_the_audit_policy_of_an_instance_stream_locks_and_unlocks(self):
+        key = self.key()
+        ora = self.rds.create_db_instance(
+            DBInstanceIdentifier="ora-lock", Engine="oracle-ee", DBInstanceClass="db.r5.large",
+            MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20)["DBInstance"]
+        arn = ora["DBInstanceArn"]
+        self.assertError("InvalidDBInstanceState", self.rds.modify_activity_stream, ResourceArn=arn,
+                         AuditPolicyState="unlocked")
+        self.rds.start_activity_stream(ResourceArn=arn, Mode="async", KmsKeyId=key, ApplyImmediately=True)
+        time.sleep(DELAY + 0.5)
+
+        def policy():
+            return self.rds.describe_db_instances(DBInstanceIdentifier="ora-lock")["DBInstances"][0][
+                "ActivityStreamPolicyStatus"]
+
+        self.assertEqual(policy(), "locked")
+        out = self.rds.modify_activity_stream(ResourceArn=arn, AuditPolicyState="unlocked")
+        self.assertEqual(out["PolicyStatus"], "unlocking-policy")
+        time.sleep(DELAY + 0.5)
+        self.assertEqual(policy(), "unlocked")
+        cluster = self.cluster("no-lock")
+        self.assertError("ResourceNotFoundFault", self.rds.modify_activity_stream,
+                         ResourceArn=cluster["DBClusterArn"], AuditPolicyState="locked")
+        self.rds.stop_activity_stream(ResourceArn=arn, ApplyImmediately=True)
+
     def test_instance_streams_have_their_own_resource_ids(self):
         key = self.key()
         instances = [
@@ -458,6 +483,100 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         # The trickle went through too: decrypted events of several categories, no heartbeats.
         categories = {key.split("/")[1] for key in self.objects("pipe-audit", "parsed/")}
         self.assertGreaterEqual(len(categories), 2, categories)
+
+
+class ContractTest(AwsAssertions, unittest.TestCase):
+    """The emulator checks every request against botocore's model of its operation
+    (dasemu/contract.py) and says how it breaks it: each kind of violation, in each protocol."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator.start("--trickle", "0")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def signed(self, service, method, path, body=b"", headers=None):
+        """A raw request signed as an SDK would sign it, but not shaped by one."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        request = AWSRequest(method=method, url=self.emu.url + path, data=body, headers=headers or {})
+        SigV4Auth(Credentials("testing", "testing"), service, "eu-west-1").add_auth(request)
+        prepared = request.prepare()
+        req = urllib.request.Request(prepared.url, data=body or None, method=method, headers=dict(prepared.headers))
+        try:
+            urllib.request.urlopen(req).read()
+        except urllib.error.HTTPError:
+            pass  # moto's answer does not matter here: the contract check is the emulator's
+
+    def violations_of(self, operation):
+        report = self.emu.admin("contract")
+        return [v for c in report["violations"] if c["operation"] == operation for v in c["violations"]]
+
+    def test_each_kind_of_violation_is_named_in_each_protocol(self):
+        from botocore.config import Config
+
+        loose = Config(parameter_validation=False)
+        client = lambda name: boto3_client(self.emu, name, loose)  # noqa: E731
+        # json: an enum value the model does not have; a number below its minimum.
+        try:
+            client("kms").create_key(KeySpec="SYMMETRIC_BOGUS")
+        except Exception:
+            pass
+        self.assertTrue(any("'SYMMETRIC_BOGUS' is not one of" in v for v in self.violations_of("kms:CreateKey")),
+                        self.emu.admin("contract"))
+        # json: a required member missing; a member the shape does not have.
+        self.signed("firehose", "POST", "/", json.dumps({"Bogus": 1}).encode(),
+                    {"X-Amz-Target": "Firehose_20150804.DescribeDeliveryStream",
+                     "Content-Type": "application/x-amz-json-1.1"})
+        found = self.violations_of("firehose:DescribeDeliveryStream")
+        self.assertIn("DeliveryStreamName: required by DescribeDeliveryStreamInput, missing", found)
+        self.assertIn("Bogus: not a member of DescribeDeliveryStreamInput", found)
+        # json: a string pattern (Smithy patterns are not anchored unless they say so: this one is).
+        try:
+            client("kms").create_alias(AliasName="alias/no spaces", TargetKeyId="k")
+        except Exception:
+            pass
+        self.assertTrue(any("does not match AliasNameType's pattern" in v
+                            for v in self.violations_of("kms:CreateAlias")), self.violations_of("kms:CreateAlias"))
+        # query: a string too long; a parameter the operation does not have.
+        self.signed("iam", "POST", "/", ("Action=GetRole&Version=2010-05-08&RoleName=" + "r" * 65
+                                         + "&Colour=blue").encode(),
+                    {"Content-Type": "application/x-www-form-urlencoded"})
+        found = self.violations_of("iam:GetRole")
+        self.assertTrue(any("65 characters, more than the maximum 64" in v for v in found), found)
+        self.assertIn("Colour: not a member of GetRole's input", found)
+        # query: lists and maps read back from member.N and entry.N (a valid request is clean).
+        client("rds").describe_db_clusters(Filters=[{"Name": "engine", "Values": ["aurora-postgresql"]}])
+        self.assertEqual(self.violations_of("rds:DescribeDBClusters"), [])
+        # rest-json: a number below its minimum, in the body.
+        try:
+            client("lambda").create_function(FunctionName="f", Role="arn:aws:iam::123456789012:role/r",
+                                             Code={"ZipFile": b"PK"}, MemorySize=64, Runtime="provided.al2023",
+                                             Handler="bootstrap")
+        except Exception:
+            pass
+        self.assertTrue(any("MemorySize: 64 is below" in v for v in self.violations_of("lambda:CreateFunction")),
+                        self.violations_of("lambda:CreateFunction"))
+        # rest-xml: an enum in the query string, and the operation told from its route.
+        try:
+            client("s3").list_objects_v2(Bucket="some-bucket", EncodingType="base64")
+        except Exception:
+            pass
+        self.assertTrue(any("'base64' is not one of" in v for v in self.violations_of("s3:ListObjectsV2")),
+                        self.emu.admin("contract"))
+        report = self.emu.admin("contract")
+        self.assertGreater(report["checked"], 6)
+
+
+def boto3_client(emu, service, config):
+    import boto3
+
+    return boto3.client(service, endpoint_url=emu.url, region_name="eu-west-1", config=config,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 class IamEnforcementTest(AwsAssertions, unittest.TestCase):

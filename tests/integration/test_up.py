@@ -309,6 +309,23 @@ class UpTest(EmulatorCase):
         d = self.emu.client("firehose").describe_delivery_stream(DeliveryStreamName="das-setup-db-ora")
         self.assertEqual(d["DeliveryStreamDescription"]["DeliveryStreamStatus"], "ACTIVE")
 
+        # The audit policy lock (issue 16 E): locked once started, unlocked and locked on demand,
+        # shown by status, and a second up with the same flag changes nothing.
+        def policy():
+            return rds.describe_db_instances(DBInstanceIdentifier="ora")["DBInstances"][0]["ActivityStreamPolicyStatus"]
+
+        self.assertEqual(policy(), "locked")
+        out, _, mutating, _ = self.up("--instance", "ora", "--yes", "--audit-policy", "unlocked")
+        self.assertIn("unlock the audit policy", out)
+        self.assertEqual(mutating, ["ModifyActivityStream"])
+        self.assertEqual(policy(), "unlocked", "up waits until RDS has unlocked it")
+        _, _, mutating, _ = self.up("--instance", "ora", "--yes", "--audit-policy", "unlocked")
+        self.assertEqual(mutating, [])
+        status = self.run_setup("status", "--instance", "ora")
+        self.assertIn("audit policy unlocked", status.stdout)
+        self.up("--instance", "ora", "--yes", "--audit-policy", "locked")
+        self.assertEqual(policy(), "locked")
+
     # --- refusals before any change --------------------------------------------------------
 
     def test_refusals_come_before_any_change_and_name_the_problem(self):

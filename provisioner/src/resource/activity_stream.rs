@@ -5,7 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_rds::operation::stop_activity_stream::StopActivityStreamError;
-use aws_sdk_rds::types::ActivityStreamStatus as Status;
+use aws_sdk_rds::types::{
+    ActivityStreamPolicyStatus as PolicyStatus, ActivityStreamStatus as Status, AuditPolicyState,
+};
 
 use super::{ApplyError, Change, Check, Ctx, Effect, Level, Planned, Res, Resource, Verdict};
 use crate::aws::{Clients, Named as _};
@@ -21,13 +23,19 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StreamChange {
     Start,
+    /// `--audit-policy locked` (RDS for Oracle and SQL Server), once the stream is started.
+    LockAuditPolicy,
+    /// `--audit-policy unlocked`.
+    UnlockAuditPolicy,
 }
 
 impl fmt::Display for StreamChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamChange::Start => f.write_str("start activity stream"),
-        }
+        f.write_str(match self {
+            StreamChange::Start => "start activity stream",
+            StreamChange::LockAuditPolicy => "lock the audit policy",
+            StreamChange::UnlockAuditPolicy => "unlock the audit policy",
+        })
     }
 }
 
@@ -35,7 +43,23 @@ impl Change for StreamChange {
     fn effect(self) -> Effect {
         match self {
             StreamChange::Start => Effect::Create,
+            StreamChange::LockAuditPolicy | StreamChange::UnlockAuditPolicy => Effect::Update,
         }
+    }
+}
+
+/// How long RDS may take to lock or unlock the audit policy.
+pub const POLICY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The lock a policy status settles to: `locking-policy` becomes `locked` ("Modifying a
+/// database activity stream for Amazon RDS", RDS User Guide).
+fn settled(status: &PolicyStatus) -> Option<AuditPolicyState> {
+    match status {
+        PolicyStatus::Locked | PolicyStatus::LockingPolicy => Some(AuditPolicyState::LockedPolicy),
+        PolicyStatus::Unlocked | PolicyStatus::UnlockingPolicy => {
+            Some(AuditPolicyState::UnlockedPolicy)
+        }
+        _ => None,
     }
 }
 
@@ -54,6 +78,23 @@ pub fn compare(d: &Desired) -> Planned<StreamChange> {
     if plan.has(StreamChange::Start) {
         plan.notes.extend(warnings(&d.database));
         plan.notes.extend(d.support_notes.iter().cloned());
+    }
+    if let Some(want) = &d.audit_policy {
+        // A stream RDS starts has its audit policy locked (RDS User Guide, "Modifying a database
+        // activity stream for Amazon RDS").
+        let current = if plan.has(StreamChange::Start) {
+            Some(AuditPolicyState::LockedPolicy)
+        } else {
+            d.database.stream.policy.as_ref().and_then(settled)
+        };
+        if current.as_ref() != Some(want) {
+            plan.changes
+                .push(if *want == AuditPolicyState::LockedPolicy {
+                    StreamChange::LockAuditPolicy
+                } else {
+                    StreamChange::UnlockAuditPolicy
+                });
+        }
     }
     plan
 }
@@ -106,6 +147,7 @@ pub async fn start(ctx: &Ctx<'_>, d: &Desired, plan: &Planned<StreamChange>) -> 
     }
     for change in &plan.changes {
         match change {
+            StreamChange::LockAuditPolicy | StreamChange::UnlockAuditPolicy => {}
             StreamChange::Start => {
                 ctx.mutate("rds:StartActivityStream", &db.arn)?;
                 let step = ctx.progress.begin(format!("starting {what}"), false);
@@ -155,6 +197,49 @@ pub async fn wait_started(ctx: &Ctx<'_>, db: &Database, mut status: Status) -> R
     }
     poll.done(&format!("{what} started"));
     Ok(())
+}
+
+/// Locks or unlocks the audit policy of a started stream if the plan says so, and waits until
+/// RDS reports it settled.
+pub async fn set_audit_policy(ctx: &Ctx<'_>, d: &Desired, plan: &Planned<StreamChange>) -> Res {
+    let db = &d.database;
+    for change in &plan.changes {
+        let (state, word) = match change {
+            StreamChange::Start => continue,
+            StreamChange::LockAuditPolicy => (AuditPolicyState::LockedPolicy, "locked"),
+            StreamChange::UnlockAuditPolicy => (AuditPolicyState::UnlockedPolicy, "unlocked"),
+        };
+        let what = format!("the audit policy of {}", what(db));
+        ctx.mutate("rds:ModifyActivityStream", &db.arn)?;
+        ctx.clients
+            .rds
+            .modify_activity_stream()
+            .resource_arn(&db.arn)
+            .audit_policy_state(state.clone())
+            .send()
+            .await
+            .named("rds:ModifyActivityStream", &db.arn)?;
+        let mut poll = ctx.poll(format!("{what} to be {word}"), POLICY_TIMEOUT);
+        loop {
+            let now = database::observe(ctx.clients, &target_of(db)).await?;
+            let status = now.as_ref().and_then(|n| n.stream.policy.clone());
+            if status.as_ref().is_some_and(|s| *s == exact(&state)) {
+                break;
+            }
+            poll.next(status.as_ref().map_or("unknown", PolicyStatus::as_str))
+                .await?;
+        }
+        poll.done(&format!("{what} is {word}"));
+    }
+    Ok(())
+}
+
+fn exact(state: &AuditPolicyState) -> PolicyStatus {
+    if *state == AuditPolicyState::LockedPolicy {
+        PolicyStatus::Locked
+    } else {
+        PolicyStatus::Unlocked
+    }
 }
 
 /// The stream's status now; a database that disappeared is an error.
@@ -242,10 +327,14 @@ pub fn check(db: &Database) -> Check {
             Resource::ActivityStream,
             Level::Ok,
             format!(
-                "started, {} mode",
+                "started, {} mode{}",
                 s.mode
                     .as_ref()
-                    .map_or("unknown".to_owned(), |m| m.as_str().to_ascii_lowercase())
+                    .map_or("unknown".to_owned(), |m| m.as_str().to_ascii_lowercase()),
+                s.policy
+                    .as_ref()
+                    .map(|p| format!(", audit policy {}", p.as_str()))
+                    .unwrap_or_default()
             ),
         ),
         Status::Starting => Check::of(

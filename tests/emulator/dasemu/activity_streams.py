@@ -52,12 +52,20 @@ class Stream:
     """One resource's activity stream: what was asked and when."""
 
     def __init__(self, mode, kms_key_id, stream_name, native_fields):
+        self.policy = "locked"  # RDS locks the audit policy of a stream it starts
+        self.policy_changed_at = None
         self.mode = mode
         self.kms_key_id = kms_key_id
         self.stream_name = stream_name
         self.native_fields = native_fields
         self.started_at = time.monotonic()
         self.stopped_at = None
+
+    def policy_status(self):
+        """`locking-policy` / `unlocking-policy` for the delay after ModifyActivityStream."""
+        if self.policy_changed_at is not None and time.monotonic() - self.policy_changed_at < DELAY_SECONDS:
+            return "locking-policy" if self.policy == "locked" else "unlocking-policy"
+        return self.policy
 
     def status(self):
         now = time.monotonic()
@@ -79,7 +87,7 @@ def _field(name, default=None):
         stream = _stream(resource)
         if stream is None:
             return default
-        return getattr(stream, name)() if name == "status" else getattr(stream, name)
+        return getattr(stream, name)() if name in ("status", "policy_status") else getattr(stream, name)
 
     return property(get)
 
@@ -192,6 +200,34 @@ def stop_activity_stream(self):
     return ActionResult({"KmsKeyId": stream.kms_key_id, "KinesisStreamName": stream.stream_name, "Status": "stopping"})
 
 
+def modify_activity_stream(self):
+    """ModifyActivityStream (RDS API reference): "This operation is supported for RDS for Oracle
+    and Microsoft SQL Server"; AuditPolicyState locked or unlocked; the instance's
+    ActivityStreamPolicyStatus passes through locking-policy / unlocking-policy ("Modifying a
+    database activity stream for Amazon RDS", RDS User Guide). A cluster, or an engine other
+    than those two, is not a resource it knows (ResourceNotFoundFault); a stream that is not
+    started is InvalidDBInstanceState."""
+    arn = self.params.get("ResourceArn", "")
+    state = self.params.get("AuditPolicyState")
+    resource = _find(self.backend, arn)
+    engine = _engine(resource)
+    if isinstance(resource, DBCluster) or not (engine.startswith("oracle") or engine.startswith("sqlserver")):
+        raise ResourceNotFoundFault(arn)
+    stream = _stream(resource)
+    if stream is None or stream.status() != "started":
+        status = "stopped" if stream is None else stream.status()
+        raise InvalidDBInstanceState(f"Activity Streams feature expected to be started, but is {status}")
+    if state not in ("locked", "unlocked"):
+        raise InvalidParameterCombination(f"Invalid AuditPolicyState: {state!r} (locked or unlocked).")
+    if state != stream.policy:
+        stream.policy = state
+        stream.policy_changed_at = time.monotonic()
+    return ActionResult({"KmsKeyId": stream.kms_key_id, "KinesisStreamName": stream.stream_name,
+                         "Status": stream.status(), "Mode": stream.mode,
+                         "EngineNativeAuditFieldsIncluded": stream.native_fields,
+                         "PolicyStatus": stream.policy_status()})
+
+
 def _unique_instance_ids(original_init):
     """moto gives every DB instance the same DbiResourceId; RDS gives each its own, and DAS
     names the Kinesis stream and the encryption context after it."""
@@ -215,6 +251,7 @@ def install(delay_seconds=DELAY_SECONDS, producer=None):
     PRODUCER = producer
     RDSResponse.start_activity_stream = start_activity_stream
     RDSResponse.stop_activity_stream = stop_activity_stream
+    RDSResponse.modify_activity_stream = modify_activity_stream
     rds_support.install()
     for cls in (DBCluster, DBInstance):
         cls.activity_stream_status = _field("status", "stopped")
@@ -222,4 +259,5 @@ def install(delay_seconds=DELAY_SECONDS, producer=None):
         cls.activity_stream_kms_key_id = _field("kms_key_id")
         cls.activity_stream_kinesis_stream_name = _field("stream_name")
     DBInstance.activity_stream_engine_native_audit_fields_included = _field("native_fields")
+    DBInstance.activity_stream_policy_status = _field("policy_status")
     DBInstance.__init__ = _unique_instance_ids(DBInstance.__init__)
