@@ -8,7 +8,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use aws_config::retry::RetryConfig;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
+
+/// Attempts per AWS call, the first included (see `Clients::load`).
+pub const MAX_ATTEMPTS: u32 = 5;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
@@ -40,6 +44,12 @@ impl Clients {
         // log) can tell das-setup's calls from others'.
         if let Ok(name) = AppName::new("das-setup") {
             loader = loader.app_name(name);
+        }
+        // Throttling and 5xx answers are retried with the SDK's standard exponential back-off;
+        // `up` makes bursts of concurrent calls, so five attempts rather than the SDK's three,
+        // unless the user chose with AWS_MAX_ATTEMPTS (which the SDK reads itself).
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+            loader = loader.retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
         }
         if let Some(region) = &global.region {
             loader = loader.region(Region::new(region.clone()));

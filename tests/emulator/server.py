@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dasemu import activity_streams, iam_enforcement, iam_propagation, moto_fixes  # noqa: E402
+from dasemu import activity_streams, eventual, iam_enforcement, iam_propagation, moto_fixes  # noqa: E402
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
@@ -45,6 +45,9 @@ def main(argv):
                         default=os.environ.get("DASEMU_ENFORCE_IAM") == "1",
                         help="check every request not signed by a root key (testing, dasemu) against "
                              "its IAM policies (dasemu/iam_enforcement.py)")
+    parser.add_argument("--alias-lag", type=float, default=env_float("DASEMU_ALIAS_LAG", 0),
+                        help="seconds a new KMS alias stays invisible to DescribeKey and ListAliases "
+                             "(dasemu/eventual.py; default 0)")
     parser.add_argument("--iam-propagation-delay", type=float,
                         default=env_float("DASEMU_IAM_PROPAGATION_DELAY", 0),
                         help="seconds a new role cannot be assumed by Lambda or Firehose, answered "
@@ -59,6 +62,7 @@ def main(argv):
     moto_fixes.install()
     iam_enforcement.install(args.enforce_iam)
     iam_propagation.install(args.iam_propagation_delay)
+    eventual.install(args.alias_lag)
     runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

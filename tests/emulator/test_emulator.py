@@ -613,6 +613,58 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
         return self.emu.client("kms").generate_data_key(
             KeyId=key, KeySpec="AES_256", EncryptionContext={"aws:rds:dbc-id": resource_id})["CiphertextBlob"]
 
+    def user(self, name, statements):
+        iam = self.emu.client("iam")
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": statements}))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return self.emu.clients_for(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def test_kms_create_key_runs_the_policy_lockout_safety_check(self):
+        """CreateKey API reference, Policy: the key policy must let the caller PutKeyPolicy
+        later; KMS's default (no Policy) needs nothing more."""
+        clients = self.user("key-maker", [{"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"}])
+        kms = clients("kms")
+        delegating = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*",
+            "Resource": "*"}]})
+        message = self.assertError("MalformedPolicyDocumentException", kms.create_key, Policy=delegating)
+        self.assertIn("will not allow you to update the key policy", message)
+        self.assertEqual(kms.create_key()["KeyMetadata"]["KeyState"], "Enabled")
+        allowed = self.user("key-admin", [{"Effect": "Allow", "Action": ["kms:CreateKey", "kms:PutKeyPolicy"],
+                                           "Resource": "*"}])
+        self.assertEqual(allowed("kms").create_key(Policy=delegating)["KeyMetadata"]["KeyState"], "Enabled")
+
+    def test_lambda_shows_tags_only_to_callers_allowed_list_tags(self):
+        """GetFunction API reference, Tags: "Lambda returns tag data only if you have explicit
+        allow permissions for lambda:ListTags"."""
+        self.emu.client("lambda").create_function(
+            FunctionName="tagged", Runtime="provided.al2023", Handler="bootstrap",
+            Role="arn:aws:iam::123456789012:role/enforced", Code={"ZipFile": zip_bootstrap(b"\x7fELF")},
+            Tags={"owner": "me"})
+        fn = "arn:aws:lambda:eu-west-1:123456789012:function:tagged"
+        reader = self.user("fn-reader", [{"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": fn}])
+        answer = reader("lambda").get_function(FunctionName="tagged")
+        self.assertNotIn("Tags", answer)
+        self.assertEqual(answer["TagsError"]["ErrorCode"], "AccessDeniedException")
+        both = self.user("fn-tag-reader", [{"Effect": "Allow", "Action": ["lambda:GetFunction", "lambda:ListTags"],
+                                            "Resource": fn}])
+        self.assertEqual(both("lambda").get_function(FunctionName="tagged")["Tags"], {"owner": "me"})
+
+    def test_sse_kms_writes_need_generate_data_key_on_the_buckets_key(self):
+        """S3 User Guide, SSE-KMS: S3 asks KMS for a data key with the writer's permissions."""
+        s3 = self.emu.client("s3")
+        s3.create_bucket(Bucket="kms-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_bucket_encryption(Bucket="kms-bucket", ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.key}}]})
+        put = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::kms-bucket/*"}
+        writer = self.user("writer", [put])
+        self.assertError("AccessDenied", writer("s3").put_object, Bucket="kms-bucket", Key="a", Body=b"1")
+        keyed = self.user("keyed-writer", [put, {"Effect": "Allow", "Action": "kms:GenerateDataKey",
+                                                 "Resource": self.key}])
+        keyed("s3").put_object(Bucket="kms-bucket", Key="a", Body=b"1")
+
     def test_kms_decrypt_is_scoped_by_key_and_encryption_context(self):
         kms = self.role("kms")
         context = {"aws:rds:dbc-id": "cluster-A"}

@@ -324,3 +324,63 @@ class DeployerPolicyTest(EmulatorCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EnforcedDeployerTest(EmulatorCase):
+    """The same policy enforced: das-setup run by an IAM user holding exactly the rendered
+    deployer.json, under the emulator's --enforce-iam, with what AWS checks beyond the call
+    itself (iam:PassRole, KMS's key policy lockout check on CreateKey, lambda:ListTags before
+    GetFunction shows tags, kms:GenerateDataKey for an SSE-KMS bucket)."""
+
+    EMULATOR_OPTIONS = EmulatorCase.EMULATOR_OPTIONS + ("--enforce-iam",)
+
+    def deployer(self, drop=()):
+        """Access key env of a new user holding deployer.json without the actions in `drop`."""
+        with open(POLICY) as f:
+            text = f.read()
+        for name, value in (("PARTITION", PARTITION), ("REGION", REGION), ("ACCOUNT_ID", ACCOUNT)):
+            text = text.replace("{{" + name + "}}", value)
+        policy = json.loads(text)
+        for statement in policy["Statement"]:
+            actions = [a for a in listed(statement["Action"]) if a not in drop]
+            statement["Action"] = actions or ["none:None"]
+        iam = self.emu.client("iam")
+        name = "deployer-" + str(len(iam.list_users()["Users"]))
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="deployer", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+    def test_deployer_json_is_enough_for_up_status_tail_and_down_when_enforced(self):
+        self.emu.cluster("enforced")
+        env = self.deployer()
+        up = ("up", "--cluster", "enforced", "--arch", "x86_64", "--yes", "--lambda-zip", self.zip)
+        done = self.run_setup(*up, env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        done = self.run_setup(*up, env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("Nothing to change", done.stdout, "the deployer sees its function's tags")
+        done = self.run_setup("status", "--cluster", "enforced", env=env)
+        self.assertIn(done.returncode, (0, 1), done.stdout + done.stderr)
+        done = self.run_setup("tail", "--cluster", "enforced", "--since", "1m", env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        done = self.run_setup("down", "--cluster", "enforced", "--yes", "--delete-key", env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        from common import leftovers
+        self.assertEqual(leftovers(self.emu, "enforced"), [])
+
+    def test_without_lambda_list_tags_the_function_is_not_taken_for_ours(self):
+        """GetFunction returns Tags only to callers allowed lambda:ListTags (GetFunction API
+        reference): without it das-setup must say so, not take the function for someone else's."""
+        self.emu.cluster("no-list-tags")
+        root_up = self.run_setup("up", "--cluster", "no-list-tags", "--arch", "x86_64", "--yes",
+                                 "--lambda-zip", self.zip)
+        self.assertEqual(root_up.returncode, 0, root_up.stderr)
+        env = self.deployer(drop=("lambda:ListTags",))
+        done = self.run_setup("status", "--cluster", "no-list-tags", env=env)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("lambda:ListTags", done.stdout + done.stderr)
+        done = self.run_setup("down", "--cluster", "no-list-tags", "--yes", env=env)
+        self.assertNotEqual(done.returncode, 0, "down must not delete the role of a function it cannot judge")
+        self.assertIn("das-setup-no-list-tags-processor",
+                      [r["RoleName"] for r in self.emu.client("iam").list_roles()["Roles"]])

@@ -326,6 +326,37 @@ class UpTest(EmulatorCase):
         self.up("--instance", "ora", "--yes", "--audit-policy", "locked")
         self.assertEqual(policy(), "locked")
 
+    def test_throttling_and_server_errors_are_retried_with_back_off_and_up_converges(self):
+        """AWS's common errors (ThrottlingException, Lambda's 429, S3's SlowDown, 500s) on the
+        calls of a first up: the SDK's back-off retries them (five attempts), up succeeds, and a
+        second up has nothing to do. Past the attempts the step fails naming it, and up again
+        finishes the job (issue 16 B)."""
+        self.emu.cluster("throttled")
+        throttled = ["kms:CreateKey", "iam:CreateRole", "lambda:CreateFunction", "firehose:CreateDeliveryStream",
+                     "s3:PutBucketPolicy", "rds:StartActivityStream", "logs:CreateLogGroup", "rds:DescribeDBClusters",
+                     "sts:GetCallerIdentity", "firehose:DescribeDeliveryStream"]
+        faults = [{"operation": op, "kind": "throttle", "times": 2} for op in throttled]
+        faults += [{"operation": op, "kind": "server", "times": 2} for op in ("s3:CreateBucket", "iam:PutRolePolicy")]
+        faults.append({"operation": "kms:DescribeKey", "kind": "throttle", "times": 4})  # more than the SDK's default 3
+        self.emu.admin("faults", {"faults": faults})
+        self.up("--cluster", "throttled", "--yes")
+        report = self.emu.admin("faults")
+        self.assertEqual(report["armed"], {}, "every armed fault was met by das-setup")
+        self.assertEqual(len(report["served"]), 2 * len(throttled) + 4 + 4)
+        _, _, mutating, _ = self.up("--cluster", "throttled", "--yes")
+        self.assertEqual(mutating, [])
+
+        # Past the attempts: the step fails naming the throttling, nothing is lost, up again converges.
+        self.emu.cluster("throttled-2")
+        self.emu.admin("faults", {"faults": [{"operation": "iam:CreateRole", "kind": "throttle", "times": 10}]})
+        _, err, _, _ = self.up("--cluster", "throttled-2", "--yes", expect=1)
+        self.assertIn("iam:CreateRole", err)
+        self.assertIn("Throttling", err)
+        self.emu.admin("faults", {"faults": [{"operation": "iam:CreateRole", "kind": "throttle", "times": 0}]})
+        self.up("--cluster", "throttled-2", "--yes")
+        _, _, mutating, _ = self.up("--cluster", "throttled-2", "--yes")
+        self.assertEqual(mutating, [])
+
     # --- refusals before any change --------------------------------------------------------
 
     def test_refusals_come_before_any_change_and_name_the_problem(self):
@@ -408,3 +439,58 @@ class IamPropagationTest(EmulatorCase):
         self.assertEqual(report["mutatingCalls"], len(mutating) - retries)
         fh = self.emu.client("firehose").describe_delivery_stream(DeliveryStreamName="das-setup-prop")
         self.assertEqual(fh["DeliveryStreamDescription"]["DeliveryStreamStatus"], "ACTIVE")
+
+
+class EventualConsistencyTest(EmulatorCase):
+    """KMS aliases visible only seconds after CreateAlias, and a function Lambda made Inactive
+    (issue 16 B; dasemu/eventual.py cites the documentation)."""
+
+    EMULATOR_OPTIONS = EmulatorCase.EMULATOR_OPTIONS + ("--alias-lag", "8")
+
+    def up(self, cluster, expect=0):
+        done = self.run_setup("up", "--cluster", cluster, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes")
+        self.assertEqual(done.returncode, expect, done.stdout + done.stderr)
+        return done
+
+    def test_a_quick_second_up_waits_for_the_alias_instead_of_failing(self):
+        self.emu.cluster("lagging")
+        # An up stopped right after its key and alias (the stream not started): the next up
+        # finds no alias yet, finds the key by its tags, and its CreateAlias meets the alias.
+        stopped = self.run_setup("up", "--cluster", "lagging", "--arch", "x86_64", "--lambda-zip", self.zip,
+                                 "--yes", env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": "2"})
+        self.assertNotEqual(stopped.returncode, 0)
+        kms = self.emu.client("kms")
+        self.assertNotIn("alias/das-setup/lagging", [a["AliasName"] for a in kms.list_aliases()["Aliases"]],
+                         "the alias is not listed yet: the lag is on")
+        done = self.up("lagging")
+        self.assertIn("alias alias/das-setup/lagging is visible", done.stderr, done.stdout)
+        keys = [k for k in kms.list_keys()["Keys"]
+                if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description", "").endswith("(das-setup)")
+                and "lagging" in kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["Description"]]
+        self.assertEqual(len(keys), 1, "one key, not a second one")
+        done = self.up("lagging")
+        self.assertIn("Nothing to change", done.stdout)
+
+    def test_an_inactive_function_counts_as_ready(self):
+        self.emu.cluster("idle")
+        self.up("idle")
+        # No records, so no invocation reactivates it during the test; then the alias is visible.
+        self.emu.admin("producer", {"trickle_per_second": 0, "heartbeat_seconds": 3600})
+        kms = self.emu.client("kms")
+        deadline = time.monotonic() + 20
+        while "alias/das-setup/idle" not in [a["AliasName"] for a in kms.list_aliases()["Aliases"]]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.5)
+        self.emu.admin("lambda", {"function": "das-setup-idle", "state": "Inactive"})
+        config = self.emu.client("lambda").get_function_configuration(FunctionName="das-setup-idle")
+        self.assertEqual((config["State"], config["StateReasonCode"]), ("Inactive", "Idle"))
+        start = time.monotonic()
+        done = self.up("idle")
+        self.assertIn("Nothing to change", done.stdout)
+        done = self.run_setup("up", "--cluster", "idle", "--arch", "x86_64", "--lambda-zip", self.zip, "--yes",
+                              "--exclude", "DQL")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertLess(time.monotonic() - start, 30, "up does not wait for an Inactive function to be Active")
+        status = self.run_setup("status", "--cluster", "idle", "--output", "json")
+        checks = {c["check"]: c for c in json.loads(status.stdout)["checks"]}
+        self.assertEqual(checks["function"]["status"], "OK", checks["function"])

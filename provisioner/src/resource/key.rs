@@ -239,6 +239,9 @@ async fn create(ctx: &Ctx<'_>, d: &Desired) -> Res<String> {
     Ok(arn)
 }
 
+/// How long an alias that `CreateAlias` says exists may stay invisible to `DescribeKey`.
+pub const ALIAS_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 async fn create_alias(ctx: &Ctx<'_>, d: &Desired, key_arn: &str) -> Res {
     let alias = &d.names.key_alias;
     ctx.mutate("kms:CreateAlias", alias)?;
@@ -258,7 +261,20 @@ async fn create_alias(ctx: &Ctx<'_>, d: &Desired, key_arn: &str) -> Res {
         && e.as_service_error()
             .is_some_and(|e| matches!(e, CreateAliasError::AlreadyExistsException(_)))
     {
-        let target = observe(ctx.clients, alias).await?;
+        // Until the alias is visible: DescribeKey lags CreateAlias as much as the lookup that
+        // sent us here did (the emulator's --alias-lag shows it).
+        let mut target = observe(ctx.clients, alias).await?;
+        if target.is_none() {
+            let mut poll = ctx.poll(
+                format!("alias {alias} to be visible"),
+                ALIAS_VISIBLE_TIMEOUT,
+            );
+            while target.is_none() {
+                poll.next("not visible yet").await?;
+                target = observe(ctx.clients, alias).await?;
+            }
+            poll.done(&format!("alias {alias} is visible"));
+        }
         if target
             .as_ref()
             .is_some_and(|k| k.arn == key_arn || k.id == key_arn)

@@ -17,6 +17,10 @@
                           and the HTTP status; `sdk` ("rust" for das-setup and das-processor,
                           which use the AWS SDK for Rust) and `contract`: how the request breaks
                           the service model of its operation (dasemu/contract.py), [] if it does not
+  POST /_dasemu/lambda   {"function": NAME, "state": "Inactive"}  a function's State (eventual.py)
+  POST /_dasemu/faults   {"faults": [{"operation": "kms:DescribeKey", "kind": "throttle", "times": 2}]}
+                          the next calls of an operation answer throttling or a server error
+                          (dasemu/faults.py); GET: what is armed and what was served
   GET  /_dasemu/contract[?sdk=rust]         every call whose request breaks its operation's model,
                           with how many calls were checked and which matched no modelled operation
 """
@@ -27,7 +31,7 @@ import re
 import threading
 from urllib.parse import parse_qs
 
-from dasemu import contract
+from dasemu import contract, faults
 from dasemu.iam_enforcement import credential, principal_of
 
 PREFIX = "/_dasemu/"
@@ -64,6 +68,7 @@ class Admin:
         self.runner = runner
         self.calls = []
         self.calls_lock = threading.Lock()
+        self.faults = faults.Faults()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -74,6 +79,12 @@ class Admin:
                 call["status"] = int(status.split(" ", 1)[0])
                 return start_response(status, headers, exc_info)
 
+            if call["operation"]:
+                environ["HTTP_X_DASEMU_OPERATION"] = call["operation"]
+            fault = self.faults.take(call["operation"])
+            if fault is not None:
+                call["fault"] = fault
+                return faults.answer(call["operation"], fault, answered)
             return self.app(environ, answered)
         try:
             status, body = self.route(environ, path[len(PREFIX):])
@@ -110,6 +121,16 @@ class Admin:
             with self.calls_lock:
                 calls = [c for c in self.calls if app in (None, c["app"])]
             return 200, {"calls": calls}
+        if name == "lambda" and method == "POST":
+            from dasemu import eventual
+
+            body = self.body(environ)
+            return 200, eventual.set_function_state(body.get("account", "123456789012"), body.get("region", "eu-west-1"),
+                                                    body["function"], body["state"])
+        if name == "faults" and method == "POST":
+            return 200, self.faults.arm(self.body(environ).get("faults", []))
+        if name == "faults" and method == "GET":
+            return 200, self.faults.report()
         if name == "contract" and method == "GET":
             sdk = query.get("sdk", [None])[0]
             with self.calls_lock:

@@ -316,6 +316,15 @@ class FirehoseRunner:
             "region": state.region, "records": records,
         }).encode()
         retries = int(params.get("NumberOfRetries", 3))
+        # An Inactive function is activated by its next invocation (Lambda Developer Guide,
+        # "Lambda function states").
+        try:
+            from dasemu import eventual
+
+            account, region, name = function_arn.split(":")[4], function_arn.split(":")[3], function_arn.split(":")[6]
+            eventual.set_function_state(account, region, name, "Active")
+        except Exception:
+            pass
         for attempt in range(1, retries + 2):
             state.stats["invocations"] += 1
             kind, body = host.invoke(event)
