@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dasemu import activity_streams, eventual, iam_enforcement, iam_propagation, moto_fixes  # noqa: E402
+from dasemu import activity_streams, eventual, iam_enforcement, iam_propagation, moto_fixes, resharding  # noqa: E402
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
@@ -63,6 +63,7 @@ def main(argv):
     iam_enforcement.install(args.enforce_iam)
     iam_propagation.install(args.iam_propagation_delay)
     eventual.install(args.alias_lag)
+    resharding.install()
     runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

@@ -241,6 +241,44 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
                          ResourceArn=cluster["DBClusterArn"], AuditPolicyState="locked")
         self.rds.stop_activity_stream(ResourceArn=arn, ApplyImmediately=True)
 
+    def test_a_reshard_closes_the_parent_and_get_records_names_its_children(self):
+        """Kinesis Developer Guide, "Resharding a stream"; GetRecords API reference, ChildShards."""
+        key = self.key()
+        c = self.cluster("resharded")
+        self.rds.start_activity_stream(ResourceArn=c["DBClusterArn"], Mode="async", KmsKeyId=key, ApplyImmediately=True)
+        time.sleep(DELAY + 0.5)
+        stream = f"aws-rds-das-{c['DbClusterResourceId']}"
+        self.admin("inject", {"stream": stream, "events": [{"type": "record", "testId": "before"}]})
+        parent = self.kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+        arn = self.kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+        opened = self.admin("reshard", {"stream": stream})["open"]
+        self.assertEqual(len(opened), 2)
+
+        def read(shard):
+            it = self.kinesis.get_shard_iterator(StreamARN=arn, ShardId=shard,
+                                                 ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            seqs, children = [], []
+            for _ in range(20):
+                out = self.kinesis.get_records(ShardIterator=it, StreamARN=arn)
+                seqs += [r["SequenceNumber"] for r in out["Records"]]
+                children = out.get("ChildShards", children)
+                it = out.get("NextShardIterator")
+                if not it or not out["Records"]:
+                    break
+            return seqs, children, it
+
+        kept, children, it = read(parent)
+        self.assertTrue(kept, "the closed parent keeps its records")
+        self.assertIsNone(it, "no NextShardIterator at the end of a closed shard")
+        self.assertEqual(sorted(ch["ShardId"] for ch in children), opened)
+        self.assertTrue(all(ch["ParentShards"] == [parent] for ch in children))
+        self.admin("inject", {"stream": stream, "events": [{"type": "record", "testId": "after"}]})
+        self.assertEqual(read(parent)[0], kept, "nothing new goes to the closed parent")
+        self.assertTrue(read(opened[0])[0] or read(opened[1])[0], "new records go to the children")
+        shards = {s["ShardId"]: s for s in self.kinesis.list_shards(StreamName=stream)["Shards"]}
+        self.assertIn("EndingSequenceNumber", shards[parent]["SequenceNumberRange"])
+        self.rds.stop_activity_stream(ResourceArn=c["DBClusterArn"], ApplyImmediately=True)
+
     def test_instance_streams_have_their_own_resource_ids(self):
         key = self.key()
         instances = [

@@ -196,6 +196,50 @@ class LifecycleTest(EmulatorCase):
             time.sleep(0.5)
         self.down("phoenix")
 
+    def test_tail_follow_and_delivery_go_on_across_a_reshard(self):
+        """RDS reshards the stream when it needs to: both readers, `tail --follow` and Firehose,
+        go on in the child shards (issue 16 A7 and B; dasemu/resharding.py)."""
+        import subprocess
+
+        from common import read_bucket
+
+        self.emu.cluster("split")
+        self.up("split")
+        rid = self.emu.client("rds").describe_db_clusters(DBClusterIdentifier="split")["DBClusters"][0][
+            "DbClusterResourceId"]
+        bucket = f"das-setup-split-{ACCOUNT}-eu-west-1"
+        self.emu.wait_for_delivery("das-setup-split")
+        time.sleep(1)
+        tail = subprocess.Popen([self.setup_bin, "--output", "json", "tail", "--cluster", "split", "--follow"],
+                                env=self.emu.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            def event(test_id):
+                return {"type": "record", "testId": test_id, "class": "DDL", "command": "CREATE TABLE",
+                        "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": log_time()}
+
+            def stored(test_id):
+                deadline = time.time() + 30
+                while test_id not in read_bucket(self.emu, bucket)[0]:
+                    self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
+                    time.sleep(0.5)
+
+            time.sleep(2)  # tail has its iterators
+            self.emu.admin("inject", {"stream": rid, "events": [event("split-before")]})
+            stored("split-before")
+            opened = self.emu.admin("reshard", {"stream": rid})["open"]
+            self.assertEqual(len(opened), 2)
+            self.emu.admin("inject", {"stream": rid, "events": [event("split-after")]})
+            stored("split-after")
+            time.sleep(3)  # a few of tail's polls
+        finally:
+            tail.terminate()
+            out, err = tail.communicate(timeout=10)
+        seen = [json.loads(line).get("testId") for line in out.splitlines() if line.startswith("{")]
+        self.assertIn("split-before", seen, err[-2000:])
+        self.assertIn("split-after", seen, err[-2000:])
+        self.down("split")
+
     def test_status_strict_turns_warnings_into_exit_1(self):
         self.emu.cluster("quiet")
         self.up("quiet")

@@ -17,6 +17,7 @@
                           and the HTTP status; `sdk` ("rust" for das-setup and das-processor,
                           which use the AWS SDK for Rust) and `contract`: how the request breaks
                           the service model of its operation (dasemu/contract.py), [] if it does not
+  POST /_dasemu/reshard  {"stream": NAME or resource id}  splits every open shard (resharding.py)
   POST /_dasemu/lambda   {"function": NAME, "state": "Inactive"}  a function's State (eventual.py)
   POST /_dasemu/faults   {"faults": [{"operation": "kms:DescribeKey", "kind": "throttle", "times": 2}]}
                           the next calls of an operation answer throttling or a server error
@@ -121,6 +122,17 @@ class Admin:
             with self.calls_lock:
                 calls = [c for c in self.calls if app in (None, c["app"])]
             return 200, {"calls": calls}
+        if name == "reshard" and method == "POST":
+            from dasemu import resharding
+
+            body = self.body(environ)
+            stream = self.producer.find(body["stream"])
+            if stream is None:
+                return 404, {"error": f"no activity stream {body['stream']!r}"}
+            from moto.core import DEFAULT_ACCOUNT_ID
+
+            account = getattr(stream.resource, "account_id", None) or DEFAULT_ACCOUNT_ID
+            return 200, {"stream": stream.name, "open": resharding.reshard(account, stream.region, stream.name)}
         if name == "lambda" and method == "POST":
             from dasemu import eventual
 

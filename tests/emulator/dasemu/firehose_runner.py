@@ -223,6 +223,14 @@ class FirehoseRunner:
                 state.iterators[shard] = None
                 continue
             state.iterators[shard] = out.get("NextShardIterator")
+            if state.iterators[shard] is None:
+                # A closed shard read to its end: Firehose goes on in its children, from their
+                # first record (GetRecords API reference, ChildShards).
+                for child in out.get("ChildShards", []):
+                    if child["ShardId"] not in state.iterators:
+                        state.iterators[child["ShardId"]] = kinesis.get_shard_iterator(
+                            StreamARN=source["KinesisStreamARN"], ShardId=child["ShardId"],
+                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             for r in out["Records"]:
                 arrival = int(r["ApproximateArrivalTimestamp"].timestamp() * 1000)
                 state.buffer.append({
