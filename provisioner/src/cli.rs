@@ -152,6 +152,10 @@ pub struct UpArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run, for CI drift checks (as `terraform plan -detailed-exitcode`): exit 0 when
+    /// nothing would change, 2 when changes are pending, 1 on any error or refusal.
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,

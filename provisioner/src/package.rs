@@ -22,11 +22,15 @@ pub enum PackageError {
     Zip(#[from] zip::result::ZipError),
     #[error("zipping the processor: {0}")]
     Io(#[from] std::io::Error),
-    #[error("building the processor for {target} failed ({status}); the command was: {command}")]
+    #[error(
+        "building the processor for {target} failed ({status}); the build log ends with:\n{tail}\nthe whole log: {log}\nthe command was: {command}"
+    )]
     Build {
         target: &'static str,
         status: String,
         command: String,
+        log: String,
+        tail: String,
     },
     #[error("{0}")]
     Invalid(String),
@@ -68,16 +72,31 @@ pub fn build_command(arch: Arch, workspace: &Path, host_is_aarch64: bool) -> Com
     cmd
 }
 
-/// Builds the processor and returns the binary's path.
+/// Lines of the build log shown when the build fails.
+const LOG_TAIL_LINES: usize = 25;
+
+/// Builds the processor and returns the binary's path. The compiler's output goes to
+/// `target/das-setup/build-<target>.log` (the caller shows progress instead); on failure the
+/// error carries the log's last lines and its path.
 pub fn build(arch: Arch, workspace: &Path) -> Result<PathBuf, PackageError> {
     let mut cmd = build_command(arch, workspace, cfg!(target_arch = "aarch64"));
-    let status = cmd.status()?;
     let target = target_triple(arch);
+    let log_dir = workspace.join("target").join("das-setup");
+    std::fs::create_dir_all(&log_dir)?;
+    let log_path = log_dir.join(format!("build-{target}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let status = cmd.status()?;
     if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         return Err(PackageError::Build {
             target,
             status: status.to_string(),
             command: format!("{cmd:?}"),
+            log: log_path.display().to_string(),
+            tail: last_lines(&text, LOG_TAIL_LINES),
         });
     }
     Ok(workspace
@@ -85,6 +104,16 @@ pub fn build(arch: Arch, workspace: &Path) -> Result<PathBuf, PackageError> {
         .join(target)
         .join("release")
         .join("das-processor"))
+}
+
+/// The last `n` lines of a log, indented.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The newest `GLIBC_x.y` symbol version a binary references, if any.
@@ -176,6 +205,23 @@ pub fn code_sha256(zip: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::io::Read as _;
+
+    #[test]
+    fn a_failed_build_keeps_the_compiler_log_in_a_file_and_shows_its_end() {
+        let dir = std::env::temp_dir().join(format!("das-setup-build-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // No Cargo.toml here: cargo fails at once, saying so.
+        let e = build(Arch::X86_64, &dir).unwrap_err();
+        let PackageError::Build { log, tail, .. } = &e else {
+            panic!("{e}");
+        };
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(text.contains("Cargo.toml"), "{text}");
+        assert!(tail.contains("Cargo.toml"), "{tail}");
+        assert!(e.to_string().contains(log.as_str()), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(last_lines("a\nb\nc", 2), "    b\n    c");
+    }
 
     #[test]
     fn the_zip_holds_one_executable_bootstrap_and_is_deterministic() {

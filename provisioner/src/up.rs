@@ -7,6 +7,7 @@
 //! a missing permission to read, no confirmation); 130 interrupted.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
@@ -35,7 +36,27 @@ struct Prepared {
     zip: Vec<u8>,
 }
 
+/// `--dry-run --detailed-exitcode`: changes are pending.
+pub const EXIT_CHANGES_PENDING: u8 = 2;
+
 pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
+    let pending = AtomicBool::new(false);
+    let code = apply(global, args, &pending).await;
+    if !args.detailed_exitcode {
+        return code;
+    }
+    let pending = pending.load(Ordering::Relaxed);
+    // As `terraform plan -detailed-exitcode`: 0 nothing to change, 2 changes pending, 1 any
+    // error (a refusal included).
+    match code {
+        EXIT_OK if pending => EXIT_CHANGES_PENDING,
+        EXIT_OK | EXIT_INTERRUPTED => code,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// Plans, prints, and (unless a dry run) applies; `pending` is set when the plan has changes.
+async fn apply(global: &GlobalArgs, args: &UpArgs, pending: &AtomicBool) -> u8 {
     let json_out = global.output == OutputFormat::Json;
     let progress = Progress::new(false);
     let settings = match UpSettings::from_args(args) {
@@ -89,6 +110,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs) -> u8 {
         identity.account
     );
     let changed = plan.changed();
+    pending.store(changed > 0, Ordering::Relaxed);
 
     if !json_out {
         crate::outln!("{header}\n{}", plan::to_text(&plan));

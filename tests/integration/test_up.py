@@ -233,6 +233,20 @@ class UpTest(EmulatorCase):
         _, _, mutating, _ = self.up("--cluster", "gamma", "--yes", zip_path=other)
         self.assertEqual(mutating, [])
 
+    def test_detailed_exitcode_tells_drift_from_nothing_to_do_and_from_errors(self):
+        """`up --dry-run --detailed-exitcode`, the CI drift check (issue 17): 2 while changes are
+        pending, 0 once nothing would change, 1 on a refusal (as terraform plan)."""
+        self.emu.cluster("drift")
+        _, _, mutating, _ = self.up("--cluster", "drift", "--dry-run", "--detailed-exitcode", expect=2)
+        self.assertEqual(mutating, [])
+        self.up("--cluster", "drift", "--yes")
+        self.up("--cluster", "drift", "--dry-run", "--detailed-exitcode", expect=0)
+        self.up("--cluster", "drift", "--dry-run", "--detailed-exitcode", "--exclude", "DQL", expect=2)
+        self.up("--cluster", "no-such-cluster", "--dry-run", "--detailed-exitcode", expect=1)
+        done = self.run_setup("up", "--cluster", "drift", "--detailed-exitcode", "--yes")
+        self.assertEqual(done.returncode, 2, "without --dry-run it is a usage error")
+        self.assertIn("--dry-run", done.stderr)
+
     def test_dry_run_changes_nothing_and_prints_the_plan_with_every_policy(self):
         self.emu.cluster("delta")
         out, _, mutating, _ = self.up("--cluster", "delta", "--dry-run", "--output", "json")
