@@ -38,6 +38,11 @@ pub async fn check(
     mode: StreamMode,
 ) -> Result<Vec<String>, Refusal> {
     check_shape(db, mode)?;
+    if db.stream.running() {
+        // RDS accepted this database already; refusing it now would only stop `up` from
+        // repairing the rest of the pipeline.
+        return Ok(Vec::new());
+    }
     let classes = instance_classes(clients, db).await?;
     for (instance, class) in &classes {
         check_class(db, instance, class)?;
@@ -462,6 +467,19 @@ mod tests {
             ],
             "{ops:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_running_stream_is_not_judged_again() {
+        use crate::resource::testing::{Answer, FakeAws};
+        let mut d = db(TargetKind::Cluster, "aurora-postgresql", 1);
+        d.stream.status = aws_sdk_rds::types::ActivityStreamStatus::Started;
+        let fake = FakeAws::new(|_| Answer::unexpected());
+        assert_eq!(
+            check(&fake.clients(), &d, StreamMode::Async).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(fake.operations().is_empty());
     }
 
     #[tokio::test]
