@@ -71,13 +71,12 @@ def model(service):
 def _route(uri):
     """(path regex with named label groups, {literal query key: value or None})."""
     path, _, query = uri.partition("?")
-    regex, labels = "", []
+    regex = ""
     for part in re.split(r"(\{[^}]+\})", path):
         if part.startswith("{"):
             label = part[1:-1]
             greedy = label.endswith("+")
             label = label.rstrip("+")
-            labels.append(label)
             regex += f"(?P<{_group(label)}>{'.+' if greedy else '[^/]+'})"
         else:
             regex += re.escape(part)
@@ -85,7 +84,7 @@ def _route(uri):
     for pair in filter(None, query.split("&")):
         key, eq, value = pair.partition("=")
         literal[key] = value if eq else None
-    return re.compile(regex.rstrip("/") + "/?$"), literal, labels
+    return re.compile(regex.rstrip("/") + "/?$"), literal
 
 
 def _group(label):
@@ -191,7 +190,7 @@ def _b64_size(text):
         return len(text)
 
 
-def _rest_members(m, op, environ, path, body, groups, labels):
+def _rest_members(m, op, environ, body, groups):
     shape = m.shape(op["input"]["shape"]) if "input" in op else {"type": "structure", "members": {}}
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     out, unknown = {}, []
@@ -238,7 +237,7 @@ def _rest_members(m, op, environ, path, body, groups, labels):
         try:
             document = json.loads(body)
         except ValueError:
-            return out, [f"the body is not JSON"]
+            return out, ["the body is not JSON"]
         for key, value in document.items():
             name = next((n for n, r in body_members.items() if r.get("locationName", n) == key), None)
             if name is None:
@@ -414,7 +413,7 @@ def check(environ, path, body, service):
     method = environ.get("REQUEST_METHOD", "GET")
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     candidates = []
-    for route_method, (regex, literal, labels), op in m.routes:
+    for route_method, (regex, literal), op in m.routes:
         if route_method != method:
             continue
         match = regex.match(path)
@@ -422,7 +421,7 @@ def check(environ, path, body, service):
             continue
         if any(k not in query or (v is not None and query[k][0] != v) for k, v in literal.items()):
             continue
-        candidates.append((len(literal), op, match, labels))
+        candidates.append((len(literal), op, match))
     if not candidates:
         return None, []
     # The most specific route; where several operations share it (S3's PutObject and
@@ -430,8 +429,8 @@ def check(environ, path, body, service):
     # x-amz-copy-source header), then the one not deprecated.
     most = max(c[0] for c in candidates)
     judged = []
-    for order, (_, op, match, labels) in enumerate(c for c in candidates if c[0] == most):
-        members, unknown = _rest_members(m, op, environ, path, body, match.groupdict(), labels)
+    for order, (_, op, match) in enumerate(c for c in candidates if c[0] == most):
+        members, unknown = _rest_members(m, op, environ, body, match.groupdict())
         found = list(unknown)
         if "input" in op:
             _check(m, op["input"]["shape"], _blobs_in_json(m, op["input"]["shape"], members), "", found)
