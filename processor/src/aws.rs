@@ -5,33 +5,22 @@
 //! then S3 uses path-style addressing, as emulators need. Nothing else differs.
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_kms::config::SharedHttpClient;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_http_client::tls;
 use zeroize::Zeroizing;
 
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeySource};
 use crate::sink::{ObjectSink, SinkError};
 
 /// Loads region, credentials and endpoint the standard way (environment, profile, container or
-/// instance role), over rustls with ring.
+/// instance role), over the processor's own HTTP client (`https`: no C dependency).
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(crate::https::http_client())
         .load()
         .await
-}
-
-/// The HTTP client every SDK client of ours uses: hyper with rustls on ring.
-pub fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
 }
 
 /// KMS `Decrypt` of DAS data keys.

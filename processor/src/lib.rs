@@ -7,8 +7,15 @@
 //! hour -> S3 key) -> `sink` (S3) -> `manifest` (what the invocation wrote, filed by write time) ->
 //! the Firehose response. `handler` orchestrates one batch.
 //!
-//! Everything is pure except `aws` (KMS and S3 clients), which sits behind the `KeySource` and
+//! Everything is pure except `aws` (KMS and S3 clients, over the HTTP client in `https`), which sits behind the `KeySource` and
 //! `ObjectSink` traits so the handler is tested without a network.
+
+/// The Lambda build is static musl (provisioner/src/package.rs), whose malloc is slow for this
+/// workload's large, short-lived buffers; dlmalloc (a Rust port) serves every allocation of a
+/// binary linking this library there: the Lambda, its benchmarks and tests.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 pub mod aws;
 pub mod classify;
@@ -18,6 +25,7 @@ pub mod esdk;
 pub mod event;
 pub mod firehose;
 pub mod handler;
+pub mod https;
 pub mod inflate;
 pub mod keys;
 pub mod manifest;

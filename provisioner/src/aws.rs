@@ -18,6 +18,18 @@ use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
 use crate::cli::GlobalArgs;
 
+/// das-setup's HTTP client: the SDK's hyper client with rustls on ring. (The processor has its
+/// own, with no C dependency, for the Lambda's cross builds; das-setup runs where it was built,
+/// and ring supports every CPU its host may have, where the processor's provider needs the
+/// AES and carry-less multiply instructions every Lambda host has.)
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// One client per service `up`, `down`, `status` and `tail` call.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -38,8 +50,7 @@ pub struct Clients {
 impl Clients {
     /// Region, profile and endpoint from the flags, the rest from the standard chain.
     pub async fn load(global: &GlobalArgs) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(das_processor::aws::http_client());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
         // `app/das-setup` in every request's user agent: CloudTrail (and the emulator's call
         // log) can tell das-setup's calls from others'.
         if let Ok(name) = AppName::new("das-setup") {

@@ -100,7 +100,7 @@ impl Moto {
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         use aws_sdk_kms::config::{Credentials, Region};
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(das_processor::aws::http_client())
+            .http_client(das_processor::https::http_client())
             .endpoint_url(&self.url)
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
