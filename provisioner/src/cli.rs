@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "das-setup",
-    version,
+    version = crate::package::VERSION,
+    long_version = crate::package::LONG_VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -37,8 +38,15 @@ pub struct GlobalArgs {
     /// Send every AWS call to this endpoint instead of AWS (e.g. the local emulator).
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Output format: text for people, json for scripts and CI.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format: text for people, json for scripts and CI. For `package`: the file to
+    /// write the zip to.
+    #[arg(
+        long,
+        global = true,
+        value_name = "text|json|FILE",
+        value_parser = parse_output,
+        default_value = "text"
+    )]
     pub output: OutputFormat,
     /// More detail on stderr (-v: every AWS call, -vv: also the AWS SDK's debug log: retries,
     /// endpoints, credentials; never a request or response body).
@@ -46,10 +54,36 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputFormat {
     Text,
     Json,
+    /// A path: only `package` writes to one (the others refuse it, naming the choices).
+    File(PathBuf),
+}
+
+/// `--output` is one flag for every command: a format for all but `package`, whose output is a
+/// file (`das-setup package --output FILE`, as the issue names it).
+fn parse_output(value: &str) -> Result<OutputFormat, String> {
+    match value {
+        "text" => Ok(OutputFormat::Text),
+        "json" => Ok(OutputFormat::Json),
+        "" => Err("expected text, json, or (for `package`) a file path".into()),
+        path => Ok(OutputFormat::File(PathBuf::from(path))),
+    }
+}
+
+impl GlobalArgs {
+    /// The output format of a command that prints (all but `package`).
+    pub fn format(&self) -> Result<OutputFormat, String> {
+        match &self.output {
+            OutputFormat::File(path) => Err(format!(
+                "--output {}: expected text or json (only `das-setup package` writes a file)",
+                path.display()
+            )),
+            other => Ok(other.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +111,23 @@ pub enum Command {
     /// Reads the stream's Kinesis shards directly (not the bucket), with the processor's own
     /// decryption, key cache and classification. Ctrl-C stops.
     Tail(TailArgs),
+    /// Write the processor's Lambda zip: exactly the zip `up` would deploy.
+    ///
+    /// The zip this das-setup carries (release builds embed both architectures), else one built
+    /// from the source tree, reproducibly: the same source and Rust toolchain give the same
+    /// bytes, so the same CodeSha256. Prints the file's SHA-256 and Lambda's CodeSha256. Needs no
+    /// AWS account.
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Lambda architecture of the zip.
+    #[arg(long, value_enum, default_value_t = Arch::Arm64)]
+    pub arch: Arch,
+    /// Build from the source tree even when this das-setup carries an embedded zip.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// Which database the activity stream belongs to.
@@ -247,6 +298,70 @@ mod tests {
                 .unwrap();
         assert_eq!(before.global.region.as_deref(), Some("eu-west-1"));
         assert_eq!(after.global.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn output_is_a_format_for_every_command_but_package_which_writes_a_file() {
+        let status = Cli::try_parse_from(["das-setup", "status", "--cluster", "c"]).unwrap();
+        assert_eq!(status.global.output, OutputFormat::Text);
+        assert_eq!(status.global.format(), Ok(OutputFormat::Text));
+        let json =
+            Cli::try_parse_from(["das-setup", "--output", "json", "status", "--cluster", "c"])
+                .unwrap();
+        assert_eq!(json.global.format(), Ok(OutputFormat::Json));
+        let file = Cli::try_parse_from([
+            "das-setup",
+            "status",
+            "--cluster",
+            "c",
+            "--output",
+            "plan.zip",
+        ])
+        .unwrap();
+        let e = file.global.format().unwrap_err();
+        assert!(
+            e.contains("--output plan.zip") && e.contains("package"),
+            "{e}"
+        );
+
+        let package = Cli::try_parse_from([
+            "das-setup",
+            "package",
+            "--arch",
+            "x86_64",
+            "--output",
+            "out/p.zip",
+        ])
+        .unwrap();
+        let Command::Package(args) = &package.command else {
+            panic!("not package")
+        };
+        assert_eq!(args.arch, Arch::X86_64);
+        assert_eq!(
+            package.global.output,
+            OutputFormat::File(PathBuf::from("out/p.zip"))
+        );
+        let default = Cli::try_parse_from(["das-setup", "package"]).unwrap();
+        let Command::Package(args) = &default.command else {
+            panic!("not package")
+        };
+        assert_eq!(args.arch, Arch::Arm64, "up's default architecture");
+        assert!(Cli::try_parse_from(["das-setup", "--output", "", "package"]).is_err());
+    }
+
+    #[test]
+    fn the_long_version_names_the_processor_builds_carried() {
+        let text = Cli::command().render_long_version();
+        assert!(
+            text.starts_with(&format!("das-setup {}", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
+        assert!(text.contains("processor"), "{text}");
+        for arch in [Arch::Arm64, Arch::X86_64] {
+            if let Some(zip) = crate::package::embedded(arch) {
+                assert!(text.contains(&crate::package::hex_sha256(zip)), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use das_setup::cli::{Cli, Command};
-use das_setup::{down, status, tail, up};
+use das_setup::{down, package, status, tail, up};
 
 /// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
@@ -13,6 +13,13 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
+    if let Command::Package(args) = &cli.command {
+        return ExitCode::from(package::run(&cli.global, args));
+    }
+    if let Err(e) = cli.global.format() {
+        das_setup::errln!("das-setup: {e}");
+        return ExitCode::from(up::EXIT_REFUSED);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -30,6 +37,7 @@ fn main() -> ExitCode {
                 Command::Down(args) => down::run(&cli.global, args).await,
                 Command::Status(args) => status::run(&cli.global, args).await,
                 Command::Tail(args) => tail::run(&cli.global, args).await,
+                Command::Package(args) => package::run(&cli.global, args),
             }
         };
         tokio::select! {

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
-use crate::cli::Arch;
+use crate::cli::{Arch, GlobalArgs, OutputFormat, PackageArgs};
+use crate::progress::{Progress, Step};
 
 /// Amazon Linux 2023's glibc: a binary that needs a newer symbol would not start in Lambda.
 pub const MAX_GLIBC: (u32, u32) = (2, 34);
@@ -40,70 +41,172 @@ pub enum PackageError {
     Glibc { path: String, found: String },
 }
 
-/// The Rust target for a Lambda architecture.
+/// The Rust target for a Lambda architecture: musl, statically linked, so the binary needs
+/// nothing from the runtime's image and the linker is the `rust-lld` that ships with Rust (no C
+/// toolchain for the target; the processor has no C dependency, processor/src/https.rs).
 pub fn target_triple(arch: Arch) -> &'static str {
     match arch {
-        Arch::X86_64 => "x86_64-unknown-linux-gnu",
-        Arch::Arm64 => "aarch64-unknown-linux-gnu",
+        Arch::X86_64 => "x86_64-unknown-linux-musl",
+        Arch::Arm64 => "aarch64-unknown-linux-musl",
     }
 }
 
-/// `cargo build --release -p das-processor --target <triple>`, with the cross linker and C
-/// compiler for arm64 on another host (Debian: `gcc-aarch64-linux-gnu`).
-pub fn build_command(arch: Arch, workspace: &Path, host_is_aarch64: bool) -> Command {
+/// The cargo profile of the Lambda build (Cargo.toml: fat LTO, one codegen unit, size-optimized
+/// SDK), kept apart from `release` so that `cargo install` of das-setup stays quick.
+pub const PROFILE: &str = "lambda";
+
+/// Where the processor's source paths appear in the binary (panic locations): the same on every
+/// machine, so the same source and toolchain give the same bytes, and no local path is shipped.
+const REMAPPED_WORKSPACE: &str = "/das-setup";
+const REMAPPED_CARGO_HOME: &str = "/cargo";
+
+/// `cargo build --profile lambda -p das-processor --target <musl triple>`, linked with
+/// `rust-lld`, with machine paths remapped (reproducible builds).
+pub fn build_command(arch: Arch, workspace: &Path, cargo_home: &Path) -> Command {
     let target = target_triple(arch);
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace).args([
         "build",
-        "--release",
+        "--profile",
+        PROFILE,
         "--locked",
         "-p",
         "das-processor",
         "--target",
         target,
     ]);
-    if arch == Arch::Arm64 && !host_is_aarch64 {
-        cmd.env(
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
-            "aarch64-linux-gnu-gcc",
-        )
-        .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc");
-    }
+    let env_target = target.to_uppercase().replace('-', "_");
+    cmd.env(format!("CARGO_TARGET_{env_target}_LINKER"), "rust-lld");
+    // CARGO_ENCODED_RUSTFLAGS (flags separated by 0x1f) takes precedence over RUSTFLAGS and the
+    // user's config, so what is built does not depend on them.
+    let flags = [
+        format!(
+            "--remap-path-prefix={}={REMAPPED_WORKSPACE}",
+            workspace.display()
+        ),
+        format!(
+            "--remap-path-prefix={}={REMAPPED_CARGO_HOME}",
+            cargo_home.display()
+        ),
+    ];
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
     cmd
+}
+
+/// `$CARGO_HOME`, or `~/.cargo` as cargo defaults it.
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
 }
 
 /// Lines of the build log shown when the build fails.
 const LOG_TAIL_LINES: usize = 25;
 
+/// What [`build`] reports while it works, for the caller's progress line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// `rustup target add`: the target's standard library was not installed.
+    InstallingTarget,
+    Compiling,
+    /// Still at it (about five times a second).
+    Tick,
+}
+
 /// Builds the processor and returns the binary's path. The compiler's output goes to
 /// `target/das-setup/build-<target>.log` (the caller shows progress instead); on failure the
-/// error carries the log's last lines and its path.
-pub fn build(arch: Arch, workspace: &Path) -> Result<PathBuf, PackageError> {
-    let mut cmd = build_command(arch, workspace, cfg!(target_arch = "aarch64"));
+/// error carries the log's last lines and its path. A missing target standard library is
+/// installed with `rustup target add` first, when rustup manages the toolchain.
+pub fn build(
+    arch: Arch,
+    workspace: &Path,
+    stage: &mut dyn FnMut(Stage),
+) -> Result<PathBuf, PackageError> {
     let target = target_triple(arch);
     let log_dir = workspace.join("target").join("das-setup");
     std::fs::create_dir_all(&log_dir)?;
     let log_path = log_dir.join(format!("build-{target}.log"));
     let log = std::fs::File::create(&log_path)?;
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let status = cmd.status()?;
-    if !status.success() {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        return Err(PackageError::Build {
-            target,
-            status: status.to_string(),
-            command: format!("{cmd:?}"),
-            log: log_path.display().to_string(),
-            tail: last_lines(&text, LOG_TAIL_LINES),
-        });
+    if !target_installed(workspace, target) {
+        stage(Stage::InstallingTarget);
+        let mut rustup = Command::new("rustup");
+        rustup
+            .current_dir(workspace)
+            .args(["target", "add", target]);
+        run_logged(rustup, &log, &log_path, target, stage).map_err(|e| match e {
+            PackageError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                PackageError::Invalid(format!(
+                    "the Rust standard library for {target} is not installed and rustup is not on PATH to install it: \
+                     install it for this toolchain (rustup target add {target}), or pass --lambda-zip"
+                ))
+            }
+            other => other,
+        })?;
     }
+    stage(Stage::Compiling);
+    run_logged(
+        build_command(arch, workspace, &cargo_home()),
+        &log,
+        &log_path,
+        target,
+        stage,
+    )?;
     Ok(workspace
         .join("target")
         .join(target)
-        .join("release")
+        .join(PROFILE)
         .join("das-processor"))
+}
+
+/// Whether the toolchain that builds in `workspace` has `target`'s standard library.
+fn target_installed(workspace: &Path, target: &str) -> bool {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(rustc)
+        .current_dir(workspace)
+        .args(["--print", "target-libdir", "--target", target])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = libdir else { return false };
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    out.status.success()
+        && std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+        })
+}
+
+/// Runs `cmd` with its output appended to the build log; a failure carries the log's end.
+fn run_logged(
+    mut cmd: Command,
+    log: &std::fs::File,
+    log_path: &Path,
+    target: &'static str,
+    stage: &mut dyn FnMut(Stage),
+) -> Result<(), PackageError> {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
+    let mut child = cmd.spawn()?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        stage(Stage::Tick);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log_path).unwrap_or_default();
+    Err(PackageError::Build {
+        target,
+        status: status.to_string(),
+        command: format!("{cmd:?}"),
+        log: log_path.display().to_string(),
+        tail: last_lines(&text, LOG_TAIL_LINES),
+    })
 }
 
 /// The last `n` lines of a log, indented.
@@ -196,6 +299,181 @@ pub fn bootstrap_arch(zip: &[u8]) -> Result<Option<Arch>, PackageError> {
     }
 }
 
+/// The processor zips a release build of das-setup carries (provisioner/build.rs embeds them when
+/// `DAS_SETUP_EMBED_PROCESSOR` names a folder holding them; empty otherwise).
+const EMBEDDED_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/das-processor-arm64.zip"));
+const EMBEDDED_X86_64: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/das-processor-x86_64.zip"));
+
+/// `das-setup --version`: the version, and (`--version`, not `-V`) the processor builds carried.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+include!(concat!(env!("OUT_DIR"), "/long_version.rs"));
+
+/// The processor zip this das-setup carries for `arch`, if it is a release build.
+pub fn embedded(arch: Arch) -> Option<&'static [u8]> {
+    let zip = match arch {
+        Arch::Arm64 => EMBEDDED_ARM64,
+        Arch::X86_64 => EMBEDDED_X86_64,
+    };
+    (!zip.is_empty()).then_some(zip)
+}
+
+/// The file name of an architecture's zip, as releases and `SHA256SUMS` name it.
+pub fn zip_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Arm64 => "das-processor-arm64.zip",
+        Arch::X86_64 => "das-processor-x86_64.zip",
+    }
+}
+
+/// Where the zip `up` deploys came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Carried by this das-setup (a release build).
+    Embedded,
+    /// Built from the source tree just now.
+    Built,
+}
+
+/// The zip `up` deploys when not given `--lambda-zip`: the one this das-setup carries, else one
+/// built from the source tree it was built from (`rebuild`: build even when one is carried).
+pub fn processor_zip(
+    arch: Arch,
+    rebuild: bool,
+    progress: &Progress,
+) -> Result<(Vec<u8>, Origin), PackageError> {
+    if !rebuild && let Some(zip) = embedded(arch) {
+        return Ok((zip.to_vec(), Origin::Embedded));
+    }
+    let workspace = source_tree().ok_or_else(|| {
+        PackageError::Invalid(
+            "this das-setup carries no processor zip (it is not a release build) and its source tree is gone, \
+             so it cannot build one: install a release (README, \"Install\"), reinstall with \
+             `cargo install --locked --path provisioner` from a checkout and keep the checkout, or pass --lambda-zip"
+                .into(),
+        )
+    })?;
+    let arch_word = arch_word(arch);
+    let mut step: Option<Step> = None;
+    let binary = build(arch, &workspace, &mut |stage| match stage {
+        Stage::InstallingTarget => {
+            step = Some(progress.begin(
+                format!(
+                    "installing Rust's standard library for {} (rustup target add)",
+                    target_triple(arch)
+                ),
+                true,
+            ));
+        }
+        Stage::Compiling => {
+            if let Some(done) = step.take() {
+                done.done(&format!(
+                    "installed the Rust target {}",
+                    target_triple(arch)
+                ));
+            }
+            step = Some(progress.begin(
+                format!(
+                    "building the processor for {arch_word} (cargo build, log in target/das-setup/)"
+                ),
+                true,
+            ));
+        }
+        Stage::Tick => {
+            if let Some(step) = &mut step {
+                step.tick();
+            }
+        }
+    })?;
+    let bytes = std::fs::read(&binary)
+        .map_err(|e| PackageError::Invalid(format!("{}: {e}", binary.display())))?;
+    check_glibc(&binary, &bytes)?;
+    let zip = zip_bootstrap(&bytes)?;
+    if let Some(step) = step {
+        step.done(&format!(
+            "built the processor for {arch_word} ({:.2} MB zipped)",
+            zip.len() as f64 / 1e6
+        ));
+    }
+    Ok((zip, Origin::Built))
+}
+
+fn arch_word(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Arm64 => "arm64",
+        Arch::X86_64 => "x86_64",
+    }
+}
+
+/// The workspace this binary was built from, if it is still there.
+pub fn source_tree() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    root.join("processor")
+        .join("Cargo.toml")
+        .is_file()
+        .then(|| root.to_path_buf())
+}
+
+/// `das-setup package --arch A --output FILE`: writes the zip `up` would deploy. Exit 0, or 1
+/// with the reason.
+pub fn run(global: &GlobalArgs, args: &PackageArgs) -> u8 {
+    let progress = Progress::new(false);
+    let result = (|| {
+        let OutputFormat::File(path) = &global.output else {
+            return Err(format!(
+                "package writes a file: name it with --output, e.g. --output {}",
+                zip_name(args.arch)
+            ));
+        };
+        let (zip, origin) =
+            processor_zip(args.arch, args.rebuild, &progress).map_err(|e| e.to_string())?;
+        match bootstrap_arch(&zip) {
+            Ok(Some(arch)) if arch == args.arch => {}
+            other => {
+                return Err(format!(
+                    "the {} zip's bootstrap is not an {} executable ({other:?}): rebuild with --rebuild",
+                    match origin {
+                        Origin::Embedded => "embedded",
+                        Origin::Built => "built",
+                    },
+                    arch_word(args.arch)
+                ));
+            }
+        }
+        std::fs::write(path, &zip).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((path.clone(), zip, origin))
+    })();
+    progress.finish();
+    match result {
+        Ok((path, zip, origin)) => {
+            crate::outln!(
+                "{}  {}\n  {} bytes, {}, CodeSha256 {}",
+                hex_sha256(&zip),
+                path.display(),
+                zip.len(),
+                match origin {
+                    Origin::Embedded => "the zip this das-setup carries",
+                    Origin::Built => "built from the source tree",
+                },
+                code_sha256(&zip)
+            );
+            0
+        }
+        Err(e) => {
+            crate::errln!("das-setup package: {e}");
+            1
+        }
+    }
+}
+
+/// The SHA-256 of a zip in hex, as `sha256sum` and `SHA256SUMS` print it.
+pub fn hex_sha256(zip: &[u8]) -> String {
+    Sha256::digest(zip)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Lambda's `CodeSha256` of a zip: base64 of its SHA-256.
 pub fn code_sha256(zip: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(zip))
@@ -210,8 +488,19 @@ mod tests {
     fn a_failed_build_keeps_the_compiler_log_in_a_file_and_shows_its_end() {
         let dir = std::env::temp_dir().join(format!("das-setup-build-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let log_path = dir.join("build.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         // No Cargo.toml here: cargo fails at once, saying so.
-        let e = build(Arch::X86_64, &dir).unwrap_err();
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&dir).arg("build");
+        let e = run_logged(
+            cmd,
+            &log,
+            &log_path,
+            "x86_64-unknown-linux-musl",
+            &mut |_| {},
+        )
+        .unwrap_err();
         let PackageError::Build { log, tail, .. } = &e else {
             panic!("{e}");
         };
@@ -295,26 +584,45 @@ mod tests {
     }
 
     #[test]
-    fn arm64_cross_builds_name_their_linker() {
-        let cmd = build_command(Arch::Arm64, Path::new("."), false);
-        let args: Vec<_> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert!(args.ends_with(&[
-            "--target".to_owned(),
-            "aarch64-unknown-linux-gnu".to_owned()
-        ]));
-        let envs: Vec<_> = cmd
-            .get_envs()
-            .map(|(k, _)| k.to_string_lossy().into_owned())
-            .collect();
-        assert!(envs.contains(&"CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER".to_owned()));
-        assert_eq!(
-            build_command(Arch::X86_64, Path::new("."), false)
-                .get_envs()
-                .count(),
-            0
-        );
+    fn lambda_builds_are_musl_linked_by_rust_lld_with_machine_paths_remapped() {
+        for (arch, target, linker) in [
+            (
+                Arch::Arm64,
+                "aarch64-unknown-linux-musl",
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+            ),
+            (
+                Arch::X86_64,
+                "x86_64-unknown-linux-musl",
+                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER",
+            ),
+        ] {
+            let cmd = build_command(arch, Path::new("/src/tree"), Path::new("/home/u/.cargo"));
+            let args: Vec<_> = cmd
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert!(args.ends_with(&["--target".to_owned(), target.to_owned()]));
+            assert!(
+                args.windows(2).any(|w| w == ["--profile", PROFILE]),
+                "{args:?}"
+            );
+            let env = |name: &str| {
+                cmd.get_envs()
+                    .find(|(k, _)| *k == name)
+                    .and_then(|(_, v)| v)
+                    .map(|v| v.to_string_lossy().into_owned())
+            };
+            assert_eq!(env(linker).as_deref(), Some("rust-lld"));
+            let flags = env("CARGO_ENCODED_RUSTFLAGS").unwrap();
+            let flags: Vec<&str> = flags.split('\x1f').collect();
+            assert_eq!(
+                flags,
+                [
+                    "--remap-path-prefix=/src/tree=/das-setup",
+                    "--remap-path-prefix=/home/u/.cargo=/cargo"
+                ]
+            );
+        }
     }
 }

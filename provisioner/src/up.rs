@@ -6,7 +6,6 @@
 //! unknown database, engine or mode not supported, KMS key not usable, bucket name taken,
 //! a missing permission to read, no confirmation); 130 interrupted.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
@@ -323,40 +322,20 @@ async fn resolve_key(
     }
 }
 
-/// The processor zip: `--lambda-zip`, or built from the source tree this binary came from.
+/// The processor zip: `--lambda-zip`, else the one this das-setup carries, else built from the
+/// source tree this binary came from (`package::processor_zip`).
 fn processor_zip(settings: &UpSettings, progress: &Progress) -> Result<Vec<u8>, Refusal> {
     let zip = match &settings.lambda_zip {
         Some(path) => std::fs::read(path)
             .map_err(|e| refuse(format!("--lambda-zip {}: {e}", path.display())))?,
         None => {
-            let workspace = source_tree().ok_or_else(|| {
-                refuse(
-                    "this das-setup was not run from its source tree, so it cannot build the processor: pass --lambda-zip with a prebuilt zip",
-                )
-            })?;
-            let step = progress.begin(
-                format!(
-                    "building the processor for {} (cargo build --release)",
-                    arch_name(settings.arch)
-                ),
-                true,
-            );
-            let binary =
-                package::build(settings.arch, &workspace).map_err(|e| refuse(e.to_string()))?;
-            let bytes =
-                std::fs::read(&binary).map_err(|e| refuse(format!("{}: {e}", binary.display())))?;
-            package::check_glibc(&binary, &bytes).map_err(|e| refuse(e.to_string()))?;
-            let zip = package::zip_bootstrap(&bytes).map_err(|e| refuse(e.to_string()))?;
-            step.done(&format!(
-                "built the processor for {} ({:.2} MB zipped)",
-                arch_name(settings.arch),
-                zip.len() as f64 / 1e6
-            ));
-            zip
+            package::processor_zip(settings.arch, false, progress)
+                .map_err(|e| refuse(e.to_string()))?
+                .0
         }
     };
     let what = settings.lambda_zip.as_ref().map_or_else(
-        || "the built zip".to_owned(),
+        || "the processor zip".to_owned(),
         |p| format!("--lambda-zip {}", p.display()),
     );
     match package::bootstrap_arch(&zip) {
@@ -369,15 +348,6 @@ fn processor_zip(settings: &UpSettings, progress: &Progress) -> Result<Vec<u8>, 
         Ok(_) => Ok(zip),
         Err(e) => Err(refuse(format!("{what}: {e}"))),
     }
-}
-
-/// The workspace this binary was built from, if it is still there.
-fn source_tree() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    root.join("processor")
-        .join("Cargo.toml")
-        .is_file()
-        .then(|| root.to_path_buf())
 }
 
 fn document(
