@@ -6,14 +6,24 @@ generate activity and injects a known mix (DDL, DML, reads, logins, a failed log
 the events in S3, prints `das-setup status`, the bucket's folders with an event count per
 category, a few seconds of `das-setup tail`, then runs `das-setup down` and stops the emulator.
 Any failing step stops the demo with its name and a non-zero exit.
+
+The function runs for arm64, `up`'s default, when this machine can run an arm64 `bootstrap`
+(an aarch64 machine, or qemu's user mode: Debian's `qemu-user`); otherwise for x86_64, saying so.
+`DAS_SETUP_BIN` runs another das-setup binary (CI runs the one `cargo install` put outside the
+tree, from a directory outside it).
 """
 
+import base64
 import gzip
+import hashlib
 import json
 import os
+import platform
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 
@@ -21,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
 from harness import Emulator, is_manifest, log_time  # noqa: E402
 
-SETUP = os.path.join(ROOT, "target", "debug", "das-setup")
+SETUP = os.environ.get("DAS_SETUP_BIN") or os.path.join(ROOT, "target", "debug", "das-setup")
 CLUSTER = "demo"
 
 
@@ -33,10 +43,14 @@ def step(title):
     print(f"\n\033[1m==> {title}\033[0m", flush=True)
 
 
+# das-setup runs from outside the source tree: what it needs from the tree it finds itself.
+OUTSIDE = tempfile.mkdtemp(prefix="das-setup-demo-")
+
+
 def run(emu, *args, check=True, timeout=900):
     """das-setup with the emulator as AWS; its output goes straight to the terminal."""
     print("$ das-setup " + " ".join(args), flush=True)
-    done = subprocess.run([SETUP, *args], env=emu.env(), timeout=timeout)
+    done = subprocess.run([SETUP, *args], env=emu.env(), timeout=timeout, cwd=OUTSIDE)
     if check and done.returncode != 0:
         raise StepFailed(f"das-setup {args[0]} exited {done.returncode}")
     return done.returncode
@@ -58,7 +72,26 @@ def main():
 
         current = "das-setup up (builds the processor for Lambda, then the whole pipeline)"
         step(current)
-        run(emu, "up", "--cluster", CLUSTER, "--arch", "x86_64", "--yes")
+        if platform.machine().lower() in ("aarch64", "arm64") or shutil.which("qemu-aarch64"):
+            arch = "arm64"
+            run(emu, "up", "--cluster", CLUSTER, "--yes")
+        else:
+            print("this machine cannot run an arm64 Lambda (no qemu-aarch64: Debian's qemu-user), "
+                  "so the demo deploys for x86_64")
+            arch = "x86_64"
+            run(emu, "up", "--cluster", CLUSTER, "--arch", arch, "--yes")
+
+        current = "das-setup package: the zip up deployed, byte for byte"
+        step(current)
+        zip_path = os.path.join(OUTSIDE, f"das-processor-{arch}.zip")
+        run(emu, "package", "--arch", arch, "--output", zip_path)
+        with open(zip_path, "rb") as f:
+            packaged = base64.b64encode(hashlib.sha256(f.read()).digest()).decode()
+        deployed = emu.client("lambda").get_function_configuration(
+            FunctionName=f"das-setup-{CLUSTER}")["CodeSha256"]
+        if packaged != deployed:
+            raise StepFailed(f"package wrote CodeSha256 {packaged}, the function runs {deployed}")
+        print(f"the deployed function's CodeSha256 is the package's: {deployed}")
         bucket = f"das-setup-{CLUSTER}-123456789012-eu-west-1"
 
         current = "generating activity: the producer's trickle plus a known mix"
@@ -107,7 +140,7 @@ def main():
         current = "five seconds of das-setup tail --follow"
         step(current)
         print(f"$ das-setup tail --cluster {CLUSTER} --follow", flush=True)
-        tail = subprocess.Popen([SETUP, "tail", "--cluster", CLUSTER, "--follow"], env=emu.env())
+        tail = subprocess.Popen([SETUP, "tail", "--cluster", CLUSTER, "--follow"], env=emu.env(), cwd=OUTSIDE)
         time.sleep(5)
         tail.send_signal(signal.SIGINT)
         if tail.wait(timeout=10) != 0:
@@ -125,6 +158,7 @@ def main():
     finally:
         if emu is not None:
             emu.stop()
+        shutil.rmtree(OUTSIDE, ignore_errors=True)
 
 
 def objects(s3, bucket, prefix):
