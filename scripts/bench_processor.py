@@ -2,7 +2,7 @@
 
 Run by scripts/bench-processor, which starts nothing itself: this script starts a moto server,
 makes a real KMS key and data key (DAS encryption context), has the batch benchmark write a 6 MB
-Firehose event encrypted under that key, then runs the release binary on one core:
+Firehose event encrypted under that key, then runs the binary (lambda profile) on one core:
   - events/s end to end, with decode, KMS and S3 time from the processor's own stats line
   - peak RSS of the process (getrusage of the child)
   - KMS calls and S3 PUTs per batch
@@ -52,7 +52,8 @@ def baseline(event, kms, s3, bucket):
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESOURCE = "cluster-BENCHRESOURCE0000000000"
-BIN = os.path.join(ROOT, "target", "release", "das-processor")
+# The lambda profile: the optimization the deployed Lambda is built with (Cargo.toml).
+BIN = os.path.join(ROOT, "target", "lambda", "das-processor")
 
 
 def free_port():
@@ -116,7 +117,7 @@ def main():
              "--resource-id", RESOURCE],
             cwd=ROOT, check=True,
         )
-        subprocess.run(["cargo", "build", "-q", "--release", "--locked", "-p", "das-processor"],
+        subprocess.run(["cargo", "build", "-q", "--profile", "lambda", "--locked", "-p", "das-processor"],
                        cwd=ROOT, check=True)
 
         pin = ["taskset", "-c", "0"]
