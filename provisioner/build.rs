@@ -47,7 +47,7 @@ fn main() -> Result<(), String> {
             "\nprocessor: none carried (not a release build); `up` builds it from the source tree",
         );
     }
-    // A Rust string literal (Debug escapes it), included by src/package.rs.
+    // A Rust string literal (Debug escapes it), included by src/cli.rs.
     let source = format!("pub const LONG_VERSION: &str = {version:?};\n");
     write(&out.join("long_version.rs"), source.as_bytes())?;
     Ok(())

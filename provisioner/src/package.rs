@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
 use crate::cli::{Arch, GlobalArgs, OutputFormat, PackageArgs};
+use crate::desired::arch_name;
 use crate::progress::{Progress, Step};
 
 /// Amazon Linux 2023's glibc: a binary that needs a newer symbol would not start in Lambda.
@@ -305,10 +306,6 @@ const EMBEDDED_ARM64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/das-proc
 const EMBEDDED_X86_64: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/das-processor-x86_64.zip"));
 
-/// `das-setup --version`: the version, and (`--version`, not `-V`) the processor builds carried.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-include!(concat!(env!("OUT_DIR"), "/long_version.rs"));
-
 /// The processor zip this das-setup carries for `arch`, if it is a release build.
 pub fn embedded(arch: Arch) -> Option<&'static [u8]> {
     let zip = match arch {
@@ -353,7 +350,7 @@ pub fn processor_zip(
                 .into(),
         )
     })?;
-    let arch_word = arch_word(arch);
+    let arch_word = arch_name(arch);
     let mut step: Option<Step> = None;
     let binary = build(arch, &workspace, &mut |stage| match stage {
         Stage::InstallingTarget => {
@@ -398,13 +395,6 @@ pub fn processor_zip(
     Ok((zip, Origin::Built))
 }
 
-fn arch_word(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Arm64 => "arm64",
-        Arch::X86_64 => "x86_64",
-    }
-}
-
 /// The workspace this binary was built from, if it is still there.
 pub fn source_tree() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
@@ -436,7 +426,7 @@ pub fn run(global: &GlobalArgs, args: &PackageArgs) -> u8 {
                         Origin::Embedded => "embedded",
                         Origin::Built => "built",
                     },
-                    arch_word(args.arch)
+                    arch_name(args.arch)
                 ));
             }
         }
@@ -581,6 +571,22 @@ mod tests {
             .to_string();
         assert!(e.contains("GLIBC_2.38"), "{e}");
         assert_eq!(max_glibc(b"static"), None);
+    }
+
+    #[test]
+    fn the_long_version_names_the_processor_builds_carried() {
+        use clap::CommandFactory as _;
+        let text = crate::cli::Cli::command().render_long_version();
+        assert!(
+            text.starts_with(&format!("das-setup {}", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
+        assert!(text.contains("processor"), "{text}");
+        for arch in [Arch::Arm64, Arch::X86_64] {
+            if let Some(zip) = embedded(arch) {
+                assert!(text.contains(&hex_sha256(zip)), "{text}");
+            }
+        }
     }
 
     #[test]
