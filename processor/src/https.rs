@@ -295,6 +295,13 @@ mod tests {
         assert_eq!(classify(unknown).as_other(), None);
     }
 
+    fn seconds(both: u64) -> Timeouts {
+        Timeouts {
+            connect: Some(Duration::from_secs(both)),
+            read: Some(Duration::from_secs(both)),
+        }
+    }
+
     fn get(uri: &str) -> HttpRequest {
         let request = http::Request::builder()
             .uri(uri)
@@ -310,10 +317,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("loopback binds")
             .port();
-        let connector = Connector::new(Timeouts {
-            connect: Some(Duration::from_secs(2)),
-            read: Some(Duration::from_secs(2)),
-        });
+        let connector = Connector::new(seconds(2));
         let error = connector
             .call(get(&format!("http://127.0.0.1:{port}/")))
             .await
@@ -383,13 +387,7 @@ mod tests {
     #[tokio::test]
     async fn https_goes_through_a_real_handshake_with_graviola() {
         let (port, server) = https_server();
-        let connector = Connector::with_tls(
-            tls_config_trusting(test_ca()),
-            Timeouts {
-                connect: Some(Duration::from_secs(5)),
-                read: Some(Duration::from_secs(5)),
-            },
-        );
+        let connector = Connector::with_tls(tls_config_trusting(test_ca()), seconds(5));
         let response = connector
             .call(get(&format!("https://localhost:{port}/")))
             .await
@@ -410,10 +408,7 @@ mod tests {
         // Trusts no root at all, so not the test CA.
         let connector = Connector::with_tls(
             tls_config_trusting(rustls::RootCertStore::empty()),
-            Timeouts {
-                connect: Some(Duration::from_secs(5)),
-                read: Some(Duration::from_secs(5)),
-            },
+            seconds(5),
         );
         let error = connector
             .call(get(&format!("https://localhost:{port}/")))

@@ -417,19 +417,11 @@ pub fn run(global: &GlobalArgs, args: &PackageArgs) -> u8 {
         };
         let (zip, origin) =
             processor_zip(args.arch, args.rebuild, &progress).map_err(|e| e.to_string())?;
-        match bootstrap_arch(&zip) {
-            Ok(Some(arch)) if arch == args.arch => {}
-            other => {
-                return Err(format!(
-                    "the {} zip's bootstrap is not an {} executable ({other:?}): rebuild with --rebuild",
-                    match origin {
-                        Origin::Embedded => "embedded",
-                        Origin::Built => "built",
-                    },
-                    arch_name(args.arch)
-                ));
-            }
-        }
+        let what = match origin {
+            Origin::Embedded => "the carried zip",
+            Origin::Built => "the built zip",
+        };
+        check_arch(&zip, args.arch, what)?;
         std::fs::write(path, &zip).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok((path.clone(), zip, origin))
     })();
@@ -453,6 +445,21 @@ pub fn run(global: &GlobalArgs, args: &PackageArgs) -> u8 {
             crate::errln!("das-setup package: {e}");
             1
         }
+    }
+}
+
+/// Refuses a zip whose `bootstrap` is built for another architecture than the function's (`what`
+/// names the zip in the message). A zip with a script `bootstrap` passes: Lambda can run it.
+pub fn check_arch(zip: &[u8], arch: Arch, what: &str) -> Result<(), String> {
+    match bootstrap_arch(zip) {
+        Ok(Some(built)) if built != arch => Err(format!(
+            "{what}: bootstrap is built for {}, but the function's architecture is {}; pass --arch {}",
+            arch_name(built),
+            arch_name(arch),
+            arch_name(built)
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{what}: {e}")),
     }
 }
 
@@ -558,6 +565,20 @@ mod tests {
                 .contains("no file named bootstrap")
         );
         assert!(bootstrap_arch(b"not a zip").is_err());
+
+        let arm = zip_bootstrap(&elf(183)).unwrap();
+        assert_eq!(check_arch(&arm, Arch::Arm64, "z"), Ok(()));
+        assert_eq!(
+            check_arch(&arm, Arch::X86_64, "the zip"),
+            Err("the zip: bootstrap is built for arm64, but the function's architecture is x86_64; pass --arch arm64".into())
+        );
+        let script = zip_bootstrap(b"#!/bin/sh\n").unwrap();
+        assert_eq!(check_arch(&script, Arch::X86_64, "z"), Ok(()));
+        assert!(
+            check_arch(b"not a zip", Arch::Arm64, "z")
+                .unwrap_err()
+                .starts_with("z: ")
+        );
     }
 
     #[test]

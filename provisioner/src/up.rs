@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::aws::Clients;
 use crate::cli::{GlobalArgs, OutputFormat, UpArgs};
 use crate::database::Database;
-use crate::desired::{Desired, Identity, arch_name};
+use crate::desired::{Desired, Identity};
 use crate::naming::Names;
 use crate::package;
 use crate::plan::{self, Plan};
@@ -338,16 +338,8 @@ fn processor_zip(settings: &UpSettings, progress: &Progress) -> Result<Vec<u8>, 
         || "the processor zip".to_owned(),
         |p| format!("--lambda-zip {}", p.display()),
     );
-    match package::bootstrap_arch(&zip) {
-        Ok(Some(arch)) if arch != settings.arch => Err(refuse(format!(
-            "{what}: bootstrap is built for {}, but the function's architecture is {}; pass --arch {}",
-            arch_name(arch),
-            arch_name(settings.arch),
-            arch_name(arch)
-        ))),
-        Ok(_) => Ok(zip),
-        Err(e) => Err(refuse(format!("{what}: {e}"))),
-    }
+    package::check_arch(&zip, settings.arch, &what).map_err(refuse)?;
+    Ok(zip)
 }
 
 fn document(
