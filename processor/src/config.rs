@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::classify::Category;
 use crate::inflate::DEFAULT_MAX_DECOMPRESSED;
+use crate::redact::Mode;
 
 /// The environment variables the processor reads: defined here once, used by `das-setup` to set
 /// them (`up`) and to run the processor's filters itself (`tail`).
@@ -23,6 +24,7 @@ pub mod var {
     pub const KEY_CACHE_TTL_SECONDS: &str = "DAS_KEY_CACHE_TTL_SECONDS";
     pub const MAX_RECORD_BYTES: &str = "DAS_MAX_RECORD_BYTES";
     pub const GZIP_LEVEL: &str = "DAS_GZIP_LEVEL";
+    pub const REDACT: &str = "DAS_REDACT";
 }
 
 /// Users whose activity is the managed service's own (see the DAS documentation).
@@ -98,6 +100,8 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// `DAS_GZIP_LEVEL`: 1 (fastest) to 9 (smallest), default 6.
     pub gzip_level: u32,
+    /// `DAS_REDACT`: `passwords` (default; secrets are always masked) or `literals`.
+    pub redact: Mode,
 }
 
 /// A configuration value that cannot be used.
@@ -185,6 +189,17 @@ impl Config {
                 ));
             }
         };
+        let redact = match env(var::REDACT) {
+            None => Mode::Passwords,
+            Some(raw) if raw.trim().is_empty() => Mode::Passwords,
+            Some(raw) => Mode::parse(&raw).ok_or_else(|| {
+                err(
+                    var::REDACT,
+                    &raw,
+                    "expected \"passwords\" (secrets only, always masked) or \"literals\" (every literal too)".into(),
+                )
+            })?,
+        };
         let resource_id = env(var::RESOURCE_ID).filter(|s| !s.is_empty());
         if let Some(id) = &resource_id
             && crate::keys::EncryptionContext::for_resource(id).is_none()
@@ -225,6 +240,7 @@ impl Config {
                 1 << 30,
             )? as usize,
             gzip_level: number(var::GZIP_LEVEL, 6, 1, 9)? as u32,
+            redact,
         })
     }
 }
@@ -293,6 +309,15 @@ mod tests {
         assert!(c.filter.keeps(Category::Ddl, None));
         assert_eq!(c.gzip_level, 6);
         assert_eq!(c.key_cache_ttl, Duration::from_secs(600));
+        assert_eq!(c.redact, Mode::Passwords);
+        assert_eq!(
+            config(&[("DAS_REDACT", " Literals ")]).unwrap().redact,
+            Mode::Literals
+        );
+        assert_eq!(
+            config(&[("DAS_REDACT", "")]).unwrap().redact,
+            Mode::Passwords
+        );
     }
 
     #[test]
@@ -325,7 +350,9 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 10] = [
+            // No value turns the masking of secrets off.
+            (&[("DAS_REDACT", "none")], "DAS_REDACT"),
             (&[("DAS_OUTPUT_BUCKET", "")], "DAS_OUTPUT_BUCKET"),
             (&[("DAS_OUTPUT_BUCKET", "Bad_Bucket")], "DAS_OUTPUT_BUCKET"),
             (

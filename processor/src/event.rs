@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::redact::{Redacted, SECRET_MASK};
+
 /// The `type` of a decrypted record.
 pub const RECORD_TYPE: &str = "DatabaseActivityMonitoringRecord";
 
@@ -147,6 +149,8 @@ pub struct EventFields<'a> {
     pub db_user_name: Option<Cow<'a, str>>,
     pub log_time: Option<Cow<'a, str>>,
     pub exit_code: Option<Cow<'a, str>>,
+    /// `paramList` holds a value (not absent, null, `""`, `[]` or `{}`).
+    pub has_params: bool,
     /// The event already has a field named like one of [`ADDED_FIELDS`].
     pub has_added_field: bool,
 }
@@ -193,6 +197,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventFields<'a> {
                         "dbUserName" => &mut e.db_user_name,
                         "logTime" => &mut e.log_time,
                         "exitCode" => &mut e.exit_code,
+                        "paramList" => {
+                            e.has_params = map.next_value::<Present>()?.0;
+                            continue;
+                        }
                         name => {
                             e.has_added_field |= ADDED_FIELDS.contains(&name);
                             map.next_value::<IgnoredAny>()?;
@@ -205,6 +213,54 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventFields<'a> {
             }
         }
         d.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// Whether a JSON value holds anything: false for null, `""`, `[]` and `{}`.
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PresentVisitor;
+        impl<'de> Visitor<'de> for PresentVisitor {
+            type Value = Present;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Present(!v.is_empty()))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Present(true))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Present(true))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Present(true))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Present(true))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Present(false))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut any = false;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(Present(any))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut any = false;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(Present(any))
+            }
+        }
+        d.deserialize_any(PresentVisitor)
     }
 }
 
@@ -326,12 +382,83 @@ fn write_line_renaming(
     category: &str,
     ids_suffix: &[u8],
 ) -> Result<(), serde_json::Error> {
+    rewrite_line(out, raw, category, ids_suffix, |_| {})
+}
+
+/// What to mask in one event (`crate::redact`).
+#[derive(Debug, Default)]
+pub struct Masking<'r> {
+    /// The statement, masked; its values are scrubbed from `errorMessage` too.
+    pub statement: Option<&'r Redacted>,
+    /// Every value of `paramList` becomes `"***"`.
+    pub params: bool,
+    /// The `redacted` field: the kinds of value masked.
+    pub kinds: Vec<&'static str>,
+}
+
+/// Appends an event with values masked: `commandText` replaced, `paramList` masked, the masked
+/// values scrubbed from `errorMessage`, and `redacted` listing what kinds of value were masked.
+/// Every other field is kept (one the engine sent named `redacted` moves to `original_redacted`).
+pub fn write_line_masked(
+    out: &mut Vec<u8>,
+    raw: &RawValue,
+    masking: &Masking<'_>,
+    category: &str,
+    ids_suffix: &[u8],
+) -> Result<(), serde_json::Error> {
+    rewrite_line(out, raw, category, ids_suffix, |map| {
+        if let Some(value) = map.shift_remove(REDACTED_FIELD) {
+            map.insert(format!("original_{REDACTED_FIELD}"), value);
+        }
+        if let Some(statement) = masking.statement {
+            map.insert("commandText".into(), statement.text.clone().into());
+            if let Some(serde_json::Value::String(message)) = map.get_mut("errorMessage") {
+                let mut values: Vec<&String> = statement.values.iter().collect();
+                // Longest first, so a value inside another is not left half-replaced.
+                values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+                for value in values {
+                    if message.contains(value.as_str()) {
+                        *message = message.replace(value.as_str(), SECRET_MASK);
+                    }
+                }
+            }
+        }
+        if masking.params
+            && let Some(params) = map.get_mut("paramList")
+        {
+            mask_params(params);
+        }
+        map.insert(REDACTED_FIELD.into(), masking.kinds.clone().into());
+    })
+}
+
+/// The field listing what was masked in an event.
+pub const REDACTED_FIELD: &str = "redacted";
+
+fn mask_params(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Null => {}
+        Value::Array(items) => items.iter_mut().for_each(mask_params),
+        other => *other = Value::String(SECRET_MASK.into()),
+    }
+}
+
+/// Re-serializes an event: `edit` changes it, fields named like ours move to `original_<name>`.
+fn rewrite_line(
+    out: &mut Vec<u8>,
+    raw: &RawValue,
+    category: &str,
+    ids_suffix: &[u8],
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Result<(), serde_json::Error> {
     let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get())?;
     for name in ADDED_FIELDS {
         if let Some(value) = map.shift_remove(name) {
             map.insert(format!("original_{name}"), value);
         }
     }
+    edit(&mut map);
     map.insert("category".into(), category.into());
     let mut line = serde_json::to_vec(&map)?;
     line.pop(); // the closing '}', replaced by the ids suffix

@@ -24,11 +24,14 @@ use flate2::write::GzEncoder;
 use futures_util::stream::{self, StreamExt as _};
 use serde::Serialize;
 
-use crate::classify::classify;
+use crate::classify::{Engine, classify};
 use crate::config::{Config, FirehoseOutput};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::esdk::{self, RawAesKeyring};
-use crate::event::{ActivityError, EventFields, RecordView, ids_suffix, redacted, write_line};
+use crate::event::{
+    ActivityError, EventFields, Masking, RecordView, ids_suffix, redacted, write_line,
+    write_line_masked,
+};
 use crate::firehose::{
     FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, ResponseRecord,
 };
@@ -37,6 +40,7 @@ use crate::keys::{
     DataKey, DataKeyCache, EncryptionContext, KeyError, KeySource, resource_id_from_stream_arn,
 };
 use crate::manifest::{self, Manifest};
+use crate::redact::{self, Redacted};
 use crate::route::{GroupKey, UtcHour, batch_name, object_key};
 use crate::sink::{ObjectSink, SinkError};
 
@@ -480,7 +484,34 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                     arrival_hour
                 }
             };
-            write_line(lines, raw, &fields, category.as_str(), &suffix).map_err(redacted)?;
+            let mode = self.config.redact;
+            let statement = fields.command_text.as_deref().and_then(|text| {
+                redact::redact(
+                    text,
+                    Engine::from_server_type(fields.server_type.as_deref()),
+                    mode,
+                )
+            });
+            let mask_params = fields.has_params
+                && (mode == redact::Mode::Literals || statement.as_ref().is_some_and(|s| s.params));
+            if statement.is_some() || mask_params {
+                let mut kinds = statement.as_ref().map(Redacted::kinds).unwrap_or_default();
+                if mask_params
+                    && mode == redact::Mode::Literals
+                    && !kinds.contains(&redact::KIND_LITERAL)
+                {
+                    kinds.push(redact::KIND_LITERAL);
+                }
+                let masking = Masking {
+                    statement: statement.as_ref(),
+                    params: mask_params,
+                    kinds,
+                };
+                write_line_masked(lines, raw, &masking, category.as_str(), &suffix)
+                    .map_err(redacted)?;
+            } else {
+                write_line(lines, raw, &fields, category.as_str(), &suffix).map_err(redacted)?;
+            }
             line_groups.push((GroupKey { category, hour }, lines.len()));
         }
         Ok(())

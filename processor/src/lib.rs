@@ -29,5 +29,6 @@ pub mod https;
 pub mod inflate;
 pub mod keys;
 pub mod manifest;
+pub mod redact;
 pub mod route;
 pub mod sink;

@@ -649,6 +649,132 @@ async fn filters_from_the_environment() {
     assert_eq!(landed(p.sink()), expect(&[("admin", "DML")]));
 }
 
+/// The stored line of each testId.
+fn stored(s3: &FakeS3) -> BTreeMap<String, Value> {
+    s3.lines()
+        .into_iter()
+        .map(|(_, line)| (line["testId"].as_str().unwrap().to_owned(), line))
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_never_reach_s3_and_the_rest_of_the_event_is_unchanged() {
+    let events = vec![
+        ev(
+            "pg",
+            json!({"serverType": "PostgreSQL", "class": "ROLE", "command": "ALTER ROLE",
+                "commandText": "ALTER ROLE app PASSWORD 'hunter2'", "paramList": [],
+                "errorMessage": null, "remoteHost": "10.0.0.1"}),
+        ),
+        mysql(
+            "my",
+            "MAIN",
+            "QUERY",
+            "CREATE USER 'u'@'%' IDENTIFIED BY 'it\\'s-s3cret'",
+        ),
+        ev(
+            "bind",
+            json!({"serverType": "PostgreSQL", "class": "WRITE", "command": "UPDATE",
+                "commandText": "UPDATE accounts SET password = $1 WHERE id = $2",
+                "paramList": ["p4ssw0rd", 7]}),
+        ),
+        ev(
+            "err",
+            json!({"serverType": "PostgreSQL", "class": "ERROR", "command": "ERROR",
+                "commandText": "ALTER USER app PASSWORD 'unclosed",
+                "errorMessage": "unterminated quoted string at or near \"'unclosed\""}),
+        ),
+        ev(
+            "clash",
+            json!({"serverType": "PostgreSQL", "class": "ROLE", "command": "ALTER ROLE",
+                "commandText": "ALTER ROLE app PASSWORD 'x1'", "redacted": "engine's own"}),
+        ),
+        pg("plain", "READ", "SELECT"),
+    ];
+    let mut b = Batch::new();
+    b.record(1, events.clone());
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default());
+    p.handle(b.event.clone()).await.unwrap();
+    let lines = stored(p.sink());
+    for (_, line) in p.sink().lines() {
+        let text = line.to_string();
+        for secret in ["hunter2", "s3cret", "p4ssw0rd", "unclosed", "x1"] {
+            assert!(!text.contains(secret), "{secret} reached S3: {text}");
+        }
+    }
+    let pg = &lines["pg"];
+    assert_eq!(pg["commandText"], "ALTER ROLE app PASSWORD '***'");
+    assert_eq!(pg["redacted"], json!(["password"]));
+    assert_eq!(pg["category"], "DCL");
+    // Every other field as the engine sent it.
+    let sent = events[0].as_object().unwrap();
+    for (name, value) in sent {
+        if name != "commandText" {
+            assert_eq!(&pg[name], value, "{name}");
+        }
+    }
+    assert_eq!(
+        lines["my"]["commandText"],
+        "CREATE USER 'u'@'%' IDENTIFIED BY '***'"
+    );
+    assert_eq!(
+        lines["bind"]["commandText"],
+        "UPDATE accounts SET password = $1 WHERE id = $2"
+    );
+    assert_eq!(lines["bind"]["paramList"], json!(["***", "***"]));
+    assert_eq!(lines["bind"]["redacted"], json!(["password"]));
+    assert_eq!(
+        lines["err"]["errorMessage"],
+        "unterminated quoted string at or near \"***\""
+    );
+    assert_eq!(lines["clash"]["original_redacted"], "engine's own");
+    assert_eq!(lines["clash"]["redacted"], json!(["password"]));
+    assert!(lines["plain"].get("redacted").is_none());
+
+    // --redact literals: every literal and bind value too.
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![
+            ev(
+                "ins",
+                json!({"serverType": "PostgreSQL", "class": "WRITE", "command": "INSERT",
+                    "commandText": "INSERT INTO patients (name, born) VALUES ('Ada Lovelace', 1815)",
+                    "paramList": []}),
+            ),
+            ev(
+                "sel",
+                json!({"serverType": "PostgreSQL", "class": "READ", "command": "SELECT",
+                    "commandText": "SELECT * FROM patients WHERE ssn = $1", "paramList": ["123-45-6789"]}),
+            ),
+            ev(
+                "none",
+                json!({"serverType": "PostgreSQL", "class": "READ", "command": "SELECT",
+                    "commandText": "SELECT count(*) FROM patients", "paramList": null}),
+            ),
+        ],
+    );
+    let p = Processor::new(
+        config(&[("DAS_REDACT", "literals")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    p.handle(b.event.clone()).await.unwrap();
+    let lines = stored(p.sink());
+    assert_eq!(
+        lines["ins"]["commandText"],
+        "INSERT INTO patients (name, born) VALUES (?, ?)"
+    );
+    assert_eq!(lines["ins"]["redacted"], json!(["literal"]));
+    assert_eq!(lines["sel"]["paramList"], json!(["***"]));
+    assert_eq!(lines["sel"]["redacted"], json!(["literal"]));
+    assert!(lines["none"].get("redacted").is_none());
+    assert_eq!(
+        lines["none"]["commandText"],
+        "SELECT count(*) FROM patients"
+    );
+}
+
 #[tokio::test]
 async fn events_mode_answers_ok_and_spills_what_does_not_fit_the_response() {
     let mut b = Batch::new();
