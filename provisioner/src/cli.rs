@@ -279,6 +279,12 @@ pub struct FilterArgs {
     /// an empty value keeps everyone).
     #[arg(long, value_name = "USERS")]
     pub exclude_users: Option<String>,
+    /// What is masked in statement text before it is stored or shown: `passwords` (the default;
+    /// password and secret values in user, role and login statements are always masked) or
+    /// `literals` (every string and numeric literal and every bind value too, for PII-bearing
+    /// workloads). Masked events carry a `redacted` field naming what was masked.
+    #[arg(long, value_name = "WHAT", value_parser = ["passwords", "literals"])]
+    pub redact: Option<String>,
 }
 
 #[cfg(test)]

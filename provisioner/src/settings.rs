@@ -258,12 +258,17 @@ pub fn filters(args: &FilterArgs) -> Result<BTreeMap<String, String>, SettingsEr
     if let Some(users) = &args.exclude_users {
         env.insert(var::EXCLUDE_USERS.to_owned(), users.trim().to_owned());
     }
+    // Secrets are masked whatever the flag says; only `literals` changes the function.
+    if args.redact.as_deref() == Some("literals") {
+        env.insert(var::REDACT.to_owned(), "literals".to_owned());
+    }
     let mut probe = env.clone();
     probe.insert(var::OUTPUT_BUCKET.into(), "validation-only".into());
     Config::from_env(|k| probe.get(k).cloned()).map_err(|e| SettingsError::Filter {
         flag: match e.var {
             var::EXCLUDE_CATEGORIES => "exclude",
             var::EXCLUDE_USERS => "exclude-users",
+            var::REDACT => "redact",
             _ => "include",
         },
         reason: e.reason,
@@ -431,6 +436,17 @@ mod tests {
         .unwrap();
         assert_eq!(s.filters["DAS_INCLUDE_CATEGORIES"], "DDL,DML");
         assert_eq!(s.filters["DAS_EXCLUDE_USERS"], "");
+        let s = up(&["--cluster", "demo", "--redact", "literals"]).unwrap();
+        assert_eq!(s.filters["DAS_REDACT"], "literals");
+        let s = up(&["--cluster", "demo", "--redact", "passwords"]).unwrap();
+        assert!(
+            s.filters.is_empty(),
+            "the default leaves the function as it is"
+        );
+        assert!(
+            Cli::try_parse_from(["das-setup", "up", "--cluster", "d", "--redact", "none"]).is_err(),
+            "masking secrets cannot be turned off"
+        );
         let s = up(&[
             "--instance",
             "ora1",
