@@ -29,6 +29,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use das_processor::classify::Engine;
 use das_processor::config::Config;
 use das_processor::envelope::Envelope;
 use das_processor::esdk::{self, RawAesKeyring};
@@ -36,6 +37,7 @@ use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 use das_processor::handler::Processor;
 use das_processor::inflate;
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
+use das_processor::redact;
 use das_processor::sink::{ObjectSink, SinkError};
 use encode::Rng;
 use zeroize::Zeroizing;
@@ -122,26 +124,33 @@ fn build(target: usize, key: &[u8; 32], blob: &[u8], resource: &str, rng: &mut R
 }
 
 fn floor(event: &FirehoseEvent, key: &[u8; 32], bufs: &mut [Vec<u8>; 3]) -> usize {
-    let [data, plain, json] = bufs;
-    let mut total = 0;
-    for r in &event.records {
-        data.clear();
-        plain.clear();
-        json.clear();
-        B64.decode_vec(r.data.as_bytes(), data).unwrap();
-        let envelope = Envelope::parse(data).unwrap();
-        let mut message = Vec::new();
-        envelope.decode_message(&mut message).unwrap();
-        esdk::decrypt(&message, &RawAesKeyring::das(key), plain).unwrap();
-        total += inflate::gunzip(plain, inflate::DEFAULT_MAX_DECOMPRESSED, json).unwrap();
-    }
-    total
+    event
+        .records
+        .iter()
+        .map(|r| decode(r, key, bufs).len())
+        .sum()
 }
 
-fn config(level: &str) -> Config {
+/// What any processor must do for one record; its decrypted JSON.
+fn decode<'b>(r: &FirehoseRecord, key: &[u8; 32], bufs: &'b mut [Vec<u8>; 3]) -> &'b [u8] {
+    let [data, plain, json] = bufs;
+    data.clear();
+    plain.clear();
+    json.clear();
+    B64.decode_vec(r.data.as_bytes(), data).unwrap();
+    let envelope = Envelope::parse(data).unwrap();
+    let mut message = Vec::new();
+    envelope.decode_message(&mut message).unwrap();
+    esdk::decrypt(&message, &RawAesKeyring::das(key), plain).unwrap();
+    inflate::gunzip(plain, inflate::DEFAULT_MAX_DECOMPRESSED, json).unwrap();
+    json
+}
+
+fn config(level: &str, redact: &str) -> Config {
     let vars = [
         ("DAS_OUTPUT_BUCKET", "bench-bucket"),
         ("DAS_GZIP_LEVEL", level),
+        ("DAS_REDACT", redact),
     ];
     Config::from_env(|k| {
         vars.iter()
@@ -200,19 +209,18 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let processors: Vec<(&str, Processor<MemKms, MemS3>)> = ["1", "6"]
-        .iter()
-        .map(|level| {
-            (
-                *level,
-                Processor::new(config(level), MemKms(key), MemS3::default()),
-            )
-        })
-        .collect();
+    // Level 1, level 6 (the default), level 6 with --redact literals.
+    let processors: Vec<Processor<MemKms, MemS3>> =
+        [("1", "passwords"), ("6", "passwords"), ("6", "literals")]
+            .iter()
+            .map(|(level, redact)| {
+                Processor::new(config(level, redact), MemKms(key), MemS3::default())
+            })
+            .collect();
 
     // Correctness first: every record answered, every non-admin event kept.
     let (response, stats) = runtime
-        .block_on(processors[1].1.handle(batch.event.clone()))
+        .block_on(processors[1].handle(batch.event.clone()))
         .unwrap();
     assert_eq!(response.records.len(), batch.event.records.len());
     assert!(
@@ -225,25 +233,29 @@ fn main() {
     let mut bufs: [Vec<u8>; 3] = Default::default();
     assert_eq!(floor(&batch.event, &key, &mut bufs), batch.json_bytes);
 
-    let mut times: [Vec<Duration>; 3] = Default::default();
-    let mut s3_bytes = [0usize; 2];
+    // The statements of the batch, to time the secret masking on its own.
+    let statements = statements(&batch.event, &key, &mut bufs);
+    let mut times: [Vec<Duration>; 5] = Default::default();
+    let mut s3_bytes = [0usize; 3];
     for round in 0..rounds {
-        for k in 0..3 {
-            let variant = (round + k) % 3;
+        for k in 0..5 {
+            let variant = (round + k) % 5;
             let event = batch.event.clone();
             let t = Instant::now();
-            if variant == 2 {
+            if variant == 3 {
                 std::hint::black_box(floor(&event, &key, &mut bufs));
+            } else if variant == 4 {
+                for (text, engine) in &statements {
+                    std::hint::black_box(redact::redact(text, *engine, redact::Mode::Passwords));
+                }
             } else {
-                let (_, st) = runtime
-                    .block_on(processors[variant].1.handle(event))
-                    .unwrap();
+                let (_, st) = runtime.block_on(processors[variant].handle(event)).unwrap();
                 s3_bytes[variant] = st.s3_bytes;
             }
             times[variant].push(t.elapsed());
         }
     }
-    let [l1, l6, fl] = times.map(median);
+    let [l1, l6, lit, fl, masking] = times.map(median);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "batch: {} records, {} events, request {:.2} MB, decrypted JSON {:.1} MB, kept {} (rdsadmin filtered {})",
@@ -269,6 +281,7 @@ fn main() {
     for (name, d, bytes) in [
         ("handler, gzip level 1", l1, s3_bytes[0]),
         ("handler, gzip level 6", l6, s3_bytes[1]),
+        ("handler, redact literals", lit, s3_bytes[2]),
     ] {
         println!(
             "{:<22} {:>9.1} {:>12.0} {:>10.2} {:>11}",
@@ -279,4 +292,31 @@ fn main() {
             bytes / 1024
         );
     }
+    println!(
+        "secret masking alone (in every handler run): {:.1} ms for {} statements, {:.1}% of the default handler",
+        ms(masking),
+        statements.len(),
+        100.0 * masking.as_secs_f64() / l6.as_secs_f64()
+    );
+    println!(
+        "--redact literals vs default: {:.2}x",
+        lit.as_secs_f64() / l6.as_secs_f64()
+    );
+}
+
+/// Every event's statement and engine, decoded from the batch.
+fn statements(
+    event: &FirehoseEvent,
+    key: &[u8; 32],
+    bufs: &mut [Vec<u8>; 3],
+) -> Vec<(String, Engine)> {
+    let mut out = Vec::new();
+    for r in &event.records {
+        let record: serde_json::Value = serde_json::from_slice(decode(r, key, bufs)).unwrap();
+        for e in record["databaseActivityEventList"].as_array().unwrap() {
+            let engine = Engine::from_server_type(e["serverType"].as_str());
+            out.push((e["commandText"].as_str().unwrap_or("").to_owned(), engine));
+        }
+    }
+    out
 }
