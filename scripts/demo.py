@@ -105,6 +105,8 @@ def main():
             ("WRITE", "INSERT", "insert into invoices (total) values (42.00)"),
             ("WRITE", "UPDATE", "update invoices set total = 43.00 where id = 1"),
             ("READ", "SELECT", "select * from invoices where total > 40"),
+            # A secret in a statement: stored masked, never as written.
+            ("ROLE", "ALTER ROLE", f"alter role app with password '{DEMO_SECRET}'"),
             ("CONNECT", "CONNECT", None),
             ("ERROR", "AUTH FAILURE", None),
         ]
@@ -122,8 +124,12 @@ def main():
         while True:
             counts = count_events(s3, bucket)
             demo = counts.pop("_demo", 0)
+            masked, leaked = counts.pop("_masked", 0), counts.pop("_secret", 0)
             print(f"  {sum(counts.values())} events in {len(counts)} categories so far", flush=True)
             if demo == len(events):
+                if leaked or masked != 1:
+                    raise StepFailed(f"the password in the ALTER ROLE statement was not masked in s3://{bucket}")
+                print("  the ALTER ROLE statement's password is stored masked: '***'")
                 break
             if time.time() > deadline:
                 raise StepFailed(f"only {demo} of the {len(events)} injected events reached s3://{bucket}/parsed/")
@@ -161,6 +167,9 @@ def main():
         shutil.rmtree(OUTSIDE, ignore_errors=True)
 
 
+DEMO_SECRET = "demo-s3cret-value"
+
+
 def objects(s3, bucket, prefix):
     token = {}
     while True:
@@ -177,11 +186,15 @@ def count_events(s3, bucket):
         if is_manifest(o["Key"]):
             continue
         body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+        if DEMO_SECRET.encode() in body:
+            counts["_secret"] += 1
         for line in body.decode().splitlines():
             event = json.loads(line)
             counts[event["category"]] += 1
             if event.get("demo"):
                 counts["_demo"] += 1
+                if event.get("redacted") == ["password"] and "'***'" in event.get("commandText", ""):
+                    counts["_masked"] += 1
     return counts
 
 
