@@ -3,8 +3,8 @@
 //! One stage per module, data flowing one way:
 //! `firehose` (the invocation) -> `envelope` (the Kinesis record JSON) -> `keys` (the KMS data
 //! key, cached) -> `esdk` (Encryption SDK message) -> `inflate` (bounded gunzip) -> `event`
-//! (the record's events as raw JSON) -> `classify` -> `config::Filter` -> `route` (category and
-//! hour -> S3 key) -> `sink` (S3) -> `manifest` (what the invocation wrote, filed by write time) ->
+//! (the record's events as raw JSON) -> `classify` -> `config::Filter` -> `redact` (secrets
+//! masked) -> `route` (category and hour -> S3 key) -> `sink` (S3) -> `manifest` (what the invocation wrote, filed by write time) ->
 //! the Firehose response. `handler` orchestrates one batch.
 //!
 //! Everything is pure except `aws` (KMS and S3 clients, over the HTTP client in `https`), which sits behind the `KeySource` and
