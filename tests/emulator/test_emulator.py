@@ -176,6 +176,35 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         self.assertError("InvalidDBClusterStateFault", self.rds.stop_activity_stream,
                          ResourceArn=mysql["DBClusterArn"])
 
+    def test_object_lock_on_an_existing_bucket_keeps_versions_and_needs_an_upload_checksum(self):
+        # S3 User Guide, "Configuring S3 Object Lock": versioning first, then Object Lock, on new
+        # or existing buckets; PutObject API reference: "The Content-MD5 or
+        # x-amz-sdk-checksum-algorithm header is required for any request to upload an object
+        # with a retention period configured using Amazon S3 Object Lock".
+        import botocore.config
+        s3 = self.s3
+        s3.create_bucket(Bucket="locked")
+        s3.put_object(Bucket="locked", Key="before", Body=b"0")
+        lock = {"ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}}
+        self.assertError("InvalidBucketState", lambda: s3.put_object_lock_configuration(
+            Bucket="locked", ObjectLockConfiguration=lock))
+        s3.put_bucket_versioning(Bucket="locked", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object_lock_configuration(Bucket="locked", ObjectLockConfiguration=lock)
+        self.assertEqual(s3.get_object_lock_configuration(Bucket="locked")["ObjectLockConfiguration"], lock)
+        bare = boto3_client(self.emu, "s3", botocore.config.Config(request_checksum_calculation="when_required"))
+        self.assertError("MissingUploadObjectWithObjectLockHeaders",
+                         lambda: bare.put_object(Bucket="locked", Key="k", Body=b"1"))
+        version = s3.put_object(Bucket="locked", Key="k", Body=b"1", ChecksumAlgorithm="CRC32")["VersionId"]
+        retention = s3.get_object_retention(Bucket="locked", Key="k", VersionId=version)["Retention"]
+        self.assertEqual(retention["Mode"], "GOVERNANCE")
+        self.assertGreater(retention["RetainUntilDate"], datetime.datetime.now(datetime.timezone.utc))
+        self.assertError("NoSuchObjectLockConfiguration",
+                         lambda: s3.get_object_retention(Bucket="locked", Key="before"))
+        answer = s3.delete_objects(Bucket="locked", Delete={"Objects": [{"Key": "k", "VersionId": version}]})
+        self.assertEqual([e["Code"] for e in answer.get("Errors", [])], ["AccessDenied"])
+        self.assertEqual(s3.get_object(Bucket="locked", Key="k", VersionId=version)["Body"].read(), b"1")
+
     def test_supported_configurations_follow_the_user_guides_and_aws_recorded_answers(self):
         def modes(engine, version, db_class):
             rows = self.rds.describe_orderable_db_instance_options(
