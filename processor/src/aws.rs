@@ -112,6 +112,11 @@ impl ObjectSink for S3Sink {
                 "application/json"
             })
             .body(ByteStream::from(body))
+            // A bucket under Object Lock refuses uploads without `Content-MD5` or
+            // `x-amz-sdk-checksum-algorithm` ("required for any request to upload an object
+            // with a retention period configured using Amazon S3 Object Lock", PutObject API
+            // reference); naming the algorithm sends that header with the SDK's CRC32.
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
             .send()
             .await
             .map(|_| ())

@@ -112,11 +112,17 @@ pub struct GroupKey {
     pub hour: UtcHour,
 }
 
+/// `<prefix><CATEGORY>/`: the folder of one category's events (lifecycle rules name it).
+pub fn category_prefix(prefix: &str, category: Category) -> String {
+    format!("{prefix}{category}/")
+}
+
 /// `<prefix><CATEGORY>/<yyyy>/<MM>/<dd>/<HH>/<batch name>.json.gz`
 pub fn object_key(prefix: &str, group: &GroupKey, batch_name: &str) -> String {
     format!(
-        "{prefix}{}/{}/{batch_name}.json.gz",
-        group.category, group.hour
+        "{}{}/{batch_name}.json.gz",
+        category_prefix(prefix, group.category),
+        group.hour
     )
 }
 

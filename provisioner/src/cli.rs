@@ -201,9 +201,21 @@ pub struct UpArgs {
     /// Deploy this prebuilt processor zip instead of building it from source.
     #[arg(long, value_name = "PATH")]
     pub lambda_zip: Option<PathBuf>,
-    /// Delete stored events after this many days (default: keep forever).
-    #[arg(long, value_name = "DAYS")]
-    pub retention_days: Option<u32>,
+    /// Delete stored events after this many days (default: keep forever): DAYS for all, or
+    /// per category, e.g. DQL=30,DDL=2555,default=400 (categories: DDL, DML, DQL, DCL, TCL,
+    /// CONNECT, DISCONNECT, AUTH_FAILURE, ERROR, OTHER; default: the rest and failed records).
+    /// Each becomes an S3 lifecycle rule on that category's folder.
+    #[arg(long, value_name = "DAYS|CATEGORY=DAYS,...")]
+    pub retention_days: Option<String>,
+    /// Write once: S3 Object Lock on the bucket, so no stored version can be deleted or
+    /// overwritten for --object-lock-days after it was written. compliance: by nobody, the
+    /// root user included; governance: only by principals granted
+    /// s3:BypassGovernanceRetention. Object Lock can never be turned off on a bucket again.
+    #[arg(long, value_enum, value_name = "MODE", requires = "object_lock_days")]
+    pub object_lock: Option<crate::retention::LockMode>,
+    /// Days each version is locked by --object-lock (at most the shortest --retention-days).
+    #[arg(long, value_name = "DAYS", requires = "object_lock")]
+    pub object_lock_days: Option<u32>,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,

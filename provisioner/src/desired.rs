@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::cli::{Arch, AuditPolicy, StreamMode};
 use crate::naming::{Names, tags};
 use crate::policy::{self, PolicyError, Template, Values};
+use crate::retention::{ObjectLock, Retention};
 use crate::settings::UpSettings;
 
 /// The processor function.
@@ -36,9 +37,6 @@ pub const PROCESSOR_BUFFER_SECONDS: i32 = 60;
 pub const PROCESSOR_RETRIES: i32 = 3;
 pub const S3_BUFFER_MB: i32 = 5;
 pub const S3_BUFFER_SECONDS: i32 = 60;
-/// Lifecycle rule id das-setup owns in the bucket (other rules are kept).
-pub const LIFECYCLE_RULE_ID: &str = "das-setup-retention";
-pub const ABORT_INCOMPLETE_UPLOADS_DAYS: i32 = 7;
 
 /// Who is deploying, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +148,10 @@ pub struct Desired {
     pub support_notes: Vec<String>,
     pub bucket: String,
     pub prefix: String,
-    pub retention_days: Option<u32>,
+    /// `--retention-days`: the lifecycle rules das-setup owns in the bucket.
+    pub retention: Retention,
+    /// `--object-lock`: `None` leaves the bucket's Object Lock as found (it cannot be removed).
+    pub object_lock: Option<ObjectLock>,
     pub stream_name: String,
     pub processor_role_arn: String,
     pub firehose_role_arn: String,
@@ -268,7 +269,8 @@ impl Desired {
             support_notes: Vec::new(),
             bucket,
             prefix: settings.prefix.clone(),
-            retention_days: settings.retention_days,
+            retention: settings.retention.clone(),
+            object_lock: settings.object_lock,
             stream_name,
             processor_role_arn,
             firehose_role_arn,

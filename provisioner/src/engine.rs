@@ -222,8 +222,7 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             },
             Resource::Bucket => bucket::delete(clients, name)
                 .await
-                .map(|n| format!("deleted with {n} object version(s)"))
-                .map_err(Into::into),
+                .map(|n| format!("deleted with {n} object version(s)")),
             Resource::Key => match &teardown.key {
                 Some(k) => key::delete(clients, &teardown.names.key_alias, k)
                     .await

@@ -54,6 +54,7 @@ pub mod policy;
 pub mod preflight;
 pub mod progress;
 pub mod resource;
+pub mod retention;
 pub mod session;
 pub mod settings;
 pub mod status;

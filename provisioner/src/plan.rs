@@ -201,10 +201,11 @@ mod tests {
     use crate::desired::LOG_RETENTION_DAYS;
     use crate::desired::tests::desired;
     use crate::resource::Level;
-    use crate::resource::bucket::{BucketState, retention_rule};
+    use crate::resource::bucket::BucketState;
     use crate::resource::delivery_stream::{DeliveryState, Destination, Source};
     use crate::resource::log_group::LogGroupState;
     use crate::resource::role::RoleState;
+    use crate::retention::Retention;
 
     fn nothing(d: &Desired) -> Deployment {
         Deployment {
@@ -359,7 +360,7 @@ mod tests {
         };
         b.versioning = Some(BucketVersioningStatus::Suspended);
         b.policy = None;
-        b.retention_rule = Some(retention_rule(Some(7)));
+        b.rules = Retention::parse("7").unwrap().rules(&d.prefix);
         b.tags.clear();
         b.tags.insert("owner".into(), "team".into());
         if let Some(r) = o.firehose_role.as_mut() {

@@ -14,6 +14,7 @@ use crate::cli::{
     Arch, AuditPolicy, DownArgs, FilterArgs, StatusArgs, StreamMode, TailArgs, Target, UpArgs,
 };
 use crate::naming::{NameError, TargetKind, TargetRef};
+use crate::retention::{ObjectLock, Retention, RetentionError};
 
 /// The KMS key for the activity stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,8 @@ pub struct UpSettings {
     pub filters: BTreeMap<String, String>,
     pub arch: Arch,
     pub lambda_zip: Option<PathBuf>,
-    pub retention_days: Option<u32>,
+    pub retention: Retention,
+    pub object_lock: Option<ObjectLock>,
     pub dry_run: bool,
     pub yes: bool,
 }
@@ -64,8 +66,8 @@ pub enum SettingsError {
     Filter { flag: &'static str, reason: String },
     #[error("--lambda-zip {0}: {1}")]
     LambdaZip(PathBuf, String),
-    #[error("--retention-days {0}: expected 1 to 36500")]
-    Retention(u32),
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
     #[error("--since {0:?}: expected a number and a unit (s, m, h, d), e.g. 30m, 1h, 2d{1}")]
     Since(String, &'static str),
 }
@@ -204,11 +206,15 @@ impl UpSettings {
                 return Err(SettingsError::LambdaZip(zip.clone(), "not a file".into()));
             }
         }
-        if let Some(days) = args.retention_days
-            && !(1..=36_500).contains(&days)
-        {
-            return Err(SettingsError::Retention(days));
-        }
+        let retention = match &args.retention_days {
+            Some(spec) => Retention::parse(spec)?,
+            None => Retention::default(),
+        };
+        let object_lock = args
+            .object_lock
+            .zip(args.object_lock_days)
+            .map(|(mode, days)| ObjectLock { mode, days });
+        retention.check_lock(object_lock.as_ref())?;
         Ok(Self {
             target,
             key: args
@@ -222,7 +228,8 @@ impl UpSettings {
             filters,
             arch: args.arch,
             lambda_zip: args.lambda_zip.clone(),
-            retention_days: args.retention_days,
+            retention,
+            object_lock,
             dry_run: args.dry_run,
             yes: args.yes,
         })
@@ -462,7 +469,7 @@ mod tests {
 
     #[test]
     fn bad_flags_are_refused_before_any_call_naming_the_flag() {
-        let cases: [(&[&str], &str); 11] = [
+        let cases: [(&[&str], &str); 14] = [
             (
                 &["--cluster", "demo", "--include", "DDL,READS"],
                 "--include: unknown category \"READS\"",
@@ -499,7 +506,35 @@ mod tests {
             ),
             (
                 &["--cluster", "demo", "--retention-days", "0"],
-                "--retention-days 0",
+                "--retention-days \"0\": 0 days",
+            ),
+            (
+                &["--cluster", "demo", "--retention-days", "SELECT=3"],
+                "\"SELECT\" is not a category",
+            ),
+            (
+                &[
+                    "--cluster",
+                    "demo",
+                    "--retention-days",
+                    "DQL=30,default=400",
+                    "--object-lock",
+                    "compliance",
+                    "--object-lock-days",
+                    "90",
+                ],
+                "DQL events would expire after 30 day(s)",
+            ),
+            (
+                &[
+                    "--cluster",
+                    "demo",
+                    "--object-lock",
+                    "governance",
+                    "--object-lock-days",
+                    "0",
+                ],
+                "--object-lock-days 0: expected 1 to 36500",
             ),
         ];
         for (args, expected) in cases {

@@ -147,7 +147,8 @@ fn desired_for(
         filters: BTreeMap::new(),
         arch: crate::cli::Arch::Arm64,
         lambda_zip: None,
-        retention_days: None,
+        retention: crate::retention::Retention::default(),
+        object_lock: None,
         dry_run: true,
         yes: false,
     };

@@ -20,67 +20,110 @@ use crate::aws::{AwsError, Named as _};
 /// the day.
 const ERRORS: &str = "errors/";
 
+/// What `empty` did.
+#[derive(Debug, Default)]
+pub struct Emptied {
+    pub deleted: usize,
+    /// Versions S3 refused to delete (Object Lock, a legal hold, a policy), with its reason.
+    pub refused: Vec<Refused>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub key: String,
+    pub version: Option<String>,
+    /// When the version was written (Unix milliseconds), if S3 said.
+    pub written_millis: Option<i64>,
+    pub code: String,
+    pub message: String,
+}
+
 /// Deletes every object version and delete marker (a versioned bucket keeps both), a
-/// thousand per request (DeleteObjects' limit). Returns how many were deleted.
-pub async fn empty(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<usize, AwsError> {
+/// thousand per request (DeleteObjects' limit), page by page. A version S3 refuses to delete
+/// (DeleteObjects answers 200 with a per-object error list: DeleteObjects API reference) is
+/// recorded and passed over, so that one locked version does not keep the rest; the listing is
+/// repeated until a pass finds nothing more to delete.
+pub async fn empty(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Emptied, AwsError> {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let what = format!("bucket {bucket}");
     let bad = |e: aws_sdk_s3::error::BuildError| {
         AwsError::invalid("s3:DeleteObjectVersion", bucket, e.to_string())
     };
-    let mut deleted = 0;
+    let mut out = Emptied::default();
     loop {
-        let page = s3
-            .list_object_versions()
-            .bucket(bucket)
-            .send()
-            .await
-            .named("s3:ListBucketVersions", &what)?;
-        let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
-        let markers = page
-            .delete_markers()
-            .iter()
-            .map(|m| (m.key(), m.version_id()));
-        let ids: Vec<_> = versions.chain(markers).collect();
-        if ids.is_empty() {
-            return Ok(deleted);
-        }
-        for chunk in ids.chunks(1000) {
-            let objects = chunk
-                .iter()
-                .map(|(key, version)| {
-                    ObjectIdentifier::builder()
-                        .key(key.unwrap_or_default())
-                        .set_version_id(version.map(str::to_owned))
-                        .build()
-                        .map_err(bad)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(bad)?;
-            let out = s3
-                .delete_objects()
+        let mut deleted_in_pass = 0;
+        let mut refused = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = s3
+                .list_object_versions()
                 .bucket(bucket)
-                .delete(delete)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
                 .send()
                 .await
-                .named("s3:DeleteObjectVersion", &what)?;
-            // DeleteObjects answers 200 with a per-object error list (DeleteObjects API reference).
-            if let Some(e) = out.errors().first() {
-                return Err(AwsError::invalid(
-                    "s3:DeleteObjectVersion",
-                    format!("{bucket}/{}", e.key().unwrap_or_default()),
-                    format!(
-                        "{} {}",
-                        e.code().unwrap_or_default(),
-                        e.message().unwrap_or_default()
-                    ),
-                ));
+                .named("s3:ListBucketVersions", &what)?;
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id(), v.last_modified()));
+            let markers = page
+                .delete_markers()
+                .iter()
+                .map(|m| (m.key(), m.version_id(), m.last_modified()));
+            let ids: Vec<_> = versions.chain(markers).collect();
+            for chunk in ids.chunks(1000) {
+                let objects = chunk
+                    .iter()
+                    .map(|(key, version, _)| {
+                        ObjectIdentifier::builder()
+                            .key(key.unwrap_or_default())
+                            .set_version_id(version.map(str::to_owned))
+                            .build()
+                            .map_err(bad)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let delete = Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(bad)?;
+                let answer = s3
+                    .delete_objects()
+                    .bucket(bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .named("s3:DeleteObjectVersion", &what)?;
+                let errors = answer.errors();
+                for e in errors {
+                    let written = chunk
+                        .iter()
+                        .find(|(k, v, _)| *k == e.key() && *v == e.version_id())
+                        .and_then(|(_, _, when)| when.and_then(|t| t.to_millis().ok()));
+                    refused.push(Refused {
+                        key: e.key().unwrap_or_default().to_owned(),
+                        version: e.version_id().map(str::to_owned),
+                        written_millis: written,
+                        code: e.code().unwrap_or_default().to_owned(),
+                        message: e.message().unwrap_or_default().to_owned(),
+                    });
+                }
+                deleted_in_pass += chunk.len().saturating_sub(errors.len());
             }
-            deleted += chunk.len();
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        out.deleted += deleted_in_pass;
+        if deleted_in_pass == 0 || !refused.is_empty() {
+            out.refused = refused;
+            return Ok(out);
         }
     }
 }

@@ -47,6 +47,9 @@ NOT_REACHED = {
     "iam:DetachRolePolicy": "only when someone attached a managed policy to a das-setup role",
     "kms:CreateGrant": "made by RDS's StartActivityStream on the caller's behalf (the emulator makes no grant)",
     "rds:ModifyActivityStream": "only with --audit-policy on an RDS for Oracle or SQL Server instance (test_up.py runs it)",
+    "s3:PutBucketObjectLockConfiguration": "only with --object-lock: PUT ?object-lock, and CreateBucket with "
+                                           "x-amz-bucket-object-lock-enabled (test_up.py runs it)",
+    "s3:GetObjectRetention": "only when down --delete-bucket meets versions S3 will not delete (test_up.py runs it)",
 }
 
 S3_BUCKET = {  # (method, subresource) -> action, for a bucket
@@ -59,6 +62,8 @@ S3_BUCKET = {  # (method, subresource) -> action, for a bucket
     ("GET", "versioning"): "GetBucketVersioning", ("PUT", "versioning"): "PutBucketVersioning",
     ("GET", "versions"): "ListBucketVersions", ("GET", "location"): "GetBucketLocation",
     ("GET", "uploads"): "ListBucketMultipartUploads",
+    ("GET", "object-lock"): "GetBucketObjectLockConfiguration",
+    ("PUT", "object-lock"): "PutBucketObjectLockConfiguration",
     ("GET", None): "ListBucket", ("HEAD", None): "ListBucket",
     ("PUT", None): "CreateBucket", ("DELETE", None): "DeleteBucket",
 }
@@ -106,6 +111,8 @@ def permissions(call):
             action = S3_OBJECT[call["method"]]
             if call["method"] == "DELETE" and "versionId" in query:
                 action = "DeleteObjectVersion"
+            if call["method"] == "GET" and "retention" in query:
+                action = "GetObjectRetention"
             return [(f"s3:{action}", f"arn:{PARTITION}:s3:::{bucket}/{unquote(key)}", {})]
         if call["method"] == "POST" and "delete" in query:
             # DeleteObjects: each object (and version) it names; the body is XML, not logged.

@@ -207,6 +207,58 @@ class UpTest(EmulatorCase):
         self.fail(f"events {sorted(test_ids - set(found))} never reached s3://{bucket}/parsed/: "
                   f"{self.emu.admin('firehose')}")
 
+    def test_write_once_retention_per_category_and_a_down_that_keeps_what_the_lock_keeps(self):
+        """Issue 20 items 2 and 3: --object-lock on the bucket, the processor's writes accepted
+        under it (S3 wants a checksum header then), lifecycle rules per category folder, status
+        showing the lock, and down --delete-bucket naming what it could not delete, and why."""
+        self.emu.cluster("vault")
+        flags = ("--cluster", "vault", "--yes", "--retention-days", "DQL=1,DDL=2555,default=400",
+                 "--object-lock", "governance", "--object-lock-days", "1")
+        out, _, mutating, _ = self.up(*flags)
+        self.assertIn("Object Lock GOVERNANCE mode, 1 day(s) per version: permanent on this bucket", out)
+        # Create, the seven settings of every bucket, and the Object Lock configuration.
+        self.assertEqual(mutating.count("PUT /das-setup-vault-123456789012-eu-west-1/"), 9, mutating)
+        n = self.names("vault")
+        s3 = self.emu.client("s3")
+        self.assertEqual(s3.get_object_lock_configuration(Bucket=n["bucket"])["ObjectLockConfiguration"],
+                         {"ObjectLockEnabled": "Enabled",
+                          "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+        rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=n["bucket"])["Rules"]}
+        expiry = {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules.values() if "Expiration" in r}
+        self.assertEqual(expiry["parsed/DQL/"], 1)
+        self.assertEqual(expiry["parsed/DDL/"], 2555)
+        self.assertEqual(expiry["parsed/DML/"], 400)
+        self.assertEqual(expiry["parsed/_manifests/"], 2555)
+        self.assertEqual(expiry["errors/"], 400)
+        self.assertNotIn("", expiry, "a catch-all expiry would cut DDL's 2555 days to the shortest")
+        self.assertEqual(rules["das-setup-retention"]["AbortIncompleteMultipartUpload"], {"DaysAfterInitiation": 7})
+        # Idempotent: the same flags change nothing.
+        out, _, mutating, _ = self.up(*flags)
+        self.assertEqual(mutating, [], out)
+
+        # The processor's writes are accepted under the lock, and locked.
+        rid = self.resource_id("vault")
+        self.emu.wait_for_delivery(n["stream"])
+        time.sleep(1)
+        when = log_time()
+        self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": [
+            {"type": "record", "testId": "vault-ddl", "class": "DDL", "command": "DROP TABLE",
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": when}]})
+        key = self.wait_events(n["bucket"], {"vault-ddl"})["vault-ddl"]
+        self.assertEqual(s3.get_object_retention(Bucket=n["bucket"], Key=key)["Retention"]["Mode"], "GOVERNANCE")
+
+        status = self.run_setup("status", "--cluster", "vault")
+        self.assertIn("Object Lock GOVERNANCE 1 day(s)", status.stdout, status.stdout + status.stderr)
+
+        # down --delete-bucket deletes the rest, keeps the bucket and the locked versions, and says so.
+        done = self.run_setup("down", "--cluster", "vault", "--delete-bucket", "--yes")
+        self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
+        self.assertIn("under Object Lock GOVERNANCE retention, the newest until", done.stderr)
+        self.assertIn("s3:BypassGovernanceRetention", done.stderr)
+        self.assertEqual(s3.get_object(Bucket=n["bucket"], Key=key)["ResponseMetadata"]["HTTPStatusCode"], 200)
+        with self.assertRaises(Exception):
+            self.emu.client("lambda").get_function(FunctionName=n["function"])
+
     # --- changes in place ------------------------------------------------------------------
 
     def test_a_changed_filter_updates_only_the_function_configuration(self):

@@ -1,7 +1,8 @@
 //! The S3 bucket the audit events go to: private (all four public-access blocks, bucket owner
-//! enforced), encrypted by default, versioned, TLS only, das-setup's lifecycle rule (other
-//! rules kept), das-setup's tags (other tags kept). `down` empties and deletes it only with
-//! `--delete-bucket`, and only when it is das-setup's.
+//! enforced), encrypted by default, versioned, TLS only, das-setup's lifecycle rules (other
+//! rules kept: `retention`), Object Lock when asked (never removed: S3 cannot), das-setup's tags
+//! (other tags kept). `down` empties and deletes it only with `--delete-bucket`, only when it is
+//! das-setup's, and never bypasses Object Lock: what the lock keeps is named and kept.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,12 +17,9 @@ use super::{
     ApplyError, Change, Check, Ctx, Effect, Level, Planned, Res, Resource, Verdict, invalid,
     missing_tags,
 };
-use crate::aws::{AwsError, Clients, Named as _, absent_by_code, policy_document};
-use crate::desired::{ABORT_INCOMPLETE_UPLOADS_DAYS, Desired, LIFECYCLE_RULE_ID};
-
-/// Noncurrent versions (left by retries' overwrites, or by expiry in a versioned bucket) are
-/// kept this long after they stop being current, when `--retention-days` is set.
-pub const NONCURRENT_DAYS: i32 = 30;
+use crate::aws::{AwsError, Clients, ErrorKind, Named as _, absent_by_code, policy_document};
+use crate::desired::Desired;
+use crate::retention::{self, ObjectLock, Rule};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BucketState {
@@ -31,12 +29,48 @@ pub enum BucketState {
     Present(Box<BucketSettings>),
 }
 
-/// das-setup's lifecycle rule, as read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetentionRule {
-    pub expiration_days: Option<i32>,
-    pub noncurrent_days: Option<i32>,
-    pub abort_incomplete_days: Option<i32>,
+/// The bucket's Object Lock, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LockState {
+    #[default]
+    Off,
+    /// Enabled; with the default retention new versions get, if one is set.
+    On(Option<DefaultLock>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultLock {
+    /// `COMPLIANCE` or `GOVERNANCE`.
+    pub mode: String,
+    pub days: Option<i32>,
+    pub years: Option<i32>,
+}
+
+impl DefaultLock {
+    fn matches(&self, want: &ObjectLock) -> bool {
+        self.mode == want.mode.as_str()
+            && self.years.is_none()
+            && self.days == i32::try_from(want.days).ok()
+    }
+}
+
+impl fmt::Display for LockState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockState::Off => f.write_str("no Object Lock"),
+            LockState::On(None) => f.write_str("Object Lock on, no default retention"),
+            LockState::On(Some(d)) => {
+                write!(f, "Object Lock {}", d.mode)?;
+                if let Some(days) = d.days {
+                    write!(f, " {days} day(s)")?;
+                }
+                if let Some(years) = d.years {
+                    write!(f, " {years} year(s)")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,10 +84,11 @@ pub struct BucketSettings {
     pub encryption_key: Option<String>,
     pub policy: Option<Value>,
     pub versioning: Option<BucketVersioningStatus>,
-    /// das-setup's rule, if present.
-    pub retention_rule: Option<RetentionRule>,
+    /// das-setup's rules (`retention::RULE_ID` and `<RULE_ID>-...`), by id.
+    pub rules: BTreeMap<String, Rule>,
     /// The other lifecycle rules (kept when das-setup writes its own).
     pub other_rules: Vec<t::LifecycleRule>,
+    pub object_lock: LockState,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -65,6 +100,7 @@ pub enum BucketChange {
     Encryption,
     Policy,
     Versioning,
+    ObjectLock,
     Lifecycle,
     Tags,
 }
@@ -78,7 +114,8 @@ impl fmt::Display for BucketChange {
             BucketChange::Encryption => "default encryption",
             BucketChange::Policy => "bucket policy (TLS only)",
             BucketChange::Versioning => "versioning",
-            BucketChange::Lifecycle => "lifecycle rule",
+            BucketChange::ObjectLock => "Object Lock default retention",
+            BucketChange::Lifecycle => "lifecycle rules",
             BucketChange::Tags => "tags",
         })
     }
@@ -93,18 +130,10 @@ impl Change for BucketChange {
             | BucketChange::Encryption
             | BucketChange::Policy
             | BucketChange::Versioning
+            | BucketChange::ObjectLock
             | BucketChange::Lifecycle
             | BucketChange::Tags => Effect::Update,
         }
-    }
-}
-
-/// The lifecycle rule das-setup wants.
-pub fn retention_rule(days: Option<u32>) -> RetentionRule {
-    RetentionRule {
-        expiration_days: days.map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
-        noncurrent_days: days.map(|_| NONCURRENT_DAYS),
-        abort_incomplete_days: Some(ABORT_INCOMPLETE_UPLOADS_DAYS),
     }
 }
 
@@ -117,6 +146,7 @@ const NO_ENCRYPTION: &str = "ServerSideEncryptionConfigurationNotFoundError";
 const NO_POLICY: &str = "NoSuchBucketPolicy";
 const NO_LIFECYCLE: &str = "NoSuchLifecycleConfiguration";
 const NO_TAGS: &str = "NoSuchTagSet";
+const NO_OBJECT_LOCK: &str = "ObjectLockConfigurationNotFoundError";
 
 pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsError> {
     let what = format!("bucket {name}");
@@ -151,7 +181,7 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
         Err(e) => return Err(AwsError::new("s3:ListBucket", &what, e)),
     }
     let s3 = &clients.s3;
-    let (pab, ownership, encryption, policy, versioning, lifecycle, tags) = tokio::join!(
+    let (pab, ownership, encryption, policy, versioning, lifecycle, lock, tags) = tokio::join!(
         async {
             let r = s3.get_public_access_block().bucket(name).send().await;
             absent_by_code(
@@ -190,6 +220,13 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
             absent_by_code(r.named("s3:GetLifecycleConfiguration", &what), NO_LIFECYCLE)
         },
         async {
+            let r = s3.get_object_lock_configuration().bucket(name).send().await;
+            absent_by_code(
+                r.named("s3:GetBucketObjectLockConfiguration", &what),
+                NO_OBJECT_LOCK,
+            )
+        },
+        async {
             let r = s3.get_bucket_tagging().bucket(name).send().await;
             absent_by_code(r.named("s3:GetBucketTagging", &what), NO_TAGS)
         },
@@ -219,21 +256,40 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
         .and_then(|o| o.policy)
         .and_then(|p| policy_document(&p));
     let versioning = versioning?.status;
-    let mut retention_rule = None;
+    let mut rules = BTreeMap::new();
     let mut other_rules = Vec::new();
     for rule in lifecycle?.and_then(|o| o.rules).unwrap_or_default() {
-        if rule.id.as_deref() == Some(LIFECYCLE_RULE_ID) {
-            retention_rule = Some(RetentionRule {
-                expiration_days: rule.expiration.as_ref().and_then(|e| e.days),
-                noncurrent_days: rule
-                    .noncurrent_version_expiration
-                    .as_ref()
-                    .and_then(|e| e.noncurrent_days),
-                abort_incomplete_days: rule
-                    .abort_incomplete_multipart_upload
-                    .as_ref()
-                    .and_then(|a| a.days_after_initiation),
-            });
+        let ours = rule.id.as_deref().filter(|id| {
+            *id == retention::RULE_ID
+                || id
+                    .strip_prefix(retention::RULE_ID)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        });
+        if let Some(id) = ours {
+            let prefix = rule
+                .filter
+                .as_ref()
+                .and_then(|f| f.prefix.clone())
+                .or_else(|| {
+                    #[allow(deprecated)]
+                    rule.prefix.clone()
+                })
+                .unwrap_or_default();
+            rules.insert(
+                id.to_owned(),
+                Rule {
+                    prefix,
+                    expiration_days: rule.expiration.as_ref().and_then(|e| e.days),
+                    noncurrent_days: rule
+                        .noncurrent_version_expiration
+                        .as_ref()
+                        .and_then(|e| e.noncurrent_days),
+                    abort_incomplete_days: rule
+                        .abort_incomplete_multipart_upload
+                        .as_ref()
+                        .and_then(|a| a.days_after_initiation),
+                },
+            );
         } else {
             other_rules.push(rule);
         }
@@ -248,10 +304,31 @@ pub async fn observe(clients: &Clients, name: &str) -> Result<BucketState, AwsEr
         encryption_key,
         policy,
         versioning,
-        retention_rule,
+        rules,
         other_rules,
+        object_lock: lock_state(lock?),
         tags,
     })))
+}
+
+fn lock_state(
+    found: Option<
+        aws_sdk_s3::operation::get_object_lock_configuration::GetObjectLockConfigurationOutput,
+    >,
+) -> LockState {
+    let Some(config) = found.and_then(|o| o.object_lock_configuration) else {
+        return LockState::Off;
+    };
+    if config.object_lock_enabled != Some(t::ObjectLockEnabled::Enabled) {
+        return LockState::Off;
+    }
+    LockState::On(config.rule.and_then(|r| r.default_retention).and_then(|d| {
+        Some(DefaultLock {
+            mode: d.mode?.as_str().to_owned(),
+            days: d.days,
+            years: d.years,
+        })
+    }))
 }
 
 /// Why the processor and Firehose could not write to this bucket, if they could not: its
@@ -288,9 +365,12 @@ pub fn compare(d: &Desired, state: &BucketState) -> Planned<BucketChange> {
                 C::Encryption,
                 C::Policy,
                 C::Versioning,
-                C::Lifecycle,
-                C::Tags,
             ];
+            if let Some(lock) = &d.object_lock {
+                plan.changes.push(C::ObjectLock);
+                plan.notes.push(lock_note(lock));
+            }
+            plan.changes.extend([C::Lifecycle, C::Tags]);
         }
         BucketState::Present(b) => {
             if !b.public_access_blocked {
@@ -313,7 +393,24 @@ pub fn compare(d: &Desired, state: &BucketState) -> Planned<BucketChange> {
             if b.versioning != Some(BucketVersioningStatus::Enabled) {
                 plan.changes.push(C::Versioning);
             }
-            if b.retention_rule != Some(retention_rule(d.retention_days)) {
+            match (&d.object_lock, &b.object_lock) {
+                (Some(want), LockState::On(Some(found))) if found.matches(want) => {}
+                (Some(want), found) => {
+                    plan.changes.push(C::ObjectLock);
+                    plan.notes.push(if *found == LockState::Off {
+                        lock_note(want)
+                    } else {
+                        format!(
+                            "{found} becomes {want} for versions written from now on; versions already written keep the retention they have"
+                        )
+                    });
+                }
+                (None, LockState::Off) => {}
+                (None, found) => plan.notes.push(format!(
+                    "{found} kept as found (S3 cannot turn Object Lock off)"
+                )),
+            }
+            if b.rules != d.retention.rules(&d.prefix) {
                 plan.changes.push(C::Lifecycle);
             }
             if missing_tags(&d.tags, &b.tags) {
@@ -322,6 +419,19 @@ pub fn compare(d: &Desired, state: &BucketState) -> Planned<BucketChange> {
         }
     }
     plan
+}
+
+fn lock_note(lock: &ObjectLock) -> String {
+    format!(
+        "Object Lock {lock}: permanent on this bucket (S3 cannot turn it off), and no version can be deleted before its {} day(s) are over{}",
+        lock.days,
+        match lock.mode {
+            retention::LockMode::Compliance => ", by anyone, the root user included",
+            retention::LockMode::Governance => {
+                " except by principals granted s3:BypassGovernanceRetention"
+            }
+        }
+    )
 }
 
 pub async fn apply(
@@ -347,7 +457,13 @@ pub async fn apply(
         match change {
             BucketChange::Create => {
                 ctx.mutate("s3:CreateBucket", name)?;
-                let mut create = s3.create_bucket().bucket(name);
+                let mut create = s3
+                    .create_bucket()
+                    .bucket(name)
+                    // Object Lock is best enabled at creation, where it needs no empty bucket
+                    // nor prior versioning (CreateBucket API reference,
+                    // ObjectLockEnabledForBucket).
+                    .set_object_lock_enabled_for_bucket(d.object_lock.map(|_| true));
                 let region = d.identity.region.as_str();
                 // us-east-1 takes no location constraint (CreateBucket API reference).
                 if region != "us-east-1" {
@@ -453,32 +569,75 @@ pub async fn apply(
                     .await
                     .named("s3:PutBucketVersioning", &what)?;
             }
+            BucketChange::ObjectLock => {
+                let Some(lock) = &d.object_lock else { continue };
+                let days = i32::try_from(lock.days).unwrap_or(i32::MAX);
+                let config = t::ObjectLockConfiguration::builder()
+                    .object_lock_enabled(t::ObjectLockEnabled::Enabled)
+                    .rule(
+                        t::ObjectLockRule::builder()
+                            .default_retention(
+                                t::DefaultRetention::builder()
+                                    .mode(t::ObjectLockRetentionMode::from(lock.mode.as_str()))
+                                    .days(days)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build();
+                ctx.mutate("s3:PutBucketObjectLockConfiguration", name)?;
+                // "You can enable Object Lock for new or existing buckets" once versioning is
+                // on (PutObjectLockConfiguration API reference); versioning is set just before.
+                s3.put_object_lock_configuration()
+                    .bucket(name)
+                    .object_lock_configuration(config)
+                    .send()
+                    .await
+                    .named("s3:PutBucketObjectLockConfiguration", &what)
+                    .map_err(|e| match e.kind {
+                        ErrorKind::Service => ApplyError::Failed {
+                            what: what.clone(),
+                            reason: format!(
+                                "S3 refused Object Lock on this bucket, so it cannot be made write-once: {}: {}; choose another --bucket, or run without --object-lock",
+                                e.code.as_deref().unwrap_or("error"),
+                                e.message
+                            ),
+                        },
+                        _ => e.into(),
+                    })?;
+            }
             BucketChange::Lifecycle => {
                 let bad = |e| invalid("s3:PutLifecycleConfiguration", name, e);
-                let want = retention_rule(d.retention_days);
-                let mut rule = t::LifecycleRule::builder()
-                    .id(LIFECYCLE_RULE_ID)
-                    .status(t::ExpirationStatus::Enabled)
-                    .filter(t::LifecycleRuleFilter::builder().prefix("").build());
-                if let Some(days) = want.expiration_days {
-                    rule = rule.expiration(t::LifecycleExpiration::builder().days(days).build());
-                }
-                if let Some(days) = want.noncurrent_days {
-                    rule = rule.noncurrent_version_expiration(
-                        t::NoncurrentVersionExpiration::builder()
-                            .noncurrent_days(days)
-                            .build(),
-                    );
-                }
-                if let Some(days) = want.abort_incomplete_days {
-                    rule = rule.abort_incomplete_multipart_upload(
-                        t::AbortIncompleteMultipartUpload::builder()
-                            .days_after_initiation(days)
-                            .build(),
-                    );
-                }
                 let mut rules = present.map(|b| b.other_rules.clone()).unwrap_or_default();
-                rules.push(rule.build().map_err(bad)?);
+                for (id, want) in d.retention.rules(&d.prefix) {
+                    let mut rule = t::LifecycleRule::builder()
+                        .id(id)
+                        .status(t::ExpirationStatus::Enabled)
+                        .filter(
+                            t::LifecycleRuleFilter::builder()
+                                .prefix(want.prefix)
+                                .build(),
+                        );
+                    if let Some(days) = want.expiration_days {
+                        rule =
+                            rule.expiration(t::LifecycleExpiration::builder().days(days).build());
+                    }
+                    if let Some(days) = want.noncurrent_days {
+                        rule = rule.noncurrent_version_expiration(
+                            t::NoncurrentVersionExpiration::builder()
+                                .noncurrent_days(days)
+                                .build(),
+                        );
+                    }
+                    if let Some(days) = want.abort_incomplete_days {
+                        rule = rule.abort_incomplete_multipart_upload(
+                            t::AbortIncompleteMultipartUpload::builder()
+                                .days_after_initiation(days)
+                                .build(),
+                        );
+                    }
+                    rules.push(rule.build().map_err(bad)?);
+                }
                 let config = t::BucketLifecycleConfiguration::builder()
                     .set_rules(Some(rules))
                     .build()
@@ -530,9 +689,18 @@ pub fn verdict(state: &BucketState, delete_bucket: bool) -> Verdict {
 }
 
 /// Empties the bucket (every object version and delete marker: `stored::empty`), then deletes
-/// it. Returns how many versions were deleted.
-pub async fn delete(clients: &Clients, bucket: &str) -> Result<usize, AwsError> {
-    let deleted = crate::stored::empty(&clients.s3, bucket).await?;
+/// it. Returns how many versions were deleted. Versions S3 will not delete (Object Lock, legal
+/// holds) are never forced (no governance bypass): the bucket is kept, and the error names how
+/// many, why, and until when.
+pub async fn delete(clients: &Clients, bucket: &str) -> Result<usize, ApplyError> {
+    let what = format!("bucket {bucket}");
+    let emptied = crate::stored::empty(&clients.s3, bucket).await?;
+    if !emptied.refused.is_empty() {
+        return Err(ApplyError::Failed {
+            reason: refusal(clients, bucket, &emptied).await,
+            what,
+        });
+    }
     // DeleteBucket has no modelled errors; NoSuchBucket is the documented code (S3 error codes).
     absent_by_code(
         clients
@@ -541,10 +709,57 @@ pub async fn delete(clients: &Clients, bucket: &str) -> Result<usize, AwsError> 
             .bucket(bucket)
             .send()
             .await
-            .named("s3:DeleteBucket", &format!("bucket {bucket}")),
+            .named("s3:DeleteBucket", &what),
         "NoSuchBucket",
     )?;
-    Ok(deleted)
+    Ok(emptied.deleted)
+}
+
+/// Why versions were not deleted: the retention of the newest refused one (it is retained
+/// longest under a bucket's default retention), read with GetObjectRetention.
+async fn refusal(clients: &Clients, bucket: &str, emptied: &crate::stored::Emptied) -> String {
+    let refused = &emptied.refused;
+    let newest = refused
+        .iter()
+        .max_by_key(|r| r.written_millis)
+        .unwrap_or(&refused[0]);
+    let head = format!(
+        "deleted {} object version(s), but S3 refused to delete {} ({}: {}), so the bucket and those versions are kept",
+        emptied.deleted,
+        refused.len(),
+        newest.code,
+        newest.message
+    );
+    let retention = clients
+        .s3
+        .get_object_retention()
+        .bucket(bucket)
+        .key(&newest.key)
+        .set_version_id(newest.version.clone())
+        .send()
+        .await
+        .named("s3:GetObjectRetention", &format!("{bucket}/{}", newest.key));
+    match retention.map(|o| o.retention) {
+        Ok(Some(r)) => {
+            let until = r
+                .retain_until_date
+                .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                .unwrap_or_else(|| "a date S3 did not give".into());
+            let mode = r.mode.as_ref().map_or("an unnamed", |m| m.as_str());
+            let bypass = if r.mode == Some(t::ObjectLockRetentionMode::Governance) {
+                " (governance mode: a principal granted s3:BypassGovernanceRetention can delete them sooner with the S3 API; das-setup never bypasses it)"
+            } else {
+                ""
+            };
+            format!(
+                "{head}: they are under Object Lock {mode} retention, the newest until {until}; run `das-setup down --delete-bucket` again after that{bypass}"
+            )
+        }
+        Ok(None) => format!(
+            "{head}: the newest has no retention period (a legal hold or a bucket policy keeps it)"
+        ),
+        Err(e) => format!("{head}; reading why failed: {e}"),
+    }
 }
 
 /// `status`: the settings that keep the audit data safe.
@@ -579,18 +794,30 @@ pub fn check(name: &str, state: &BucketState, want: Option<&Desired>) -> Check {
     if want.is_some_and(|d| b.policy.as_ref() != Some(&d.documents.bucket_policy)) {
         missing.push("TLS-only bucket policy");
     }
+    let asked_lock = want.and_then(|d| d.object_lock.as_ref());
+    match (&b.object_lock, asked_lock) {
+        (LockState::On(Some(found)), Some(lock)) if !found.matches(lock) => {
+            missing.push("the Object Lock retention asked for");
+        }
+        (LockState::Off | LockState::On(None), Some(_)) => missing.push("Object Lock"),
+        _ => {}
+    }
+    let lock = match &b.object_lock {
+        LockState::Off => String::new(),
+        found => format!(", {found}"),
+    };
     if missing.is_empty() {
         Check::of(
             Resource::Bucket,
             Level::Ok,
-            format!("{name}: private, encrypted, versioned, TLS only"),
+            format!("{name}: private, encrypted, versioned, TLS only{lock}"),
         )
     } else {
         Check::of(
             Resource::Bucket,
             Level::Warn,
             format!(
-                "{name}: missing {} (das-setup up restores them)",
+                "{name}: missing {} (das-setup up restores them){lock}",
                 missing.join(", ")
             ),
         )
@@ -611,10 +838,32 @@ pub(crate) mod tests {
             encryption_key: None,
             policy: Some(d.documents.bucket_policy.clone()),
             versioning: Some(BucketVersioningStatus::Enabled),
-            retention_rule: Some(retention_rule(d.retention_days)),
+            rules: d.retention.rules(&d.prefix),
             other_rules: vec![],
+            object_lock: LockState::Off,
             tags: d.tags.clone(),
         }))
+    }
+
+    /// S3's documented answer for a bucket sub-resource that is not configured (S3 error codes).
+    fn unconfigured(op: &str) -> Answer {
+        for (sub, code) in [
+            ("publicAccessBlock", "NoSuchPublicAccessBlockConfiguration"),
+            ("ownershipControls", "OwnershipControlsNotFoundError"),
+            (
+                "encryption",
+                "ServerSideEncryptionConfigurationNotFoundError",
+            ),
+            ("policy", "NoSuchBucketPolicy"),
+            ("lifecycle", "NoSuchLifecycleConfiguration"),
+            ("tagging", "NoSuchTagSet"),
+            ("object-lock", "ObjectLockConfigurationNotFoundError"),
+        ] {
+            if op.contains(sub) {
+                return Answer::error_s3(404, code, "not configured");
+            }
+        }
+        Answer::unexpected()
     }
 
     #[tokio::test]
@@ -673,10 +922,8 @@ pub(crate) mod tests {
                     200,
                     "<LifecycleConfiguration><Rule><ID>theirs</ID><Status>Enabled</Status><Filter><Prefix>tmp/</Prefix></Filter><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>",
                 )
-            } else if op.contains("tagging") {
-                Answer::error_s3(404, "NoSuchTagSet", "none")
             } else {
-                Answer::unexpected()
+                unconfigured(op)
             }
         });
         let Ok(BucketState::Present(b)) = observe(&fake.clients(), "b").await else {
@@ -691,9 +938,10 @@ pub(crate) mod tests {
         );
         assert_eq!(b.policy, None);
         assert_eq!(b.versioning, Some(BucketVersioningStatus::Enabled));
-        assert_eq!((b.retention_rule, b.other_rules.len()), (None, 1));
+        assert_eq!((b.rules.len(), b.other_rules.len()), (0, 1));
+        assert_eq!(b.object_lock, LockState::Off);
         assert!(b.tags.is_empty());
-        assert_eq!(fake.calls().len(), 8);
+        assert_eq!(fake.calls().len(), 9);
     }
 
     #[tokio::test]
@@ -859,5 +1107,249 @@ pub(crate) mod tests {
         );
         assert!(fake.calls().is_empty());
         assert_eq!(check(&d.bucket, &state, Some(&d)).level, Level::Ok);
+    }
+
+    #[tokio::test]
+    async fn object_lock_and_our_lifecycle_rules_are_read_back() {
+        let fake = FakeAws::new(|c| {
+            let op = c.operation.as_str();
+            if op.starts_with("HEAD") {
+                Answer::xml(200, "")
+            } else if op.contains("versioning") {
+                Answer::xml(
+                    200,
+                    "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+                )
+            } else if op.contains("object-lock") {
+                Answer::xml(
+                    200,
+                    "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>365</Days></DefaultRetention></Rule></ObjectLockConfiguration>",
+                )
+            } else if op.contains("lifecycle") {
+                Answer::xml(
+                    200,
+                    "<LifecycleConfiguration>\
+                     <Rule><ID>das-setup-retention</ID><Status>Enabled</Status><Filter><Prefix></Prefix></Filter><NoncurrentVersionExpiration><NoncurrentDays>30</NoncurrentDays></NoncurrentVersionExpiration><AbortIncompleteMultipartUpload><DaysAfterInitiation>7</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>\
+                     <Rule><ID>das-setup-retention-DQL</ID><Status>Enabled</Status><Filter><Prefix>parsed/DQL/</Prefix></Filter><Expiration><Days>30</Days></Expiration></Rule>\
+                     <Rule><ID>das-setup-retentionist</ID><Status>Enabled</Status><Filter><Prefix>x/</Prefix></Filter><Expiration><Days>1</Days></Expiration></Rule>\
+                     </LifecycleConfiguration>",
+                )
+            } else {
+                unconfigured(op)
+            }
+        });
+        let found = observe(&fake.clients(), "b").await;
+        let Ok(BucketState::Present(b)) = found else {
+            panic!("present: {found:?}");
+        };
+        assert_eq!(
+            b.object_lock,
+            LockState::On(Some(DefaultLock {
+                mode: "COMPLIANCE".into(),
+                days: Some(365),
+                years: None
+            }))
+        );
+        assert_eq!(
+            b.object_lock.to_string(),
+            "Object Lock COMPLIANCE 365 day(s)"
+        );
+        // Ours: the catch-all and `das-setup-retention-*`; a look-alike id is someone else's.
+        assert_eq!(
+            b.rules.keys().collect::<Vec<_>>(),
+            ["das-setup-retention", "das-setup-retention-DQL"]
+        );
+        assert_eq!(b.rules["das-setup-retention-DQL"].prefix, "parsed/DQL/");
+        assert_eq!(b.other_rules.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn object_lock_is_enabled_at_creation_and_set_after_versioning() {
+        let d = crate::desired::tests::desired(&[
+            "--cluster",
+            "demo",
+            "--retention-days",
+            "DQL=30,DDL=2555,default=400",
+            "--object-lock",
+            "governance",
+            "--object-lock-days",
+            "30",
+        ]);
+        let plan = compare(&d, &BucketState::Missing);
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("S3 cannot turn it off")),
+            "{plan:?}"
+        );
+        let fake = FakeAws::new(|c| {
+            if c.operation.starts_with("PUT") {
+                Answer::xml(200, "")
+            } else {
+                Answer::unexpected()
+            }
+        });
+        let clients = fake.clients();
+        let progress = crate::progress::Progress::new(true);
+        let ctx = Ctx::new(&clients, &progress);
+        let result = apply(&ctx, &d, &plan, &BucketState::Missing).await;
+        assert!(result.is_ok(), "{result:?}: {:?}", fake.operations());
+        let calls = fake.calls();
+        assert_eq!(
+            calls[0]
+                .headers
+                .get("x-amz-bucket-object-lock-enabled")
+                .map(String::as_str),
+            Some("true")
+        );
+        let ops = fake.operations();
+        let at = |sub: &str| ops.iter().position(|o| o.contains(sub)).unwrap();
+        assert!(at("versioning") < at("object-lock"), "{ops:?}");
+        let lock = &calls[at("object-lock")].body;
+        assert!(
+            lock.contains("<ObjectLockEnabled>Enabled</ObjectLockEnabled>")
+                && lock.contains("<Mode>GOVERNANCE</Mode>")
+                && lock.contains("<Days>30</Days>"),
+            "{lock}"
+        );
+        let lifecycle = &calls[at("lifecycle")].body;
+        assert!(
+            lifecycle.contains("<ID>das-setup-retention-DDL</ID>")
+                && lifecycle.contains("<Prefix>parsed/DDL/</Prefix>")
+                && lifecycle.contains("<Days>2555</Days>"),
+            "{lifecycle}"
+        );
+        // Read back as written: nothing more to do.
+        let BucketState::Present(mut b) = converged(&d) else {
+            unreachable!()
+        };
+        b.object_lock = LockState::On(Some(DefaultLock {
+            mode: "GOVERNANCE".into(),
+            days: Some(30),
+            years: None,
+        }));
+        let state = BucketState::Present(b.clone());
+        assert!(compare(&d, &state).changes.is_empty());
+        assert!(
+            check(&d.bucket, &state, Some(&d))
+                .detail
+                .contains("Object Lock GOVERNANCE 30 day(s)")
+        );
+        // A lock found but not asked for is kept, and said.
+        let plain = crate::desired::tests::desired_started();
+        let BucketState::Present(mut p) = converged(&plain) else {
+            unreachable!()
+        };
+        p.object_lock = b.object_lock.clone();
+        let plan = compare(&plain, &BucketState::Present(p));
+        assert!(plan.changes.is_empty(), "{plan:?}");
+        assert!(
+            plan.notes.iter().any(|n| n.contains("kept as found")),
+            "{plan:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_object_lock_names_the_reason_and_the_way_out() {
+        let d = crate::desired::tests::desired(&[
+            "--cluster",
+            "demo",
+            "--object-lock",
+            "compliance",
+            "--object-lock-days",
+            "1",
+        ]);
+        let plan = Planned::new(d.bucket.clone(), vec![BucketChange::ObjectLock]);
+        let fake = FakeAws::new(|_| {
+            Answer::error_s3(
+                409,
+                "InvalidBucketState",
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+            )
+        });
+        let clients = fake.clients();
+        let progress = crate::progress::Progress::new(true);
+        let e = apply(
+            &Ctx::new(&clients, &progress),
+            &d,
+            &plan,
+            &BucketState::Missing,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("InvalidBucketState: Versioning must be 'Enabled'")
+                && e.contains("choose another --bucket, or run without --object-lock"),
+            "{e}"
+        );
+        // Not a refusal of the bucket: a missing permission stays one.
+        let fake = FakeAws::new(|_| Answer::error_s3(403, "AccessDenied", "Access Denied"));
+        let clients = fake.clients();
+        let e = apply(
+            &Ctx::new(&clients, &progress),
+            &d,
+            &plan,
+            &BucketState::Missing,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("needs s3:PutBucketObjectLockConfiguration"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn locked_versions_are_kept_and_named_with_their_retention() {
+        // Two pages of versions; S3 refuses one version of the second page.
+        let fake = FakeAws::new(|c| {
+            let op = c.operation.as_str();
+            if op.starts_with("GET") && op.contains("versions") && !op.contains("key-marker") {
+                Answer::xml(
+                    200,
+                    "<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>a</NextKeyMarker><NextVersionIdMarker>1</NextVersionIdMarker><Version><Key>a</Key><VersionId>1</VersionId><LastModified>2026-11-01T00:00:00.000Z</LastModified></Version></ListVersionsResult>",
+                )
+            } else if op.starts_with("GET") && op.contains("versions") {
+                Answer::xml(
+                    200,
+                    "<ListVersionsResult><IsTruncated>false</IsTruncated><Version><Key>b</Key><VersionId>2</VersionId><LastModified>2026-11-30T00:00:00.000Z</LastModified></Version><Version><Key>c</Key><VersionId>3</VersionId><LastModified>2026-10-01T00:00:00.000Z</LastModified></Version></ListVersionsResult>",
+                )
+            } else if op.starts_with("POST") && c.body.contains("<Key>b</Key>") {
+                Answer::xml(
+                    200,
+                    "<DeleteResult><Error><Key>b</Key><VersionId>2</VersionId><Code>AccessDenied</Code><Message>Access Denied because object protected by object lock.</Message></Error></DeleteResult>",
+                )
+            } else if op.starts_with("POST") {
+                Answer::xml(200, "<DeleteResult></DeleteResult>")
+            } else if op.contains("retention") {
+                Answer::xml(
+                    200,
+                    "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2027-11-30T00:00:00Z</RetainUntilDate></Retention>",
+                )
+            } else {
+                Answer::unexpected()
+            }
+        });
+        let e = delete(&fake.clients(), "b").await.unwrap_err().to_string();
+        assert!(
+            e.contains("deleted 2 object version(s), but S3 refused to delete 1")
+                && e.contains(
+                    "Object Lock GOVERNANCE retention, the newest until 2027-11-30T00:00:00Z"
+                )
+                && e.contains("s3:BypassGovernanceRetention")
+                && e.contains("run `das-setup down --delete-bucket` again"),
+            "{e}"
+        );
+        let ops = fake.operations();
+        assert!(ops.iter().any(|o| o.contains("key-marker=a")), "{ops:?}");
+        assert!(
+            ops.iter()
+                .any(|o| o.contains("/b?retention") && o.contains("versionId=2")),
+            "{ops:?}"
+        );
+        // The bucket itself was not asked to go.
+        assert!(!ops.iter().any(|o| o.starts_with("DELETE")), "{ops:?}");
     }
 }

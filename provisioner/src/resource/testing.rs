@@ -30,6 +30,8 @@ pub struct Call {
     /// `X-Amz-Target` (`TrentService.DescribeKey`), the query `Action` (`GetRole`), or
     /// `METHOD /path?query` for the REST services (Lambda, S3).
     pub operation: String,
+    /// Request headers, names lower-cased.
+    pub headers: std::collections::BTreeMap<String, String>,
     pub body: String,
 }
 
@@ -194,8 +196,14 @@ impl HttpConnector for FakeAws {
             .bytes()
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect();
         let call = Call {
             operation: operation(&request, &body),
+            headers,
             body,
         };
         let answer = (self.answer)(&call);
