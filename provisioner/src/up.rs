@@ -370,6 +370,15 @@ fn document(
         "elapsedSeconds": (progress.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         "bucket": d.bucket,
         "prefix": d.prefix,
+        "storage": {
+            "retentionDays": {
+                "default": d.retention.default,
+                "categories": d.retention.categories.iter()
+                    .map(|(c, days)| (c.as_str().to_owned(), json!(days)))
+                    .collect::<serde_json::Map<_, _>>(),
+            },
+            "objectLock": d.object_lock.map(|l| json!({"mode": l.mode.as_str(), "days": l.days})),
+        },
         "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

@@ -235,6 +235,11 @@ class UpTest(EmulatorCase):
         # Idempotent: the same flags change nothing.
         out, _, mutating, _ = self.up(*flags)
         self.assertEqual(mutating, [], out)
+        # What was asked for is in the JSON, as evidence for an auditor or a CI stage.
+        out, _, _, _ = self.up(*flags, "--dry-run", "--output", "json")
+        self.assertEqual(json.loads(out)["storage"], {
+            "retentionDays": {"default": 400, "categories": {"DQL": 1, "DDL": 2555}},
+            "objectLock": {"mode": "GOVERNANCE", "days": 1}})
 
         # The processor's writes are accepted under the lock, and locked.
         rid = self.resource_id("vault")
@@ -248,7 +253,9 @@ class UpTest(EmulatorCase):
         self.assertEqual(s3.get_object_retention(Bucket=n["bucket"], Key=key)["Retention"]["Mode"], "GOVERNANCE")
 
         status = self.run_setup("status", "--cluster", "vault")
-        self.assertIn("Object Lock GOVERNANCE 1 day(s)", status.stdout, status.stdout + status.stderr)
+        self.assertIn("Object Lock GOVERNANCE 1 day(s), expiry 1 d: DQL; 400 d:", status.stdout,
+                      status.stdout + status.stderr)
+        self.assertIn("2555 d: DDL manifests", status.stdout)
 
         # down --delete-bucket deletes the rest, keeps the bucket and the locked versions, and says so.
         done = self.run_setup("down", "--cluster", "vault", "--delete-bucket", "--yes")

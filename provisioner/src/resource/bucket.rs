@@ -802,10 +802,13 @@ pub fn check(name: &str, state: &BucketState, want: Option<&Desired>) -> Check {
         (LockState::Off | LockState::On(None), Some(_)) => missing.push("Object Lock"),
         _ => {}
     }
-    let lock = match &b.object_lock {
+    let mut lock = match &b.object_lock {
         LockState::Off => String::new(),
         found => format!(", {found}"),
     };
+    if let Some(expiry) = expiry_summary(&b.rules) {
+        lock.push_str(&format!(", {expiry}"));
+    }
     if missing.is_empty() {
         Check::of(
             Resource::Bucket,
@@ -822,6 +825,28 @@ pub fn check(name: &str, state: &BucketState, want: Option<&Desired>) -> Check {
             ),
         )
     }
+}
+
+/// What das-setup's lifecycle rules expire, grouped by days: `expiry 30 d: DQL; 400 d: DML ...`
+/// (`everything` for the one bucket-wide rule), as an auditor reads it off `status`.
+fn expiry_summary(rules: &BTreeMap<String, Rule>) -> Option<String> {
+    let mut by_days: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for (id, rule) in rules {
+        if let Some(days) = rule.expiration_days {
+            let folder = id
+                .strip_prefix(retention::RULE_ID)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .unwrap_or("everything");
+            by_days.entry(days).or_default().push(folder);
+        }
+    }
+    (!by_days.is_empty()).then(|| {
+        let groups: Vec<String> = by_days
+            .iter()
+            .map(|(days, folders)| format!("{days} d: {}", folders.join(" ")))
+            .collect();
+        format!("expiry {}", groups.join("; "))
+    })
 }
 
 #[cfg(test)]
@@ -1230,10 +1255,11 @@ pub(crate) mod tests {
         }));
         let state = BucketState::Present(b.clone());
         assert!(compare(&d, &state).changes.is_empty());
+        let shown = check(&d.bucket, &state, Some(&d)).detail;
         assert!(
-            check(&d.bucket, &state, Some(&d))
-                .detail
-                .contains("Object Lock GOVERNANCE 30 day(s)")
+            shown.contains("Object Lock GOVERNANCE 30 day(s)")
+                && shown.contains("expiry 30 d: DQL; 400 d: AUTH_FAILURE CONNECT DCL DISCONNECT DML ERROR OTHER TCL errors firehose; 2555 d: DDL manifests"),
+            "{shown}"
         );
         // A lock found but not asked for is kept, and said.
         let plain = crate::desired::tests::desired_started();
