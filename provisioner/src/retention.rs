@@ -214,19 +214,20 @@ impl Retention {
         if !(1..=MAX_DAYS).contains(&lock.days) {
             return Err(RetentionError::LockDays(lock.days));
         }
-        let mut shortest: Option<(String, u32)> = self.default.map(|d| ("default".into(), d));
-        for (category, days) in &self.categories {
-            if shortest.as_ref().is_none_or(|(_, s)| days < s) {
-                shortest = Some((format!("{category} events"), *days));
-            }
-        }
-        match shortest {
+        let default = self
+            .default
+            .map(|d| ("the events of the default".to_owned(), d));
+        let categories = self
+            .categories
+            .iter()
+            .map(|(c, d)| (format!("{c} events"), *d));
+        match default
+            .into_iter()
+            .chain(categories)
+            .min_by_key(|(_, d)| *d)
+        {
             Some((what, days)) if days < lock.days => Err(RetentionError::LockOutlivesRetention {
-                what: if what == "default" {
-                    "the events of the default".into()
-                } else {
-                    what
-                },
+                what,
                 days,
                 lock: lock.days,
             }),

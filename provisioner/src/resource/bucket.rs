@@ -923,8 +923,8 @@ pub(crate) mod tests {
             let op = c.operation.as_str();
             if op.starts_with("HEAD") {
                 Answer::xml(200, "")
-            } else if op.contains("publicAccessBlock") {
-                Answer::error_s3(404, "NoSuchPublicAccessBlockConfiguration", "none")
+            } else if op.contains("publicAccessBlock") || op.contains("policy") {
+                unconfigured(op)
             } else if op.contains("ownershipControls") {
                 Answer::xml(
                     200,
@@ -935,8 +935,6 @@ pub(crate) mod tests {
                     200,
                     "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>arn:aws:kms:eu-west-1:1:key/c</KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>",
                 )
-            } else if op.contains("policy") {
-                Answer::error_s3(404, "NoSuchBucketPolicy", "none")
             } else if op.contains("versioning") {
                 Answer::xml(
                     200,
