@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use das_processor::classify::Engine;
 use das_processor::config::Config;
+use das_processor::digest::{DigestSigner, DigestStore, Signature};
 use das_processor::envelope::Envelope;
 use das_processor::esdk::{self, RawAesKeyring};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
@@ -53,13 +54,50 @@ impl KeySource for MemKms {
     }
 }
 
+impl DigestSigner for MemKms {
+    async fn sign(&self, _: &[u8]) -> Result<Signature, String> {
+        Err("the benchmark's deployment has no signing key".into())
+    }
+}
+
+/// Event objects by size; digests whole (the chain reads its head back).
 #[derive(Default)]
-struct MemS3(Mutex<BTreeMap<String, usize>>);
+struct MemS3(
+    Mutex<BTreeMap<String, usize>>,
+    Mutex<BTreeMap<String, Vec<u8>>>,
+);
 
 impl ObjectSink for MemS3 {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
         self.0.lock().unwrap().insert(key.to_owned(), body.len());
         Ok(())
+    }
+}
+
+impl DigestStore for MemS3 {
+    async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
+        let digests = self.1.lock().unwrap();
+        Ok(digests
+            .range(folder.to_owned()..)
+            .next()
+            .filter(|(k, _)| k.starts_with(folder))
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
+        self.1.lock().unwrap().get(key).cloned().ok_or(SinkError {
+            bucket: "bench".into(),
+            key: key.into(),
+            reason: "NoSuchKey".into(),
+        })
+    }
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
+        let mut digests = self.1.lock().unwrap();
+        if digests.contains_key(key) {
+            return Ok(false);
+        }
+        self.0.lock().unwrap().insert(key.to_owned(), body.len());
+        digests.insert(key.to_owned(), body);
+        Ok(true)
     }
 }
 

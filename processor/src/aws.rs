@@ -1,5 +1,6 @@
-//! The AWS side of the processor: KMS `Decrypt` as a [`KeySource`], S3 `PutObject` as an
-//! [`ObjectSink`], and the SDK configuration they share.
+//! The AWS side of the processor: KMS `Decrypt` as a [`KeySource`] and `Sign` as a
+//! [`DigestSigner`], S3 `PutObject` as an [`ObjectSink`] and the digest chain's reads and
+//! conditional writes as a [`DigestStore`], and the SDK configuration they share.
 //!
 //! The endpoint is the standard one unless `AWS_ENDPOINT_URL` says otherwise (the local emulator);
 //! then S3 uses path-style addressing, as emulators need. Nothing else differs.
@@ -9,8 +10,10 @@ use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_s3::primitives::ByteStream;
+use base64::Engine as _;
 use zeroize::Zeroizing;
 
+use crate::digest::{DigestSigner, DigestStore, Signature};
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeySource};
 use crate::sink::{ObjectSink, SinkError};
 
@@ -23,17 +26,60 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
-/// KMS `Decrypt` of DAS data keys.
+/// KMS `Decrypt` of DAS data keys, and `Sign` of digests with the signing key, if any.
 #[derive(Clone, Debug)]
 pub struct KmsKeys {
     client: aws_sdk_kms::Client,
+    signing_key: Option<String>,
 }
+
+/// The signing algorithm of the ECC_NIST_P384 key `das-setup up` creates.
+pub const SIGNING_ALGORITHM: aws_sdk_kms::types::SigningAlgorithmSpec =
+    aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha384;
 
 impl KmsKeys {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: aws_sdk_kms::Client::new(config),
+            signing_key: None,
         }
+    }
+
+    /// The same, signing digests with `key` (an asymmetric SIGN_VERIFY key).
+    #[must_use]
+    pub fn signing_with(self, key: Option<String>) -> Self {
+        Self {
+            signing_key: key,
+            ..self
+        }
+    }
+}
+
+impl DigestSigner for KmsKeys {
+    async fn sign(&self, message: &[u8]) -> Result<Signature, String> {
+        let key = self.signing_key.as_deref().ok_or("no signing key")?;
+        // RAW: KMS hashes the message (SHA-384 for ECDSA_SHA_384); the message is a digest's
+        // key and hash, well under Sign's 4096-byte limit (KMS API reference, Sign).
+        let output = self
+            .client
+            .sign()
+            .key_id(key)
+            .message(Blob::new(message))
+            .message_type(aws_sdk_kms::types::MessageType::Raw)
+            .signing_algorithm(SIGNING_ALGORITHM)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        let value = output
+            .signature
+            .map(Blob::into_inner)
+            .filter(|s| !s.is_empty())
+            .ok_or("KMS returned no signature")?;
+        Ok(Signature {
+            key_id: output.key_id.unwrap_or_else(|| key.to_owned()),
+            algorithm: SIGNING_ALGORITHM.as_str().to_owned(),
+            value: base64::engine::general_purpose::STANDARD.encode(value),
+        })
     }
 }
 
@@ -96,6 +142,77 @@ impl S3Sink {
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),
             bucket: bucket.into(),
+        }
+    }
+}
+
+impl S3Sink {
+    fn error(&self, key: &str, reason: String) -> SinkError {
+        SinkError {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            reason,
+        }
+    }
+}
+
+impl DigestStore for S3Sink {
+    async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(folder)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| self.error(folder, DisplayErrorContext(&e).to_string()))?;
+        let Some(key) = listed.contents().first().and_then(|o| o.key()) else {
+            return Ok(None);
+        };
+        let key = key.to_owned();
+        let bytes = self.get(&key).await?;
+        Ok(Some((key, bytes)))
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(key, DisplayErrorContext(&e).to_string()))?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.error(key, e.to_string()))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .if_none_match("*")
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // 412: the key exists. 409 ConditionalRequestConflict: a concurrent conditional
+            // write to it is in progress (S3 User Guide, "Conditional writes"). Either way this
+            // number may be taken; the chain reads it and goes on.
+            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
+                Ok(false)
+            }
+            Err(e) => Err(self.error(key, DisplayErrorContext(&e).to_string())),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod var {
     pub const MAX_RECORD_BYTES: &str = "DAS_MAX_RECORD_BYTES";
     pub const GZIP_LEVEL: &str = "DAS_GZIP_LEVEL";
     pub const REDACT: &str = "DAS_REDACT";
+    pub const DIGEST_KEY: &str = "DAS_DIGEST_KEY";
 }
 
 /// Users whose activity is the managed service's own (see the DAS documentation).
@@ -102,6 +103,9 @@ pub struct Config {
     pub gzip_level: u32,
     /// `DAS_REDACT`: `passwords` (default; secrets are always masked) or `literals`.
     pub redact: Mode,
+    /// `DAS_DIGEST_KEY`: the asymmetric KMS key (ARN) that signs the integrity digests; unset,
+    /// digests are chained but unsigned.
+    pub digest_key: Option<String>,
 }
 
 /// A configuration value that cannot be used.
@@ -241,6 +245,9 @@ impl Config {
             )? as usize,
             gzip_level: number(var::GZIP_LEVEL, 6, 1, 9)? as u32,
             redact,
+            digest_key: env(var::DIGEST_KEY)
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty()),
         })
     }
 }

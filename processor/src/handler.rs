@@ -9,8 +9,9 @@
 //! 3. Per record: decrypt, gunzip, parse, classify, filter, route. A record is validated whole
 //!    before any of its events is routed, so a failed record never leaves part of itself in S3.
 //! 4. Write one gzip'd NDJSON object per (category, hour), then (in the default `s3` output mode)
-//!    the invocation's manifest of what it wrote (`manifest`), and only then answer: a failed write
-//!    fails the invocation, and the retry overwrites the same object names.
+//!    the invocation's manifest of what it wrote (`manifest`) and its integrity digest (`digest`),
+//!    and only then answer: a failed write fails the invocation, and the retry overwrites the
+//!    same object names (and appends another digest of them).
 //!
 //! Memory stays bounded by the batch: one record's plaintext at a time, and compressed output.
 
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 use crate::classify::{Engine, classify};
 use crate::config::{Config, FirehoseOutput};
+use crate::digest::{Chain, DigestError, DigestSigner, DigestStore};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::esdk::{self, RawAesKeyring};
 use crate::event::{
@@ -80,6 +82,8 @@ pub enum InvocationError {
     Sink(#[from] SinkError),
     #[error("compressing output: {0}")]
     Compress(#[source] std::io::Error),
+    #[error("appending the integrity digest: {0}")]
+    Digest(#[from] DigestError),
 }
 
 /// Counts and timings of one invocation (logged; printed by `--event` mode). No content.
@@ -117,6 +121,8 @@ pub struct Processor<K, S> {
     keys: K,
     sink: S,
     cache: DataKeyCache,
+    /// The deployment's digest chain (`digest`): its head, remembered between invocations.
+    chain: Chain,
     /// Unix time in milliseconds; only the manifest's write time reads it (events are filed by
     /// their own time). Tests set it.
     clock: fn() -> i64,
@@ -158,7 +164,9 @@ struct Work {
 impl<K: KeySource, S: ObjectSink> Processor<K, S> {
     pub fn new(config: Config, keys: K, sink: S) -> Self {
         let cache = DataKeyCache::new(config.key_cache_size, config.key_cache_ttl);
+        let chain = Chain::new(&config.prefix, config.digest_key.is_some());
         Self {
+            chain,
             config,
             keys,
             sink,
@@ -180,7 +188,9 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
     pub fn sink(&self) -> &S {
         &self.sink
     }
+}
 
+impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
     /// Processes one invocation.
     pub async fn handle(
         &self,
@@ -326,16 +336,23 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         if !entries.is_empty() {
             let written_at = (self.clock)();
             let key = manifest::key(&self.config.prefix, written_at, &batch);
-            let body = Manifest::new(&batch, written_at, entries).to_json();
-            stats.s3_puts += 1;
+            let manifest = Manifest::new(&batch, written_at, entries);
+            let body = manifest.to_json();
+            stats.s3_puts += 2;
             stats.s3_bytes += body.len();
             self.sink.put(&key, body).await?;
+            // Last: a digest names only objects already in place.
+            self.chain
+                .append(&self.sink, &self.keys, &batch, written_at, manifest.objects)
+                .await?;
         }
         stats.s3_ms = ms(t.elapsed());
         stats.total_ms = ms(started.elapsed());
         Ok((FirehoseResponse { records: responses }, stats))
     }
+}
 
+impl<K: KeySource, S: ObjectSink> Processor<K, S> {
     /// The kept events of Kinesis records of one activity stream read by something other than
     /// Firehose (`das-setup tail`): per record, its events as NDJSON lines exactly as the S3
     /// objects hold them (empty when it had none to keep), or why it could not be opened. The

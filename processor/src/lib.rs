@@ -4,7 +4,8 @@
 //! `firehose` (the invocation) -> `envelope` (the Kinesis record JSON) -> `keys` (the KMS data
 //! key, cached) -> `esdk` (Encryption SDK message) -> `inflate` (bounded gunzip) -> `event`
 //! (the record's events as raw JSON) -> `classify` -> `config::Filter` -> `redact` (secrets
-//! masked) -> `route` (category and hour -> S3 key) -> `sink` (S3) -> `manifest` (what the invocation wrote, filed by write time) ->
+//! masked) -> `route` (category and hour -> S3 key) -> `sink` (S3) -> `manifest` (what the invocation wrote, filed by write time) -> `digest` (the
+//! same, chained to the digest before and signed) ->
 //! the Firehose response. `handler` orchestrates one batch.
 //!
 //! Everything is pure except `aws` (KMS and S3 clients, over the HTTP client in `https`), which sits behind the `KeySource` and
@@ -20,6 +21,7 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 pub mod aws;
 pub mod classify;
 pub mod config;
+pub mod digest;
 pub mod envelope;
 pub mod esdk;
 pub mod event;

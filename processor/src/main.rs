@@ -92,7 +92,8 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         let sdk = aws::sdk_config().await;
         let bucket = config.bucket.clone();
-        let processor = Processor::new(config, KmsKeys::new(&sdk), S3Sink::new(&sdk, bucket));
+        let keys = KmsKeys::new(&sdk).signing_with(config.digest_key.clone());
+        let processor = Processor::new(config, keys, S3Sink::new(&sdk, bucket));
         match mode {
             Mode::Event(path) => local(&processor, &path).await,
             Mode::Lambda => lambda(&processor).await,

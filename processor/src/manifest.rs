@@ -20,7 +20,7 @@
 //! the hour of that attempt: a batch retried across the top of an hour has two identical
 //! manifests, never a missing one.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::route::UtcHour;
@@ -29,7 +29,7 @@ use crate::route::UtcHour;
 pub const FOLDER: &str = "_manifests/";
 
 /// One event object of the invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub key: String,
     pub bytes: usize,

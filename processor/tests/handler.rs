@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use das_processor::config::Config;
+use das_processor::digest::{self, DigestSigner, DigestStore, Signature};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 use das_processor::handler::{InvocationError, KinesisRecord, Processor};
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
@@ -51,6 +52,23 @@ impl KeySource for FakeKms {
     }
 }
 
+/// KMS `Sign` with a fixed P-384 key, returning DER as KMS does.
+fn signing_key() -> p384::ecdsa::SigningKey {
+    p384::ecdsa::SigningKey::from_slice(&[7; 48]).unwrap()
+}
+
+impl DigestSigner for FakeKms {
+    async fn sign(&self, message: &[u8]) -> Result<Signature, String> {
+        use p384::ecdsa::signature::Signer as _;
+        let signature: p384::ecdsa::Signature = signing_key().sign(message);
+        Ok(Signature {
+            key_id: "arn:aws:kms:us-east-1:123456789012:key/digests".into(),
+            algorithm: "ECDSA_SHA_384".into(),
+            value: B64.encode(signature.to_der().as_bytes()),
+        })
+    }
+}
+
 #[derive(Default)]
 struct FakeS3 {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
@@ -61,6 +79,15 @@ struct FakeS3 {
 
 impl ObjectSink for FakeS3 {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
+        self.check(key)?;
+        self.objects.lock().unwrap().insert(key.to_owned(), body);
+        Ok(())
+    }
+}
+
+impl FakeS3 {
+    /// Every call fails while `failing`, and calls on keys containing `refused`.
+    fn check(&self, key: &str) -> Result<(), SinkError> {
         let refused = self
             .refused
             .lock()
@@ -73,18 +100,62 @@ impl ObjectSink for FakeS3 {
                 reason: "ServiceUnavailable".into(),
             });
         }
-        self.objects.lock().unwrap().insert(key.to_owned(), body);
         Ok(())
     }
 }
 
+impl DigestStore for FakeS3 {
+    async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
+        self.check(folder)?;
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .range(folder.to_owned()..)
+            .next()
+            .filter(|(k, _)| k.starts_with(folder))
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .ok_or(SinkError {
+                bucket: "b".into(),
+                key: key.into(),
+                reason: "NoSuchKey".into(),
+            })
+    }
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
+        self.check(key)?;
+        let mut objects = self.objects.lock().unwrap();
+        if objects.contains_key(key) {
+            return Ok(false);
+        }
+        objects.insert(key.to_owned(), body);
+        Ok(true)
+    }
+}
+
 impl FakeS3 {
+    /// (key, opened digest) of every digest, oldest first.
+    fn digests(&self) -> Vec<(String, digest::Opened)> {
+        let objects = self.objects.lock().unwrap();
+        let mut out: Vec<_> = objects
+            .iter()
+            .filter(|(key, _)| output::is_digest(key))
+            .map(|(key, body)| (key.clone(), digest::open(body).unwrap()))
+            .collect();
+        out.sort_by_key(|(_, d)| d.digest.sequence);
+        out
+    }
+
     /// (key, line) for every line of every event object.
     fn lines(&self) -> Vec<(String, Value)> {
         let objects = self.objects.lock().unwrap();
         objects
             .iter()
-            .filter(|(key, _)| !output::is_manifest(key))
+            .filter(|(key, _)| !output::is_manifest(key) && !output::is_digest(key))
             .flat_map(|(key, body)| output::object_lines(key, body))
             .collect()
     }
@@ -94,7 +165,7 @@ impl FakeS3 {
         let objects = self.objects.lock().unwrap();
         objects
             .keys()
-            .filter(|key| !output::is_manifest(key))
+            .filter(|key| !output::is_manifest(key) && !output::is_digest(key))
             .cloned()
             .collect()
     }
@@ -292,8 +363,8 @@ async fn every_kept_event_lands_once_in_its_category_folder() {
             .any(|k| k.starts_with("parsed/AUTH_FAILURE/2025/11/24/16/")),
         "{keys:?}"
     );
-    // Every event object, and the invocation's manifest.
-    assert_eq!(stats.s3_puts, keys.len() + 1);
+    // Every event object, the invocation's manifest and its digest.
+    assert_eq!(stats.s3_puts, keys.len() + 2);
 
     // Lines carry the record's ids and every original field.
     let line = p
@@ -473,7 +544,7 @@ async fn the_manifest_lists_every_object_written_filed_by_write_time_not_event_t
         [2, 1],
         "DDL holds two events, DML one"
     );
-    assert_eq!(stats.s3_puts, 3);
+    assert_eq!(stats.s3_puts, 4, "two objects, the manifest, the digest");
 
     // The same batch retried after the top of the hour (and the year): the same objects, the same
     // manifest name in the new hour's folder; the first one stays, so no hour misses it.
@@ -1190,4 +1261,88 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut encode::Rng) {
         }
         _ => bytes.truncate(at),
     }
+}
+
+#[tokio::test]
+async fn each_invocation_appends_a_signed_digest_of_what_it_wrote_chained_to_the_last() {
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![pg("a", "DDL", "CREATE TABLE"), pg("b", "READ", "SELECT")],
+    );
+    let first = b.event.clone();
+    let mut b2 = Batch::new();
+    b2.record(1, vec![pg("c", "WRITE", "INSERT")]);
+    b2.event.records[0].record_id = "another-batch".into();
+    let p = Processor::new(
+        config(&[(
+            "DAS_DIGEST_KEY",
+            "arn:aws:kms:us-east-1:123456789012:key/digests",
+        )]),
+        b.kms,
+        FakeS3::default(),
+    );
+    p.handle(first).await.unwrap();
+    p.handle(b2.event.clone()).await.unwrap();
+
+    let digests = p.sink().digests();
+    assert_eq!(digests.len(), 2);
+    let (k1, d1) = &digests[0];
+    let manifests = p.sink().manifests();
+    let (manifest_key, manifest) = manifests
+        .iter()
+        .find(|(_, m)| m["batch"] == d1.digest.batch.as_str())
+        .unwrap();
+    let (k2, d2) = &digests[1];
+    assert_eq!(k1, &digest::key("parsed/", 1));
+    assert_eq!(k2, &digest::key("parsed/", 2));
+    // The first digest lists what its manifest lists: every event object, with its hash.
+    let listed: Vec<Value> = d1
+        .digest
+        .objects
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(Value::Array(listed), manifest["objects"], "{manifest_key}");
+    let objects = p.sink().objects.lock().unwrap().clone();
+    for entry in &d1.digest.objects {
+        assert_eq!(digest::hex_sha256(&objects[&entry.key]), entry.sha256);
+        assert_eq!(objects[&entry.key].len(), entry.bytes);
+    }
+    assert_eq!(d1.digest.objects.len(), 2);
+    // Chained to the first digest's bytes; signed over its key and digest bytes.
+    let link = d2.digest.previous.clone().unwrap();
+    assert_eq!((link.sequence, &link.key), (1, k1));
+    assert_eq!(link.sha256, digest::hex_sha256(&objects[k1]));
+    use p384::ecdsa::signature::Verifier as _;
+    for (key, d) in &digests {
+        let sig = d.signature.clone().unwrap();
+        let der = B64.decode(&sig.value).unwrap();
+        let sig = p384::ecdsa::Signature::from_der(&der).unwrap();
+        let message = digest::signing_message(key, &d.digest_json);
+        signing_key()
+            .verifying_key()
+            .verify(&message, &sig)
+            .unwrap();
+        // Not over anything else.
+        assert!(
+            signing_key()
+                .verifying_key()
+                .verify(&digest::signing_message(k2, b"{}"), &sig)
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_digest_that_cannot_be_written_fails_the_invocation() {
+    let mut b = Batch::new();
+    b.record(1, vec![pg("a", "DDL", "CREATE TABLE")]);
+    let s3 = FakeS3::default();
+    *s3.refused.lock().unwrap() = Some(digest::FOLDER);
+    let p = Processor::new(config(&[]), b.kms, s3);
+    // The head's listing of `_digests/` refused (as S3 refuses a role without s3:ListBucket).
+    let err = p.handle(b.event.clone()).await.unwrap_err();
+    assert!(matches!(err, InvocationError::Digest(_)), "{err}");
+    assert!(err.to_string().contains("_digests/"), "{err}");
 }

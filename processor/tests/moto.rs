@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use das_processor::digest;
 use serde_json::{Value, json};
 use support::moto::{Moto, scratch, workspace_root};
 use support::output;
@@ -124,7 +125,7 @@ impl Setup {
     async fn lines(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         for key in self.keys().await {
-            if !output::is_manifest(&key) {
+            if !output::is_manifest(&key) && !output::is_digest(&key) {
                 out.extend(output::object_lines(&key, &self.get(&key).await.0));
             }
         }
@@ -371,6 +372,9 @@ async fn a_batch_of_every_engine_lands_once_per_event_and_bad_records_fail_alone
         .await
         .into_iter()
         .partition(|k| output::is_manifest(k));
+    let (digests, mut objects): (Vec<String>, Vec<String>) =
+        objects.drain(..).partition(|k| output::is_digest(k));
+    assert_eq!(digests, [digest::key("parsed/", 1)]);
     let [manifest] = manifests.as_slice() else {
         panic!("one manifest: {manifests:?}");
     };
@@ -386,6 +390,14 @@ async fn a_batch_of_every_engine_lands_once_per_event_and_bad_records_fail_alone
     listed.sort();
     objects.sort();
     assert_eq!(listed, objects);
+    // The digest, written with If-None-Match to moto, lists the same objects with their hashes.
+    let first_digest = s.get(&digests[0]).await.0;
+    let opened = digest::open(&first_digest).unwrap();
+    assert_eq!(
+        serde_json::to_value(&opened.digest.objects).unwrap(),
+        manifest["objects"]
+    );
+    assert_eq!(opened.signature, None, "no DAS_DIGEST_KEY: unsigned");
 
     // Firehose retries the same batch: same objects overwritten, nothing duplicated (the retry's
     // manifest goes to the folder of its own hour, so only event objects are compared).
@@ -394,10 +406,16 @@ async fn a_batch_of_every_engine_lands_once_per_event_and_bad_records_fail_alone
         .keys()
         .await
         .into_iter()
-        .filter(|k| !output::is_manifest(k))
+        .filter(|k| !output::is_manifest(k) && !output::is_digest(k))
         .collect();
     again.sort();
     assert_eq!(again, objects);
+    // ... and the retry appends a second digest of them, chained to the first (at least once):
+    // a new process, so it found the head by listing.
+    let retried = digest::open(&s.get(&digest::key("parsed/", 2)).await.0).unwrap();
+    assert_eq!(retried.digest.objects, opened.digest.objects);
+    let link = retried.digest.previous.unwrap();
+    assert_eq!(link.sha256, digest::hex_sha256(&first_digest));
     assert_eq!(s.landed().await.len(), want.len());
 }
 

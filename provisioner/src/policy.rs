@@ -228,6 +228,8 @@ mod tests {
             [
                 "kms:Decrypt",
                 "s3:PutObject",
+                "s3:ListBucket",
+                "s3:GetObject",
                 "logs:CreateLogStream",
                 "logs:PutLogEvents"
             ]
@@ -241,6 +243,15 @@ mod tests {
         assert_eq!(
             statements(&doc)[1]["Resource"],
             "arn:aws:s3:::das-setup-demo-123456789012-eu-west-1/parsed/*"
+        );
+        // It reads only its digest chain: the listing of that folder, and the digests in it.
+        assert_eq!(
+            statements(&doc)[2]["Condition"],
+            json!({"StringEquals": {"s3:prefix": "parsed/_digests/"}})
+        );
+        assert_eq!(
+            statements(&doc)[3]["Resource"],
+            "arn:aws:s3:::das-setup-demo-123456789012-eu-west-1/parsed/_digests/*"
         );
     }
 

@@ -117,7 +117,18 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertTrue(calls, "the function signs with its role's credentials")
         decrypts = [c["status"] for c in calls if c["op"] == "Decrypt"]
         puts = [c for c in calls if c["op"].startswith(f"PUT /{BUCKET}/")]
-        self.assertEqual(len(decrypts) + len(puts), len(calls), f"no other call: {calls}")
+        # The digest chain's head: one listing of `parsed/_digests/` (s3:prefix) and reads of
+        # digests, when the process starts or loses a sequence number to another invocation.
+        lists = [c for c in calls if c["op"] in (f"GET /{BUCKET}", f"GET /{BUCKET}/")]
+        reads = [c for c in calls if c["op"].startswith(f"GET /{BUCKET}/parsed/_digests/")]
+        self.assertEqual(len(decrypts) + len(puts) + len(lists) + len(reads), len(calls),
+                         f"no other call: {calls}")
+        self.assertTrue(lists, "the first invocation looks for the chain's head")
+        self.assertTrue(all(c["status"] == 200 and "prefix=parsed%2F_digests%2F" in c["query"] for c in lists),
+                        lists)
+        self.assertTrue(all(c["status"] == 200 for c in reads), reads)
+        self.assertTrue([c for c in puts if c["op"].startswith(f"PUT /{BUCKET}/parsed/_digests/")],
+                        "each invocation appends a digest")
         self.assertIn(200, decrypts, "the stream's data key is decrypted")
         self.assertIn(403, decrypts, "the foreign key's data key is refused by IAM")
         self.assertEqual(set(decrypts), {200, 403})
@@ -145,6 +156,10 @@ class LeastPrivilegeTest(EmulatorCase):
                                          EncryptionContext=mine)["Plaintext"]), 32)
         s3.put_object(Bucket=BUCKET, Key="parsed/iam-probe", Body=b"{}")
         self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/iam-probe")
+        s3.list_objects_v2(Bucket=BUCKET, Prefix="parsed/_digests/", MaxKeys=1)
+        self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/_digests/probe", Body=b"{}")
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key="parsed/_digests/probe")["Body"].read(), b"{}")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/_digests/probe")
 
         # Refused: everything else. Each data key is valid for the context it is asked with.
         another_database = self.data_key(self.das_key, other[CONTEXT_KEY])
@@ -159,6 +174,8 @@ class LeastPrivilegeTest(EmulatorCase):
         self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root", Body=b"{}")
         self.assertError("AccessDenied", s3.get_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
         self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET)
+        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET, Prefix="parsed/")
+        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET, Prefix="parsed/_digests/x")
         self.assertError("AccessDenied", s3.put_object, Bucket=BUCKET, Key="elsewhere/x", Body=b"{}")
         self.assertError("AccessDenied", s3.delete_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
         self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root")

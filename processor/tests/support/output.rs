@@ -10,6 +10,11 @@ pub fn is_manifest(key: &str) -> bool {
     key.contains(das_processor::manifest::FOLDER)
 }
 
+/// An integrity digest, not an event object.
+pub fn is_digest(key: &str) -> bool {
+    key.contains(das_processor::digest::FOLDER)
+}
+
 /// (key, line) for every line of a gzip'd NDJSON object.
 pub fn object_lines(key: &str, body: &[u8]) -> Vec<(String, Value)> {
     let mut text = String::new();

@@ -13,7 +13,8 @@ least-privilege policy like das-setup's needs from it, as AWS does:
   one, the key that made the ciphertext (moto's ciphertext blob names it), as in AWS. For
   Kinesis it is the stream (`StreamARN`, `StreamName`, or the stream a shard iterator reads).
 - Condition keys. moto gives policy conditions no request values. For KMS each pair of the
-  request's `EncryptionContext` is `kms:EncryptionContext:<key>`, as in AWS.
+  request's `EncryptionContext` is `kms:EncryptionContext:<key>`, as in AWS; for S3's
+  ListBucket, `s3:prefix` is the listing's `prefix`.
 - The refusal. moto answers every refused request with an XML `AccessDenied`; AWS's JSON
   services (KMS, Kinesis, Firehose, CloudWatch Logs, Lambda) answer JSON
   `AccessDeniedException`, which is what their SDK clients parse.
@@ -131,7 +132,16 @@ def _kinesis_resource(self):
 
 
 # --- condition keys from the request --------------------------------------------------------
-def condition_values(action, body):
+def condition_values(action, body, path=""):
+    if action == "s3:ListBucket":
+        # s3:prefix: the listing's `prefix` parameter; absent when the request names none, so a
+        # statement conditioned on it does not apply (Service Authorization Reference, Amazon
+        # S3, condition key s3:prefix; S3 User Guide, "Bucket policy examples using condition
+        # keys", limiting a listing to a prefix).
+        from urllib.parse import parse_qs, urlparse
+
+        prefix = parse_qs(urlparse(path or "").query).get("prefix")
+        return {"s3:prefix": prefix[0]} if prefix else {}
     if not action.startswith("kms:"):
         return {}
     try:
@@ -148,7 +158,7 @@ def _check_action_permitted(self, resource):
     """moto's IAMRequestBase.check_action_permitted, with the request's condition values."""
     if self._action == "sts:GetCallerIdentity":  # always allowed, as in AWS
         return
-    values = condition_values(self._action, self._body)
+    values = condition_values(self._action, self._body, getattr(self, "_path", ""))
     permitted = allowed(self._access_key.collect_policies(), self._action, resource, values)
     if self._is_assuming_role_operation(resource):
         permitted = permitted and self._check_role_trust_relationship(resource)
