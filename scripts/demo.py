@@ -29,7 +29,7 @@ from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
-from harness import Emulator, is_manifest, log_time  # noqa: E402
+from harness import Emulator, is_event_object, log_time  # noqa: E402
 
 SETUP = os.environ.get("DAS_SETUP_BIN") or os.path.join(ROOT, "target", "debug", "das-setup")
 CLUSTER = "demo"
@@ -183,7 +183,7 @@ def objects(s3, bucket, prefix):
 def count_events(s3, bucket):
     counts = Counter()
     for o in objects(s3, bucket, "parsed/"):
-        if is_manifest(o["Key"]):
+        if not is_event_object(o["Key"]):
             continue
         body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
         if DEMO_SECRET.encode() in body:
@@ -204,7 +204,7 @@ def print_tree(s3, bucket):
     for o in objects(s3, bucket, ""):
         folder = o["Key"].rsplit("/", 1)[0] + "/"
         files[folder] += 1
-        if o["Key"].startswith("parsed/") and not is_manifest(o["Key"]):
+        if o["Key"].startswith("parsed/") and is_event_object(o["Key"]):
             body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
             per_folder[folder] += len(body.splitlines())
     for folder in sorted(files):

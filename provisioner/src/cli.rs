@@ -110,6 +110,14 @@ pub enum Command {
     ///
     /// Exit codes: 0 healthy, 1 degraded (only with --strict), 2 failing, 3 not deployed.
     Status(StatusArgs),
+    /// Check the stored events against the processor's signed, chained integrity digests.
+    ///
+    /// Every object a digest of the window lists must be in the bucket with the listed size and
+    /// SHA-256; every object written under the prefix in the window must be listed; every digest
+    /// must chain to the one before and carry a valid signature of the deployment's key. Each
+    /// missing, altered or unexpected object and each removed or altered digest is named.
+    /// Exit codes: 0 verified, 1 problems found, 2 refused (nothing to verify, bad usage).
+    Verify(VerifyArgs),
     /// Print the activity stream's events as they happen, decrypted and classified.
     ///
     /// Reads the stream's Kinesis shards directly (not the bucket), with the processor's own
@@ -260,6 +268,26 @@ pub struct StatusArgs {
     /// Exit 1 on warnings too (default: warnings exit 0).
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Check the digests written this far back, and the objects they list (e.g. 1h, 7d). Keep
+    /// it within the shortest retention: objects S3 expired are reported missing.
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    pub since: String,
+    /// The bucket, when the deployment is gone (default: the one the deployment writes to).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// The output prefix, when the deployment is gone (default: the deployed function's).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Check signatures with this public key (PEM or DER, as `aws kms get-public-key` gives it)
+    /// instead of asking KMS for the deployment's: verification without access to the key.
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -61,3 +61,4 @@ pub mod status;
 pub mod stored;
 pub mod tail;
 pub mod up;
+pub mod verify;

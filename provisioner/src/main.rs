@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use das_setup::cli::{Cli, Command};
-use das_setup::{down, package, status, tail, up};
+use das_setup::{down, package, status, tail, up, verify};
 
 /// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
@@ -37,13 +37,14 @@ fn main() -> ExitCode {
                 Command::Down(args) => down::run(&cli.global, args).await,
                 Command::Status(args) => status::run(&cli.global, args).await,
                 Command::Tail(args) => tail::run(&cli.global, args).await,
+                Command::Verify(args) => verify::run(&cli.global, args).await,
                 Command::Package(args) => package::run(&cli.global, args),
             }
         };
         tokio::select! {
             code = work => code,
             _ = tokio::signal::ctrl_c() => {
-                if matches!(cli.command, Command::Tail(_) | Command::Status(_)) {
+                if matches!(cli.command, Command::Tail(_) | Command::Status(_) | Command::Verify(_)) {
                     // Read-only commands: Ctrl-C is the normal way to stop.
                     return up::EXIT_OK;
                 }

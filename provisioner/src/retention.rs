@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use das_processor::classify::Category;
-use das_processor::manifest;
 use das_processor::route;
+use das_processor::{digest, manifest};
 
 /// Lifecycle rule id of the catch-all rule (and, with `--retention-days N`, of the expiry of
 /// everything); the per-folder rules are `<id>-<folder>`. Other ids in the bucket are not ours.
@@ -202,6 +202,13 @@ impl Retention {
             format!("{prefix}{}", manifest::FOLDER),
             self.manifest_days(),
         );
+        // The integrity digests: as long as the manifests, so every stored object stays
+        // verifiable (`das-setup verify`).
+        expire(
+            "digests",
+            format!("{prefix}{}", digest::FOLDER),
+            self.manifest_days(),
+        );
         // Firehose's own folders (`desired::ERROR_PREFIX`, `desired::FIREHOSE_PREFIX`).
         expire("errors", "errors/".to_owned(), self.default);
         expire("firehose", "firehose/".to_owned(), self.default);
@@ -334,9 +341,13 @@ mod tests {
             by_prefix["audit/_manifests/"], 2555,
             "as long as the longest"
         );
+        assert_eq!(
+            by_prefix["audit/_digests/"], 2555,
+            "as long as the manifests"
+        );
         assert_eq!(by_prefix["errors/"], 400);
         assert_eq!(by_prefix["firehose/"], 400);
-        assert_eq!(by_prefix.len(), Category::ALL.len() + 3);
+        assert_eq!(by_prefix.len(), Category::ALL.len() + 4);
         // Every expiring prefix is where the processor writes that category.
         let group = route::GroupKey {
             category: Category::Dql,

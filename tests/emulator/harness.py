@@ -25,12 +25,23 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 # The processor's manifests of each invocation's writes live under `<prefix>_manifests/`
-# (processor/src/manifest.rs); they are JSON, not events.
+# (processor/src/manifest.rs), its integrity digests under `<prefix>_digests/`
+# (processor/src/digest.rs); they are JSON, not events.
 MANIFESTS = "_manifests/"
+DIGESTS = "_digests/"
 
 
 def is_manifest(key):
     return "/" + MANIFESTS in "/" + key
+
+
+def is_digest(key):
+    return "/" + DIGESTS in "/" + key
+
+
+def is_event_object(key):
+    """Not one of the processor's records of its own writes (manifests, digests)."""
+    return not (is_manifest(key) or is_digest(key))
 
 
 def log_time(ago=datetime.timedelta(0)):

@@ -16,7 +16,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import das_batch  # noqa: E402
-from harness import AwsAssertions, Emulator, hour_folder, is_manifest, log_time, zip_bootstrap  # noqa: E402
+from harness import AwsAssertions, Emulator, hour_folder, is_digest, is_manifest, log_time, zip_bootstrap  # noqa: E402
 
 DELAY = 0.5
 
@@ -430,6 +430,8 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         """key -> body under the prefix: the event objects, or the processor's manifests."""
         out = {}
         for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+            if is_digest(o["Key"]):
+                continue
             if is_manifest(o["Key"]) == manifests:
                 out[o["Key"]] = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         return out

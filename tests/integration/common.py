@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulator"))
-from harness import AwsAssertions, Emulator, is_manifest, zip_bootstrap  # noqa: E402
+from harness import AwsAssertions, Emulator, is_event_object, zip_bootstrap  # noqa: E402
 
 
 def binaries():
@@ -41,11 +41,11 @@ def read_bucket(emu, bucket):
     """What the pipeline left in a bucket: ({testId: [category folder, ...]} for every event under
     parsed/, [Firehose failure record, ...] under errors/processing-failed/, [(object key,
     event category)] for every event in a folder not its category's). The processor's manifests
-    are not events."""
+    and digests are not events."""
     s3 = emu.client("s3")
     events, failed, misfiled = {}, [], []
     for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        if is_manifest(o["Key"]):
+        if not is_event_object(o["Key"]):
             continue
         body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
 from common import EmulatorCase, leftovers  # noqa: E402
-from harness import hour_folder, is_manifest, log_time, zip_bootstrap  # noqa: E402
+from harness import hour_folder, is_event_object, log_time, zip_bootstrap  # noqa: E402
 
 ACCOUNT = "123456789012"
 
@@ -122,7 +122,7 @@ class LifecycleTest(EmulatorCase):
             self.assertEqual(checks[name]["status"], "OK", checks[name])
         bucket = f"das-setup-life-{ACCOUNT}-eu-west-1"
         keys = [o["Key"] for o in self.emu.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
-        events_keys = [k for k in keys if k.startswith("parsed/") and not is_manifest(k)]
+        events_keys = [k for k in keys if k.startswith("parsed/") and is_event_object(k)]
         self.assertTrue(events_keys)
         for key in events_keys:
             self.assertEqual(key.split("/")[2:6], hour_folder(old).split("/"), key)

@@ -16,7 +16,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
-from harness import hour_folder, is_manifest, log_time, zip_bootstrap  # noqa: E402
+from harness import hour_folder, is_event_object, log_time, zip_bootstrap  # noqa: E402
 
 sys.path.insert(0, HERE)
 from common import EmulatorCase  # noqa: E402
@@ -194,7 +194,7 @@ class UpTest(EmulatorCase):
         deadline, found = time.time() + timeout, {}
         while time.time() < deadline:
             for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/").get("Contents", []):
-                if is_manifest(o["Key"]):
+                if not is_event_object(o["Key"]):
                     continue
                 body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
                 for line in gzip.decompress(body).decode().splitlines():
@@ -229,6 +229,7 @@ class UpTest(EmulatorCase):
         self.assertEqual(expiry["parsed/DDL/"], 2555)
         self.assertEqual(expiry["parsed/DML/"], 400)
         self.assertEqual(expiry["parsed/_manifests/"], 2555)
+        self.assertEqual(expiry["parsed/_digests/"], 2555)
         self.assertEqual(expiry["errors/"], 400)
         self.assertNotIn("", expiry, "a catch-all expiry would cut DDL's 2555 days to the shortest")
         self.assertEqual(rules["das-setup-retention"]["AbortIncompleteMultipartUpload"], {"DaysAfterInitiation": 7})
@@ -255,7 +256,7 @@ class UpTest(EmulatorCase):
         status = self.run_setup("status", "--cluster", "vault")
         self.assertIn("Object Lock GOVERNANCE 1 day(s), expiry 1 d: DQL; 400 d:", status.stdout,
                       status.stdout + status.stderr)
-        self.assertIn("2555 d: DDL manifests", status.stdout)
+        self.assertIn("2555 d: DDL digests manifests", status.stdout)
 
         # down --delete-bucket deletes the rest, keeps the bucket and the locked versions, and says so.
         done = self.run_setup("down", "--cluster", "vault", "--delete-bucket", "--yes")
