@@ -75,13 +75,14 @@ impl ObjectSink for MemS3 {
 }
 
 impl DigestStore for MemS3 {
-    async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
-        let digests = self.1.lock().unwrap();
-        Ok(digests
-            .range(folder.to_owned()..)
-            .next()
-            .filter(|(k, _)| k.starts_with(folder))
-            .map(|(k, v)| (k.clone(), v.clone())))
+    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
+        let objects = self.1.lock().unwrap();
+        Ok(objects
+            .keys()
+            .filter(|k| k.starts_with(folder))
+            .take(1000)
+            .cloned()
+            .collect())
     }
     async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
         self.1.lock().unwrap().get(key).cloned().ok_or(SinkError {

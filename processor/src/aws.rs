@@ -157,22 +157,21 @@ impl S3Sink {
 }
 
 impl DigestStore for S3Sink {
-    async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
+    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
+        // One page (up to 1000 keys, S3's default): the newest digest is the first of them.
         let listed = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(folder)
-            .max_keys(1)
             .send()
             .await
             .map_err(|e| self.error(folder, DisplayErrorContext(&e).to_string()))?;
-        let Some(key) = listed.contents().first().and_then(|o| o.key()) else {
-            return Ok(None);
-        };
-        let key = key.to_owned();
-        let bytes = self.get(&key).await?;
-        Ok(Some((key, bytes)))
+        Ok(listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {

@@ -176,11 +176,8 @@ pub enum DigestError {
 
 /// Where digests are kept: S3 in the Lambda (`aws.rs`), memory in tests.
 pub trait DigestStore: Send + Sync {
-    /// The first key under `folder` in S3's (lexicographic) order and its bytes, if any.
-    fn first(
-        &self,
-        folder: &str,
-    ) -> impl Future<Output = Result<Option<(String, Vec<u8>)>, SinkError>> + Send;
+    /// The first keys under `folder` in S3's (lexicographic) order: one page of a listing.
+    fn keys(&self, folder: &str) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
     /// The bytes of `key`.
     fn get(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, SinkError>> + Send;
     /// Stores `body` under `key` only if no object has that name: `false` when one has.
@@ -240,19 +237,27 @@ impl Chain {
         }
     }
 
-    /// The chain's newest digest as the store has it (`None`: the chain is empty).
+    /// The chain's newest digest as the store has it (`None`: the chain is empty): the first
+    /// key listed that is a digest's (anything else put in the folder is passed over, and is
+    /// for `verify` to name).
     async fn newest(&self, store: &impl DigestStore) -> Result<Option<Head>, SinkError> {
         let folder = format!("{}{FOLDER}", self.prefix);
-        Ok(store.first(&folder).await?.and_then(|(key, bytes)| {
-            // Whatever the object holds, the chain goes on from its bytes: a damaged digest is
-            // for `verify` to name, not a reason to stop storing events.
-            sequence_of(&key).map(|sequence| Head {
-                link: Link {
-                    sequence,
-                    sha256: hex_sha256(&bytes),
-                    key,
-                },
-            })
+        let keys = store.keys(&folder).await?;
+        let Some((key, sequence)) = keys
+            .into_iter()
+            .find_map(|k| sequence_of(&k).map(|n| (k, n)))
+        else {
+            return Ok(None);
+        };
+        // Whatever the object holds, the chain goes on from its bytes: a damaged digest is for
+        // `verify` to name, not a reason to stop storing events.
+        let bytes = store.get(&key).await?;
+        Ok(Some(Head {
+            link: Link {
+                sequence,
+                sha256: hex_sha256(&bytes),
+                key,
+            },
         }))
     }
 
@@ -310,17 +315,8 @@ impl Chain {
                 return Ok(key);
             }
             // Taken: by a concurrent invocation, or this process's head was stale. Go on from
-            // the digest that holds the number (or the newest, if that one went since).
-            head = match store.get(&key).await {
-                Ok(bytes) => Some(Head {
-                    link: Link {
-                        sequence,
-                        sha256: hex_sha256(&bytes),
-                        key,
-                    },
-                }),
-                Err(_) => self.newest(store).await?,
-            };
+            // the newest digest there is now.
+            head = self.newest(store).await?;
         }
         Err(DigestError::Contended)
     }
@@ -340,13 +336,14 @@ mod tests {
     }
 
     impl DigestStore for Mem {
-        async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
+        async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
             let objects = self.objects.lock().unwrap();
             Ok(objects
-                .range(folder.to_owned()..)
-                .next()
-                .filter(|(k, _)| k.starts_with(folder))
-                .map(|(k, v)| (k.clone(), v.clone())))
+                .keys()
+                .filter(|k| k.starts_with(folder))
+                .take(1000)
+                .cloned()
+                .collect())
         }
         async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
             self.objects
@@ -505,6 +502,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(next, key("p/", 5));
+    }
+
+    #[tokio::test]
+    async fn something_else_in_the_folder_does_not_restart_the_chain() {
+        let store = Mem::default();
+        let chain = Chain::new("p/", false);
+        for batch in ["b1", "b2"] {
+            chain
+                .append(&store, &Unsigned, batch, 0, vec![])
+                .await
+                .unwrap();
+        }
+        // Sorts before every digest key; a fresh process passes over it to the newest digest.
+        store
+            .objects
+            .lock()
+            .unwrap()
+            .insert("p/_digests/0-junk".into(), b"junk".to_vec());
+        let next = Chain::new("p/", false)
+            .append(&store, &Unsigned, "b3", 0, vec![])
+            .await
+            .unwrap();
+        assert_eq!(next, key("p/", 3));
     }
 
     #[tokio::test]

@@ -105,14 +105,15 @@ impl FakeS3 {
 }
 
 impl DigestStore for FakeS3 {
-    async fn first(&self, folder: &str) -> Result<Option<(String, Vec<u8>)>, SinkError> {
+    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
         self.check(folder)?;
         let objects = self.objects.lock().unwrap();
         Ok(objects
-            .range(folder.to_owned()..)
-            .next()
-            .filter(|(k, _)| k.starts_with(folder))
-            .map(|(k, v)| (k.clone(), v.clone())))
+            .keys()
+            .filter(|k| k.starts_with(folder))
+            .take(1000)
+            .cloned()
+            .collect())
     }
     async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
         self.objects
