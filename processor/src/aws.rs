@@ -33,7 +33,7 @@ pub struct KmsKeys {
     signing_key: Option<String>,
 }
 
-/// The signing algorithm of the ECC_NIST_P384 key `das-setup up` creates.
+/// The signing algorithm of an ECC_NIST_P384 key, the kind `DAS_DIGEST_KEY` names.
 pub const SIGNING_ALGORITHM: aws_sdk_kms::types::SigningAlgorithmSpec =
     aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha384;
 

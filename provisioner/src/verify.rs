@@ -197,7 +197,11 @@ pub fn check(evidence: &Evidence, trust: &Trust<'_>) -> Report {
             }
             continue;
         };
-        let before = opened.get(i + 1).map(|(b, _)| *b);
+        // The next digest listed (passing over anything else in the folder, named above).
+        let before = opened[i + 1..]
+            .iter()
+            .map(|(b, _)| *b)
+            .find(|b| digest::sequence_of(&b.key).is_some());
         let before_sequence = before.and_then(|b| digest::sequence_of(&b.key));
         match before {
             Some(b) if before_sequence == Some(want) => {
@@ -905,6 +909,29 @@ mod tests {
         assert!(
             gone[0].detail.contains("digests 1 to 2 are gone"),
             "{gone:?}"
+        );
+    }
+
+    #[test]
+    fn something_else_in_the_digest_folder_is_named_and_does_not_break_the_chain() {
+        let b = bucket(3, None);
+        let mut e = b.evidence(0, 10 * 60_000);
+        // Sorts between digests 3 and 2.
+        e.digests.insert(
+            1,
+            StoredDigest {
+                key: "parsed/_digests/999999999997-x.json".into(),
+                bytes: b"{}".to_vec(),
+                modified_millis: 60_000,
+            },
+        );
+        let r = check(&e, &Trust::None);
+        assert_eq!(
+            kinds(&r),
+            [(
+                Kind::DigestAltered,
+                "parsed/_digests/999999999997-x.json".into()
+            )]
         );
     }
 
