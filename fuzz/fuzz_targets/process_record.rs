@@ -6,10 +6,12 @@
 //! records must succeed whatever the bad one is; a failed record must be returned unchanged.
 #![no_main]
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 use base64::Engine as _;
 use das_processor::config::Config;
+use das_processor::digest::{DigestSigner, DigestStore, Signature};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 use das_processor::handler::Processor;
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
@@ -29,13 +31,42 @@ impl KeySource for Kms {
     }
 }
 
+/// The fuzzed deployment has no signing key: digests are unsigned, this is never called.
+impl DigestSigner for Kms {
+    async fn sign(&self, _message: &[u8]) -> Result<Signature, String> {
+        Err("no signing key".into())
+    }
+}
+
+/// Bytes written, and the digests whole (the chain reads its head back).
 #[derive(Default)]
-struct S3(Mutex<usize>);
+struct S3(Mutex<usize>, Mutex<BTreeMap<String, Vec<u8>>>);
 
 impl ObjectSink for S3 {
     async fn put(&self, _key: &str, body: Vec<u8>) -> Result<(), SinkError> {
         *self.0.lock().unwrap() += body.len();
         Ok(())
+    }
+}
+
+impl DigestStore for S3 {
+    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
+        Ok(self.1.lock().unwrap().keys().filter(|k| k.starts_with(folder)).cloned().collect())
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
+        self.1.lock().unwrap().get(key).cloned().ok_or(SinkError {
+            bucket: "fuzz-bucket".into(),
+            key: key.into(),
+            reason: "NoSuchKey".into(),
+        })
+    }
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
+        let mut digests = self.1.lock().unwrap();
+        if digests.contains_key(key) {
+            return Ok(false);
+        }
+        digests.insert(key.to_owned(), body);
+        Ok(true)
     }
 }
 

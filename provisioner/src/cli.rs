@@ -110,12 +110,14 @@ pub enum Command {
     ///
     /// Exit codes: 0 healthy, 1 degraded (only with --strict), 2 failing, 3 not deployed.
     Status(StatusArgs),
-    /// Check the stored events against the processor's signed, chained integrity digests.
+    /// Check the stored events against the processor's chained (and, with a signing key,
+    /// signed) integrity digests.
     ///
     /// Every object a digest of the window lists must be in the bucket with the listed size and
     /// SHA-256; every object written under the prefix in the window must be listed; every digest
-    /// must chain to the one before and carry a valid signature of the deployment's key. Each
-    /// missing, altered or unexpected object and each removed or altered digest is named.
+    /// must chain to the one before and, where the deployment signs them, carry a valid signature
+    /// of its key. Each missing, altered or unexpected object and each removed or altered digest
+    /// is named.
     /// Exit codes: 0 verified, 1 problems found, 2 refused (nothing to verify, bad usage).
     Verify(VerifyArgs),
     /// Print the activity stream's events as they happen, decrypted and classified.
@@ -284,8 +286,9 @@ pub struct VerifyArgs {
     /// The output prefix, when the deployment is gone (default: the deployed function's).
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
-    /// Check signatures with this public key (PEM or DER, as `aws kms get-public-key` gives it)
-    /// instead of asking KMS for the deployment's: verification without access to the key.
+    /// Check signatures with this P-384 public key (SubjectPublicKeyInfo, PEM or DER: `aws kms
+    /// get-public-key --key-id K --query PublicKey --output text | base64 -d`) instead of
+    /// asking KMS for the deployment's: verification without access to the key.
     #[arg(long, value_name = "FILE")]
     pub public_key: Option<PathBuf>,
 }
