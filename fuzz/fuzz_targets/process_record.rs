@@ -6,16 +6,14 @@
 //! records must succeed whatever the bad one is; a failed record must be returned unchanged.
 #![no_main]
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use das_processor::config::Config;
-use das_processor::digest::{DigestSigner, DigestStore, Signature};
+use das_processor::digest::{DigestSigner, InMemory, Signature};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 use das_processor::handler::Processor;
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
-use das_processor::sink::{ObjectSink, SinkError};
 use libfuzzer_sys::fuzz_target;
 
 const STREAM: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-cluster-FUZZ";
@@ -38,38 +36,6 @@ impl DigestSigner for Kms {
     }
 }
 
-/// Bytes written, and the digests whole (the chain reads its head back).
-#[derive(Default)]
-struct S3(Mutex<usize>, Mutex<BTreeMap<String, Vec<u8>>>);
-
-impl ObjectSink for S3 {
-    async fn put(&self, _key: &str, body: Vec<u8>) -> Result<(), SinkError> {
-        *self.0.lock().unwrap() += body.len();
-        Ok(())
-    }
-}
-
-impl DigestStore for S3 {
-    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
-        Ok(self.1.lock().unwrap().keys().filter(|k| k.starts_with(folder)).cloned().collect())
-    }
-    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
-        self.1.lock().unwrap().get(key).cloned().ok_or(SinkError {
-            bucket: "fuzz-bucket".into(),
-            key: key.into(),
-            reason: "NoSuchKey".into(),
-        })
-    }
-    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
-        let mut digests = self.1.lock().unwrap();
-        if digests.contains_key(key) {
-            return Ok(false);
-        }
-        digests.insert(key.to_owned(), body);
-        Ok(true)
-    }
-}
-
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap())
@@ -78,7 +44,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 fuzz_target!(|data: &[u8]| {
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let config = Config::from_env(|k| (k == "DAS_OUTPUT_BUCKET").then(|| "fuzz-bucket".to_owned())).unwrap();
-    let processor = Processor::new(config, Kms, S3::default());
+    let processor = Processor::new(config, Kms, InMemory::default());
     let records = [GOOD, data, GOOD]
         .iter()
         .enumerate()

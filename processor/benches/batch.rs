@@ -23,15 +23,13 @@ mod encode;
 #[path = "support/events.rs"]
 mod events;
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use das_processor::classify::Engine;
 use das_processor::config::Config;
-use das_processor::digest::{DigestSigner, DigestStore, Signature};
+use das_processor::digest::{DigestSigner, InMemory, Signature};
 use das_processor::envelope::Envelope;
 use das_processor::esdk::{self, RawAesKeyring};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
@@ -39,7 +37,6 @@ use das_processor::handler::Processor;
 use das_processor::inflate;
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
 use das_processor::redact;
-use das_processor::sink::{ObjectSink, SinkError};
 use encode::Rng;
 use zeroize::Zeroizing;
 
@@ -57,48 +54,6 @@ impl KeySource for MemKms {
 impl DigestSigner for MemKms {
     async fn sign(&self, _: &[u8]) -> Result<Signature, String> {
         Err("the benchmark's deployment has no signing key".into())
-    }
-}
-
-/// Event objects by size; digests whole (the chain reads its head back).
-#[derive(Default)]
-struct MemS3(
-    Mutex<BTreeMap<String, usize>>,
-    Mutex<BTreeMap<String, Vec<u8>>>,
-);
-
-impl ObjectSink for MemS3 {
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
-        self.0.lock().unwrap().insert(key.to_owned(), body.len());
-        Ok(())
-    }
-}
-
-impl DigestStore for MemS3 {
-    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
-        let objects = self.1.lock().unwrap();
-        Ok(objects
-            .keys()
-            .filter(|k| k.starts_with(folder))
-            .take(1000)
-            .cloned()
-            .collect())
-    }
-    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
-        self.1.lock().unwrap().get(key).cloned().ok_or(SinkError {
-            bucket: "bench".into(),
-            key: key.into(),
-            reason: "NoSuchKey".into(),
-        })
-    }
-    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
-        let mut digests = self.1.lock().unwrap();
-        if digests.contains_key(key) {
-            return Ok(false);
-        }
-        self.0.lock().unwrap().insert(key.to_owned(), body.len());
-        digests.insert(key.to_owned(), body);
-        Ok(true)
     }
 }
 
@@ -249,11 +204,11 @@ fn main() {
         .build()
         .unwrap();
     // Level 1, level 6 (the default), level 6 with --redact literals.
-    let processors: Vec<Processor<MemKms, MemS3>> =
+    let processors: Vec<Processor<MemKms, InMemory>> =
         [("1", "passwords"), ("6", "passwords"), ("6", "literals")]
             .iter()
             .map(|(level, redact)| {
-                Processor::new(config(level, redact), MemKms(key), MemS3::default())
+                Processor::new(config(level, redact), MemKms(key), InMemory::default())
             })
             .collect();
 

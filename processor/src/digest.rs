@@ -26,6 +26,7 @@
 //! A retried invocation appends a new digest listing the same objects (its objects have the same
 //! names and content): at least once, never a gap. Pure but for the [`DigestStore`] it is given.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -34,7 +35,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use crate::manifest::{Entry, rfc3339_millis};
-use crate::sink::SinkError;
+use crate::sink::{ObjectSink, SinkError};
 
 /// Under the output prefix. Starts with `_`, like the manifests, so table readers skip it.
 pub const FOLDER: &str = "_digests/";
@@ -188,6 +189,65 @@ pub trait DigestStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, SinkError>> + Send;
 }
 
+/// Objects in memory, as S3 would hold them, digests included: the store of the benchmarks, the
+/// fuzz targets and tests (the Lambda's is S3, `aws.rs`).
+#[derive(Debug, Default)]
+pub struct InMemory(Mutex<BTreeMap<String, Vec<u8>>>);
+
+impl InMemory {
+    fn objects(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every object, by key.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        self.objects().clone()
+    }
+
+    /// Stores `body` under `key`, replacing any object of that name.
+    pub fn insert(&self, key: &str, body: Vec<u8>) {
+        self.objects().insert(key.to_owned(), body);
+    }
+}
+
+impl ObjectSink for InMemory {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
+        self.insert(key, body);
+        Ok(())
+    }
+}
+
+impl DigestStore for InMemory {
+    async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
+        Ok(self
+            .objects()
+            .keys()
+            .filter(|k| k.starts_with(folder))
+            .take(1000)
+            .cloned()
+            .collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
+        self.objects().get(key).cloned().ok_or_else(|| SinkError {
+            bucket: "in-memory".into(),
+            key: key.into(),
+            reason: "NoSuchKey".into(),
+        })
+    }
+
+    async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
+        let mut objects = self.objects();
+        if objects.contains_key(key) {
+            return Ok(false);
+        }
+        objects.insert(key.to_owned(), body);
+        Ok(true)
+    }
+}
+
 /// Signs digests (KMS `Sign` in the Lambda).
 pub trait DigestSigner: Send + Sync {
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, String>> + Send;
@@ -324,51 +384,33 @@ impl Chain {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
+    /// [`InMemory`], where another writer can take a key just before this one's conditional
+    /// write.
     #[derive(Default)]
     struct Mem {
-        objects: Mutex<BTreeMap<String, Vec<u8>>>,
-        /// Keys another writer takes just before this one's conditional write.
+        objects: InMemory,
         raced: Mutex<Vec<(String, Vec<u8>)>>,
     }
 
     impl DigestStore for Mem {
         async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
-            let objects = self.objects.lock().unwrap();
-            Ok(objects
-                .keys()
-                .filter(|k| k.starts_with(folder))
-                .take(1000)
-                .cloned()
-                .collect())
+            self.objects.keys(folder).await
         }
         async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
-            self.objects
-                .lock()
-                .unwrap()
-                .get(key)
-                .cloned()
-                .ok_or_else(|| SinkError {
-                    bucket: "b".into(),
-                    key: key.into(),
-                    reason: "NoSuchKey".into(),
-                })
+            self.objects.get(key).await
         }
         async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
-            let mut objects = self.objects.lock().unwrap();
-            let mut raced = self.raced.lock().unwrap();
-            if let Some(i) = raced.iter().position(|(k, _)| k == key) {
-                let (k, v) = raced.remove(i);
-                objects.insert(k, v);
+            let theirs = {
+                let mut raced = self.raced.lock().unwrap();
+                let i = raced.iter().position(|(k, _)| k == key);
+                i.map(|i| raced.remove(i))
+            };
+            if let Some((k, v)) = theirs {
+                self.objects.insert(&k, v);
             }
-            if objects.contains_key(key) {
-                return Ok(false);
-            }
-            objects.insert(key.to_owned(), body);
-            Ok(true)
+            self.objects.put_new(key, body).await
         }
     }
 
@@ -388,7 +430,7 @@ mod tests {
     }
 
     fn opened(store: &Mem, key: &str) -> (Opened, String) {
-        let bytes = store.objects.lock().unwrap()[key].clone();
+        let bytes = store.objects.snapshot()[key].clone();
         (open(&bytes).unwrap(), hex_sha256(&bytes))
     }
 
@@ -515,11 +557,7 @@ mod tests {
                 .unwrap();
         }
         // Sorts before every digest key; a fresh process passes over it to the newest digest.
-        store
-            .objects
-            .lock()
-            .unwrap()
-            .insert("p/_digests/0-junk".into(), b"junk".to_vec());
+        store.objects.insert("p/_digests/0-junk", b"junk".to_vec());
         let next = Chain::new("p/", false)
             .append(&store, &Unsigned, "b3", 0, vec![])
             .await
@@ -541,7 +579,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("AccessDeniedException"), "{err}");
-        assert!(store.objects.lock().unwrap().is_empty());
+        assert!(store.objects.snapshot().is_empty());
     }
 
     #[test]
