@@ -1,6 +1,6 @@
-//! The deployment as it stands: every resource of one database but the database and the key
-//! (read first: the rest is named after them), read concurrently, once per command. `up`,
-//! `down` and `status` all read it here.
+//! The deployment as it stands: every resource of one database but the database and the
+//! activity stream's key (read first: the rest is named after them), read concurrently, once per
+//! command. `up`, `down`, `status` and `verify` all read it here.
 
 use futures_util::future::join;
 
@@ -11,15 +11,19 @@ use crate::naming::Names;
 use crate::resource::bucket::{self, BucketState};
 use crate::resource::delivery_stream::{self, DeliveryState};
 use crate::resource::function::{self, FunctionState};
+use crate::resource::key::{self, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec, LogGroupState};
 use crate::resource::role::{self, RoleState};
 
 /// The prefix the processor writes under when its environment names none.
 pub const DEFAULT_PREFIX: &str = "parsed/";
 
-/// Every resource of a deployment but the database and the key.
+/// Every resource of a deployment but the database and the activity stream's key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
+    /// The key behind the signing key's alias (an interrupted `up` may have left one without
+    /// it: `key::orphan` finds that one).
+    pub signing_key: Option<KeyState>,
     /// The bucket observed: the one asked for, or the one the deployment writes to.
     pub bucket_name: String,
     pub bucket: BucketState,
@@ -75,26 +79,33 @@ pub async fn observe(
 ) -> Result<Deployment, AwsError> {
     let resources = async {
         let (
-            ((processor_role, firehose_role), (function_logs, firehose_logs)),
-            (function, delivery),
+            (
+                ((processor_role, firehose_role), (function_logs, firehose_logs)),
+                (function, delivery),
+            ),
+            signing_key,
         ) = join(
             join(
                 join(
-                    role::observe(clients, &names.processor_role, &names.role_policy),
-                    role::observe(clients, &names.firehose_role, &names.role_policy),
+                    join(
+                        role::observe(clients, &names.processor_role, &names.role_policy),
+                        role::observe(clients, &names.firehose_role, &names.role_policy),
+                    ),
+                    join(
+                        log_group::observe(clients, LogGroupSpec::function(names)),
+                        log_group::observe(clients, LogGroupSpec::firehose(names)),
+                    ),
                 ),
                 join(
-                    log_group::observe(clients, LogGroupSpec::function(names)),
-                    log_group::observe(clients, LogGroupSpec::firehose(names)),
+                    function::observe(clients, &names.function),
+                    delivery_stream::observe(clients, &names.delivery_stream),
                 ),
             ),
-            join(
-                function::observe(clients, &names.function),
-                delivery_stream::observe(clients, &names.delivery_stream),
-            ),
+            key::observe(clients, &names.digest_key_alias),
         )
         .await;
         Ok::<_, AwsError>((
+            signing_key?,
             processor_role?,
             firehose_role?,
             function_logs?,
@@ -110,8 +121,15 @@ pub async fn observe(
         }
     };
     let (resources, given) = join(resources, given).await;
-    let (processor_role, firehose_role, function_logs, firehose_logs, function, delivery) =
-        resources?;
+    let (
+        signing_key,
+        processor_role,
+        firehose_role,
+        function_logs,
+        firehose_logs,
+        function,
+        delivery,
+    ) = resources?;
     let (bucket_name, bucket) = match (bucket, given) {
         (Some(name), Some(state)) => (name.to_owned(), state?),
         _ => {
@@ -121,6 +139,7 @@ pub async fn observe(
         }
     };
     Ok(Deployment {
+        signing_key,
         bucket_name,
         bucket,
         processor_role,

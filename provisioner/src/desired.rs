@@ -139,11 +139,10 @@ pub struct Desired {
     pub mode: ActivityStreamMode,
     /// `--audit-policy`: the lock wanted, `None` to leave it.
     pub audit_policy: Option<AuditPolicyState>,
-    pub key_arn: String,
-    /// True when the key does not exist yet: `key_arn` is a stand-in until `up` creates it.
-    pub key_pending: bool,
-    /// The key exists but its alias does not (an interrupted `up`): `up` creates the alias.
-    pub key_alias_missing: bool,
+    /// The key the activity stream encrypts with.
+    pub key: KeyRef,
+    /// The key that signs the processor's integrity digests (always das-setup's own).
+    pub digest_key: KeyRef,
     /// What the preflight could not confirm about support (`preflight::check`), for the plan.
     pub support_notes: Vec<String>,
     pub bucket: String,
@@ -166,6 +165,44 @@ pub struct Desired {
 /// Stand-in for a key `up` has yet to create (plans and dry runs only).
 pub const PENDING_KEY_ID: &str = "<created-by-this-run>";
 
+/// One of the KMS keys the pipeline uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRef {
+    pub arn: String,
+    /// The key does not exist yet: `arn` is a stand-in until `up` creates it.
+    pub pending: bool,
+    /// The key exists but its alias does not (an interrupted `up`): `up` creates the alias.
+    pub alias_missing: bool,
+}
+
+impl KeyRef {
+    /// `arn`, or a stand-in for a key still to be created.
+    fn new(arn: Option<&str>, identity: &Identity) -> Self {
+        let Identity {
+            account,
+            partition,
+            region,
+        } = identity;
+        Self {
+            arn: arn.map_or_else(
+                || format!("arn:{partition}:kms:{region}:{account}:key/{PENDING_KEY_ID}"),
+                str::to_owned,
+            ),
+            pending: arn.is_none(),
+            alias_missing: false,
+        }
+    }
+}
+
+/// Which of the pipeline's two keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Symmetric: RDS encrypts the activity stream's data keys with it.
+    Stream,
+    /// Asymmetric (ECC_NIST_P384, SIGN_VERIFY): the processor signs its digests with it.
+    Digests,
+}
+
 impl Desired {
     /// `key_arn`: the key's ARN, or `None` when `up` is going to create it.
     pub fn new(
@@ -185,11 +222,9 @@ impl Desired {
             .bucket
             .clone()
             .unwrap_or_else(|| names.bucket.clone());
-        let key_pending = key_arn.is_none();
-        let key_arn = key_arn.map_or_else(
-            || format!("arn:{partition}:kms:{region}:{account}:key/{PENDING_KEY_ID}"),
-            str::to_owned,
-        );
+        let key = KeyRef::new(key_arn, identity);
+        // Found or created once the deployment is read (`set_key`).
+        let digest_key = KeyRef::new(None, identity);
         let stream_name = database.stream_name();
         let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");
         let function_arn = format!(
@@ -202,7 +237,8 @@ impl Desired {
             ("REGION", region.clone()),
             ("BUCKET", bucket.clone()),
             ("PREFIX", settings.prefix.clone()),
-            ("DAS_KMS_KEY_ARN", key_arn.clone()),
+            ("DAS_KMS_KEY_ARN", key.arn.clone()),
+            ("DIGEST_KEY_ARN", digest_key.arn.clone()),
             ("ENCRYPTION_CONTEXT_KEY", database.context_key().to_owned()),
             ("RESOURCE_ID", database.resource_id.clone()),
             ("DAS_STREAM_NAME", stream_name.clone()),
@@ -231,7 +267,7 @@ impl Desired {
             memory_mb: MEMORY_MB,
             timeout_seconds: TIMEOUT_SECONDS,
             arch: arch_name(settings.arch).to_owned(),
-            environment: settings.lambda_environment(&bucket),
+            environment: settings.lambda_environment(&bucket, &digest_key.arn),
             code_sha256: code_sha256.to_owned(),
         };
         let delivery = DeliverySpec {
@@ -263,9 +299,8 @@ impl Desired {
                 AuditPolicy::Locked => AuditPolicyState::LockedPolicy,
                 AuditPolicy::Unlocked => AuditPolicyState::UnlockedPolicy,
             }),
-            key_arn,
-            key_pending,
-            key_alias_missing: false,
+            key,
+            digest_key,
             support_notes: Vec::new(),
             bucket,
             prefix: settings.prefix.clone(),
@@ -283,12 +318,38 @@ impl Desired {
         })
     }
 
-    /// The key `up` has just created: the processor's policy names it.
-    pub fn set_key_arn(&mut self, arn: &str) -> Result<(), PolicyError> {
-        self.values.insert("DAS_KMS_KEY_ARN", arn.to_owned());
+    pub fn key_of(&self, purpose: KeyPurpose) -> &KeyRef {
+        match purpose {
+            KeyPurpose::Stream => &self.key,
+            KeyPurpose::Digests => &self.digest_key,
+        }
+    }
+
+    /// A key found or just created (`alias_missing`: found without its alias): the
+    /// processor's policy names both keys, and its environment the digests' key.
+    pub fn set_key(
+        &mut self,
+        purpose: KeyPurpose,
+        arn: &str,
+        alias_missing: bool,
+    ) -> Result<(), PolicyError> {
+        let (placeholder, key) = match purpose {
+            KeyPurpose::Stream => ("DAS_KMS_KEY_ARN", &mut self.key),
+            KeyPurpose::Digests => {
+                self.function.environment.insert(
+                    das_processor::config::var::DIGEST_KEY.to_owned(),
+                    arn.to_owned(),
+                );
+                ("DIGEST_KEY_ARN", &mut self.digest_key)
+            }
+        };
+        *key = KeyRef {
+            arn: arn.to_owned(),
+            pending: false,
+            alias_missing,
+        };
+        self.values.insert(placeholder, arn.to_owned());
         self.documents.processor_policy = policy::render(Template::LambdaExec, &self.values)?;
-        self.key_arn = arn.to_owned();
-        self.key_pending = false;
         Ok(())
     }
 }
@@ -323,21 +384,26 @@ pub(crate) mod tests {
         }
     }
 
-    /// What `up --cluster demo <args>` wants, with an existing key.
+    /// The signing key of [`desired`].
+    pub(crate) const DIGEST_KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/d-1";
+
+    /// What `up --cluster demo <args>` wants, with existing keys.
     pub(crate) fn desired(args: &[&str]) -> Desired {
         let identity = Identity::new(
             "123456789012",
             "arn:aws:iam::123456789012:user/u",
             "eu-west-1",
         );
-        Desired::new(
+        let mut d = Desired::new(
             &settings(args),
             &identity,
             &database(),
             Some("arn:aws:kms:eu-west-1:123456789012:key/k-1"),
             "c2hh",
         )
-        .unwrap()
+        .unwrap();
+        d.set_key(KeyPurpose::Digests, DIGEST_KEY, false).unwrap();
+        d
     }
 
     /// [`desired`] of `--cluster demo` whose activity stream runs.
@@ -384,7 +450,22 @@ pub(crate) mod tests {
         assert_eq!(d.function.environment["DAS_INCLUDE_CATEGORIES"], "DDL");
         assert_eq!(d.function.environment["DAS_OUTPUT_BUCKET"], d.bucket);
         assert_eq!(d.function.arch, "arm64");
-        assert!(!d.key_pending);
+        assert!(!d.key.pending);
+        // Until the signing key is known, a stand-in; then the policy and the environment name it.
+        assert!(d.digest_key.pending);
+        assert_eq!(
+            d.function.environment[das_processor::config::var::DIGEST_KEY],
+            d.digest_key.arn
+        );
+        let mut d = d;
+        d.set_key(KeyPurpose::Digests, DIGEST_KEY, false).unwrap();
+        let text = d.documents.processor_policy.to_string();
+        assert!(text.contains(DIGEST_KEY), "{text}");
+        assert!(text.contains("key/k-1"), "{text}");
+        assert_eq!(
+            d.function.environment[das_processor::config::var::DIGEST_KEY],
+            DIGEST_KEY
+        );
         assert_eq!(d.tags["das-setup:cluster"], "demo");
 
         let pending = Desired::new(
@@ -395,7 +476,7 @@ pub(crate) mod tests {
             "sha",
         )
         .unwrap();
-        assert!(pending.key_pending);
-        assert!(pending.key_arn.ends_with(PENDING_KEY_ID));
+        assert!(pending.key.pending);
+        assert!(pending.key.arn.ends_with(PENDING_KEY_ID));
     }
 }

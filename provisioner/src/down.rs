@@ -4,7 +4,9 @@
 //! any more), then at once the function, both roles (inline and attached policies first) and
 //! the log groups, and `StopActivityStream` (waited for until `stopped`); then, only if asked,
 //! the bucket (every version and delete marker, then the bucket) and the KMS key (scheduled
-//! for deletion, only if das-setup created it). Resources that carry a das-setup name but not
+//! for deletion, only if das-setup created it). The signing key goes only with the bucket
+//! (`--delete-bucket`, and only once the bucket is gone): while the events are kept, their
+//! digests stay verifiable. Resources that carry a das-setup name but not
 //! its `managed-by` tag are left alone and reported. "Not found" counts as done; a failure does
 //! not stop the rest; every failure is reported at the end.
 //!
@@ -21,6 +23,7 @@ use crate::desired::Identity;
 use crate::engine::{self, DownError, Teardown};
 use crate::naming::{Names, TargetRef};
 use crate::progress::{Progress, seconds};
+use crate::resource::key::KeyPurpose;
 use crate::resource::log_group::LogGroupSpec;
 use crate::resource::{
     Resource, Verdict, activity_stream, bucket, delivery_stream, function, key, log_group, role,
@@ -161,11 +164,29 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
     let o = deployment?;
     let key = match (key?, &database) {
         // An up interrupted between CreateKey and CreateAlias left its key without the alias.
-        (None, Some(db)) if settings.delete_key => key::orphan(clients, target, &db.arn).await?,
+        (None, Some(db)) if settings.delete_key => {
+            key::orphan(clients, target, &db.arn, KeyPurpose::Stream).await?
+        }
         (key, _) => key,
     };
     let key_tags = match &key {
         Some(k) if settings.delete_key && !k.pending_deletion() => {
+            Some(key::tags(clients, k).await?)
+        }
+        _ => None,
+    };
+    let bucket_verdict = bucket::verdict(&o.bucket, settings.delete_bucket);
+    // The signing key goes only when the bucket does (or is gone already).
+    let delete_signing_key =
+        settings.delete_bucket && matches!(bucket_verdict, Verdict::Delete | Verdict::Absent);
+    let signing_key = match (&o.signing_key, &database) {
+        (None, Some(db)) if delete_signing_key => {
+            key::orphan(clients, target, &db.arn, KeyPurpose::Digests).await?
+        }
+        (key, _) => key.clone(),
+    };
+    let signing_key_tags = match &signing_key {
+        Some(k) if delete_signing_key && !k.pending_deletion() => {
             Some(key::tags(clients, k).await?)
         }
         _ => None,
@@ -180,16 +201,27 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
             let entry = match resource {
                 Resource::Key => (
                     names.key_alias.clone(),
-                    key::verdict(key.as_ref(), key_tags.as_ref(), settings.delete_key),
+                    key::verdict(
+                        KeyPurpose::Stream,
+                        key.as_ref(),
+                        key_tags.as_ref(),
+                        settings.delete_key,
+                    ),
+                ),
+                Resource::SigningKey => (
+                    names.digest_key_alias.clone(),
+                    key::verdict(
+                        KeyPurpose::Digests,
+                        signing_key.as_ref(),
+                        signing_key_tags.as_ref(),
+                        delete_signing_key,
+                    ),
                 ),
                 Resource::ActivityStream => (
                     stream_name.clone(),
                     activity_stream::verdict(database.as_ref()),
                 ),
-                Resource::Bucket => (
-                    o.bucket_name.clone(),
-                    bucket::verdict(&o.bucket, settings.delete_bucket),
-                ),
+                Resource::Bucket => (o.bucket_name.clone(), bucket_verdict.clone()),
                 Resource::ProcessorRole => (
                     names.processor_role.clone(),
                     role::verdict(o.processor_role.as_ref()),
@@ -237,13 +269,14 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
             bucket: o.bucket_name.clone(),
             names,
             key,
+            signing_key,
             verdicts,
         },
     })
 }
 
 /// The order `down` works in, for the listing.
-const ORDER: [Resource; 9] = [
+const ORDER: [Resource; 10] = [
     Resource::DeliveryStream,
     Resource::Function,
     Resource::ProcessorRole,
@@ -253,6 +286,7 @@ const ORDER: [Resource; 9] = [
     Resource::ActivityStream,
     Resource::Bucket,
     Resource::Key,
+    Resource::SigningKey,
 ];
 
 fn rows(t: &Teardown) -> impl Iterator<Item = (Resource, &str, &Verdict)> {

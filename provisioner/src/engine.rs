@@ -2,15 +2,17 @@
 //! business (`resource::*`), and the one concurrent read of a deployment that `up`, `down` and
 //! `status` share is `deployment::observe`.
 //!
-//! - [`apply`] (`up`): the KMS key first when created here (the activity stream and the
-//!   processor's policy need it); then at once: starting the activity stream (slowest, so asked
+//! - [`apply`] (`up`): the KMS keys first when created here (the activity stream and the
+//!   processor's policy need the stream's key; its policy and environment the signing key);
+//!   then at once: starting the activity stream (slowest, so asked
 //!   first), the bucket, both roles, the log groups, and the function (after its role, until
 //!   `Active`); then, only if all of that worked, the wait for the stream to be `started` and the
 //!   delivery stream (Firehose reads from LATEST: nothing written before it exists is
 //!   delivered). A failure stops only what depends on it; every failure is reported.
 //! - [`delete`] (`down`): the delivery stream first (nothing reads the activity stream or calls
 //!   the function any more); then at once the function, both roles, the log groups and stopping
-//!   the activity stream; then the bucket and the key, when asked.
+//!   the activity stream; then the bucket and the keys, when asked (the signing key only once
+//!   the bucket whose digests it signed is gone).
 
 use std::collections::BTreeMap;
 
@@ -23,7 +25,7 @@ use crate::desired::Desired;
 use crate::naming::Names;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::resource::key::{self, KeyState};
+use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{
@@ -35,8 +37,10 @@ use crate::resource::{
 pub struct Report {
     /// Mutating API calls made (each once, however often it was retried).
     pub mutating_calls: usize,
-    /// The key ARN, when `up` created the key.
+    /// The key ARN, when `up` created the activity stream's key.
     pub created_key: Option<String>,
+    /// The signing key's ARN, when `up` created it.
+    pub created_signing_key: Option<String>,
 }
 
 /// Carries out `plan` in dependency order.
@@ -54,6 +58,7 @@ pub async fn apply(
     let mut errors = Vec::new();
     let Plan {
         key,
+        signing_key,
         stream,
         bucket,
         processor_role,
@@ -64,18 +69,29 @@ pub async fn apply(
         delivery,
     } = plan;
 
-    match key::apply(&ctx, &d, key).await {
-        Ok(Some(arn)) => {
-            if let Err(e) = d.set_key_arn(&arn) {
-                errors.push(ApplyError::Failed {
-                    what: "rendering the processor's policy".into(),
-                    reason: e.to_string(),
-                });
+    for (purpose, plan) in [
+        (KeyPurpose::Stream, key),
+        (KeyPurpose::Digests, signing_key),
+    ] {
+        match key::apply(&ctx, &d, purpose, plan).await {
+            Ok(Some(arn)) => {
+                if let Err(e) = d.set_key(purpose, &arn, false) {
+                    errors.push(ApplyError::Failed {
+                        what: "rendering the processor's policy".into(),
+                        reason: e.to_string(),
+                    });
+                }
+                match purpose {
+                    KeyPurpose::Stream => report.created_key = Some(arn),
+                    KeyPurpose::Digests => report.created_signing_key = Some(arn),
+                }
             }
-            report.created_key = Some(arn);
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
-        Ok(None) => {}
-        Err(e) => errors.push(e),
+        if !errors.is_empty() {
+            break;
+        }
     }
     if !errors.is_empty() {
         errors.push(ApplyError::Skipped {
@@ -152,6 +168,8 @@ pub struct Teardown {
     pub bucket: String,
     /// The KMS key das-setup's alias points to (or an orphan of an interrupted `up`).
     pub key: Option<KeyState>,
+    /// The same for the signing key.
+    pub signing_key: Option<KeyState>,
     pub verdicts: BTreeMap<Resource, (String, Verdict)>,
 }
 
@@ -181,24 +199,24 @@ impl std::fmt::Display for DownError {
 /// Deletes what `teardown` says, in reverse dependency order; a failure does not stop the rest.
 pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress) -> Vec<DownError> {
     let ctx = &Ctx::new(clients, progress);
-    let one =
-        |resource: Resource| async move {
-            let name = teardown.wants(resource)?;
-            let step = progress.begin(
-                match resource {
-                    Resource::ActivityStream => format!("stopping the activity stream {name}"),
-                    Resource::Bucket => format!("emptying and deleting bucket {name}"),
-                    Resource::Key
-                    | Resource::ProcessorRole
-                    | Resource::FirehoseRole
-                    | Resource::FunctionLogGroup
-                    | Resource::FirehoseLogGroup
-                    | Resource::Function
-                    | Resource::DeliveryStream => format!("deleting {resource} {name}"),
-                },
-                matches!(resource, Resource::Bucket | Resource::DeliveryStream),
-            );
-            let result: Result<String, ApplyError> = match resource {
+    let one = |resource: Resource| async move {
+        let name = teardown.wants(resource)?;
+        let step = progress.begin(
+            match resource {
+                Resource::ActivityStream => format!("stopping the activity stream {name}"),
+                Resource::Bucket => format!("emptying and deleting bucket {name}"),
+                Resource::Key
+                | Resource::SigningKey
+                | Resource::ProcessorRole
+                | Resource::FirehoseRole
+                | Resource::FunctionLogGroup
+                | Resource::FirehoseLogGroup
+                | Resource::Function
+                | Resource::DeliveryStream => format!("deleting {resource} {name}"),
+            },
+            matches!(resource, Resource::Bucket | Resource::DeliveryStream),
+        );
+        let result: Result<String, ApplyError> = match resource {
             Resource::DeliveryStream => delivery_stream::delete(ctx, name)
                 .await
                 .map(|()| "deleted".into()),
@@ -217,37 +235,45 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
                     .map_err(Into::into)
             }
             Resource::ActivityStream => match &teardown.database {
-                Some(db) => activity_stream::stop(ctx, db).await.map(|()| "stopped".into()),
+                Some(db) => activity_stream::stop(ctx, db)
+                    .await
+                    .map(|()| "stopped".into()),
                 None => Ok("stopped".into()),
             },
             Resource::Bucket => bucket::delete(clients, name)
                 .await
                 .map(|n| format!("deleted with {n} object version(s)")),
-            Resource::Key => match &teardown.key {
-                Some(k) => key::delete(clients, &teardown.names.key_alias, k)
-                    .await
-                    .map(|()| {
-                        format!(
-                            "deletion scheduled in {} days (aws kms cancel-key-deletion undoes it)",
-                            key::DELETION_WINDOW_DAYS
-                        )
-                    })
-                    .map_err(Into::into),
-                None => Ok("not found".into()),
-            },
-        };
-            Some(match result {
-                Ok(done) => {
-                    step.done(&format!("{resource} {name}: {done}"));
-                    Ok(())
+            Resource::Key | Resource::SigningKey => {
+                let (alias, found) = match resource {
+                    Resource::Key => (&teardown.names.key_alias, &teardown.key),
+                    _ => (&teardown.names.digest_key_alias, &teardown.signing_key),
+                };
+                match found {
+                    Some(k) => key::delete(clients, alias, k)
+                        .await
+                        .map(|()| {
+                            format!(
+                                "deletion scheduled in {} days (aws kms cancel-key-deletion undoes it)",
+                                key::DELETION_WINDOW_DAYS
+                            )
+                        })
+                        .map_err(Into::into),
+                    None => Ok("not found".into()),
                 }
-                Err(e) => Err(DownError {
-                    resource,
-                    name: name.to_owned(),
-                    reason: e.to_string(),
-                }),
-            })
+            }
         };
+        Some(match result {
+            Ok(done) => {
+                step.done(&format!("{resource} {name}: {done}"));
+                Ok(())
+            }
+            Err(e) => Err(DownError {
+                resource,
+                name: name.to_owned(),
+                reason: e.to_string(),
+            }),
+        })
+    };
     let mut results = vec![one(Resource::DeliveryStream).await];
     results.extend(
         join_all([
@@ -260,8 +286,20 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
         ])
         .await,
     );
-    results.push(one(Resource::Bucket).await);
+    let bucket = one(Resource::Bucket).await;
+    let bucket_failed = matches!(bucket, Some(Err(_)));
+    results.push(bucket);
     results.push(one(Resource::Key).await);
+    // The digests of a bucket that could not be deleted stay verifiable.
+    if bucket_failed && let Some(name) = teardown.wants(Resource::SigningKey) {
+        results.push(Some(Err(DownError {
+            resource: Resource::SigningKey,
+            name: name.to_owned(),
+            reason: "kept: the bucket it signed digests for could not be deleted".into(),
+        })));
+    } else {
+        results.push(one(Resource::SigningKey).await);
+    }
     results
         .into_iter()
         .flatten()

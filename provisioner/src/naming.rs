@@ -111,6 +111,9 @@ pub struct Names {
     pub bucket: String,
     /// Alias of the KMS key das-setup creates when none is given.
     pub key_alias: String,
+    /// Alias of the asymmetric KMS key that signs the integrity digests (cluster and instance
+    /// ids hold no `/`, so no target's `key_alias` can be another's `digest_key_alias`).
+    pub digest_key_alias: String,
 }
 
 /// Tag keys on everything das-setup creates.
@@ -137,6 +140,7 @@ impl Names {
             firehose_log_stream: "DestinationDelivery".to_owned(),
             bucket: bounded(&format!("{base}-{account}-{region}"), 63),
             key_alias: format!("alias/das-setup/{qualified}"),
+            digest_key_alias: format!("alias/das-setup/digests/{qualified}"),
             function,
             delivery_stream,
         }
@@ -213,6 +217,7 @@ mod tests {
         assert_eq!(n.bucket, "das-setup-demo-123456789012-us-east-1");
         assert_eq!(n.lambda_log_group, "/aws/lambda/das-setup-demo");
         assert_eq!(n.key_alias, "alias/das-setup/demo");
+        assert_eq!(n.digest_key_alias, "alias/das-setup/digests/demo");
         assert_eq!(n, Names::new(&cluster("DEMO"), "123456789012", "us-east-1"));
 
         let long = "a".repeat(63);

@@ -10,7 +10,7 @@ use crate::resource::activity_stream::{self, StreamChange};
 use crate::resource::bucket::{self, BucketChange};
 use crate::resource::delivery_stream::{self, DeliveryChange};
 use crate::resource::function::{self, FunctionChange};
-use crate::resource::key::{self, KeyChange};
+use crate::resource::key::{self, KeyChange, KeyPurpose};
 use crate::resource::log_group::{self, LogGroupChange, LogGroupSpec};
 use crate::resource::role::{self, RoleChange, RoleSpec};
 use crate::resource::{Action, Change, Planned, Resource};
@@ -20,6 +20,7 @@ use crate::resource::{Action, Change, Planned, Resource};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub key: Planned<KeyChange>,
+    pub signing_key: Planned<KeyChange>,
     pub stream: Planned<StreamChange>,
     pub bucket: Planned<BucketChange>,
     pub processor_role: Planned<RoleChange>,
@@ -55,6 +56,7 @@ impl Plan {
     pub fn rows(&self) -> Vec<Row<'_>> {
         let Plan {
             key,
+            signing_key,
             stream,
             bucket,
             processor_role,
@@ -66,6 +68,7 @@ impl Plan {
         } = self;
         vec![
             row(Resource::Key, key),
+            row(Resource::SigningKey, signing_key),
             row(Resource::ActivityStream, stream),
             row(Resource::Bucket, bucket),
             row(Resource::ProcessorRole, processor_role),
@@ -89,7 +92,8 @@ impl Plan {
 /// Compares, resource by resource.
 pub fn diff(d: &Desired, o: &Deployment) -> Plan {
     Plan {
-        key: key::compare(d),
+        key: key::compare(d, KeyPurpose::Stream),
+        signing_key: key::compare(d, KeyPurpose::Digests),
         stream: activity_stream::compare(d),
         bucket: bucket::compare(d, &o.bucket),
         processor_role: role::compare(RoleSpec::processor(d), o.processor_role.as_ref(), &d.tags),
@@ -112,7 +116,12 @@ fn documents(resource: Resource, d: &Desired) -> Option<Value> {
     let docs = &d.documents;
     match resource {
         Resource::Key => d
-            .key_pending
+            .key
+            .pending
+            .then(|| json!({ "keyPolicy": docs.key_policy })),
+        Resource::SigningKey => d
+            .digest_key
+            .pending
             .then(|| json!({ "keyPolicy": docs.key_policy })),
         Resource::Bucket => Some(json!({ "bucketPolicy": docs.bucket_policy })),
         Resource::ProcessorRole => Some(json!({
@@ -209,6 +218,7 @@ mod tests {
 
     fn nothing(d: &Desired) -> Deployment {
         Deployment {
+            signing_key: None,
             bucket_name: d.bucket.clone(),
             bucket: BucketState::Missing,
             processor_role: None,
@@ -236,6 +246,7 @@ mod tests {
         };
         let s = &d.delivery;
         Deployment {
+            signing_key: None,
             bucket_name: d.bucket.clone(),
             bucket: bucket::tests::converged(d),
             processor_role: Some(role(
@@ -295,7 +306,12 @@ mod tests {
             (Resource::Key, Action::Unchanged),
             "an existing key is used"
         );
-        for r in &rows[1..] {
+        assert_eq!(
+            (rows[1].resource, rows[1].action),
+            (Resource::SigningKey, Action::Unchanged),
+            "the signing key found is used"
+        );
+        for r in &rows[2..] {
             assert_eq!(r.action, Action::Create, "{:?}", r.resource);
         }
         assert!(plan.bucket.has(BucketChange::Versioning));
@@ -322,7 +338,9 @@ mod tests {
             let d = started(args);
             let plan = diff(&d, &converged(&d));
             assert_eq!(plan.changed(), 0, "{args:?}: {plan:#?}");
-            assert!(to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 9 unchanged"));
+            assert!(
+                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 10 unchanged")
+            );
         }
     }
 
@@ -511,7 +529,8 @@ mod tests {
     #[test]
     fn the_json_plan_carries_every_policy_document() {
         let mut d = desired(&["--cluster", "demo"]);
-        d.key_pending = true;
+        d.key.pending = true;
+        d.digest_key.pending = true;
         let plan = diff(&d, &nothing(&d));
         let v = to_json(&plan, &d);
         let text = v.to_string();
@@ -527,5 +546,35 @@ mod tests {
         }
         assert_eq!(v[0]["action"], "create");
         assert_eq!(v[0]["resource"], "kms-key");
+        assert_eq!(v[1]["action"], "create");
+        assert_eq!(v[1]["resource"], "signing-key");
+        assert_eq!(v[1]["name"], "alias/das-setup/digests/demo");
+    }
+
+    #[test]
+    fn a_signing_key_to_create_or_to_alias_is_planned() {
+        let mut d = started(&["--cluster", "demo"]);
+        let o = converged(&d);
+        d.digest_key.alias_missing = true;
+        let plan = diff(&d, &o);
+        assert_eq!(plan.signing_key.changes, [KeyChange::Alias]);
+        assert_eq!(plan.changed(), 1);
+        // A new key: the processor's policy and environment name it once made (rendered
+        // anew by `Desired::set_key`), so its role and its function change too.
+        let mut fresh = desired(&["--cluster", "demo"]);
+        fresh.database.stream.status = ActivityStreamStatus::Started;
+        let identity = fresh.identity.clone();
+        let pending = Desired::new(
+            &crate::desired::tests::settings(&["--cluster", "demo"]),
+            &identity,
+            &fresh.database,
+            Some(&fresh.key.arn),
+            "c2hh",
+        )
+        .unwrap();
+        let plan = diff(&pending, &converged(&fresh));
+        assert_eq!(plan.signing_key.changes, [KeyChange::Create]);
+        assert_eq!(plan.processor_role.changes, [RoleChange::Policy]);
+        assert_eq!(plan.function.changes, [FunctionChange::Configuration]);
     }
 }

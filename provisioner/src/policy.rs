@@ -118,6 +118,10 @@ mod tests {
                 "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
                     .to_owned(),
             ),
+            (
+                "DIGEST_KEY_ARN",
+                "arn:aws:kms:eu-west-1:123456789012:key/mrk-digests".to_owned(),
+            ),
             ("ENCRYPTION_CONTEXT_KEY", context_key.to_owned()),
             ("RESOURCE_ID", resource_id.to_owned()),
             ("DAS_STREAM_NAME", format!("aws-rds-das-{resource_id}")),
@@ -227,6 +231,7 @@ mod tests {
             all,
             [
                 "kms:Decrypt",
+                "kms:Sign",
                 "s3:PutObject",
                 "s3:ListBucket",
                 "s3:GetObject",
@@ -240,17 +245,24 @@ mod tests {
             kms["Condition"],
             json!({"StringEquals": {"kms:EncryptionContext:aws:rds:dbc-id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"}})
         );
+        // It signs with the digests' key only, only the way the processor does.
+        let sign = &statements(&doc)[1];
+        assert_eq!(sign["Resource"], values()["DIGEST_KEY_ARN"].as_str());
         assert_eq!(
-            statements(&doc)[1]["Resource"],
+            sign["Condition"],
+            json!({"StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_384", "kms:MessageType": "RAW"}})
+        );
+        assert_eq!(
+            statements(&doc)[2]["Resource"],
             "arn:aws:s3:::das-setup-demo-123456789012-eu-west-1/parsed/*"
         );
         // It reads only its digest chain: the listing of that folder, and the digests in it.
         assert_eq!(
-            statements(&doc)[2]["Condition"],
+            statements(&doc)[3]["Condition"],
             json!({"StringEquals": {"s3:prefix": "parsed/_digests/"}})
         );
         assert_eq!(
-            statements(&doc)[3]["Resource"],
+            statements(&doc)[4]["Resource"],
             "arn:aws:s3:::das-setup-demo-123456789012-eu-west-1/parsed/_digests/*"
         );
     }
@@ -299,7 +311,7 @@ mod tests {
         v.insert("PREFIX", "we\"ird\\".to_owned());
         let doc = render(Template::LambdaExec, &v).unwrap();
         assert!(
-            statements(&doc)[1]["Resource"]
+            statements(&doc)[2]["Resource"]
                 .as_str()
                 .unwrap()
                 .ends_with("/we\"ird\\*")

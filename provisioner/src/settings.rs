@@ -236,10 +236,11 @@ impl UpSettings {
     }
 
     /// The processor function's whole environment for this bucket.
-    pub fn lambda_environment(&self, bucket: &str) -> BTreeMap<String, String> {
+    pub fn lambda_environment(&self, bucket: &str, digest_key: &str) -> BTreeMap<String, String> {
         let mut env = self.filters.clone();
         env.insert(var::OUTPUT_BUCKET.into(), bucket.to_owned());
         env.insert(var::OUTPUT_PREFIX.into(), self.prefix.clone());
+        env.insert(var::DIGEST_KEY.into(), digest_key.to_owned());
         env
     }
 }
@@ -428,8 +429,9 @@ mod tests {
         assert_eq!(s.key, KeyChoice::Create);
         assert_eq!(s.prefix, "parsed/");
         assert!(s.filters.is_empty());
-        let env = s.lambda_environment("b-1");
+        let env = s.lambda_environment("b-1", "arn:aws:kms:eu-west-1:1:key/d");
         assert_eq!(env["DAS_OUTPUT_BUCKET"], "b-1");
+        assert_eq!(env["DAS_DIGEST_KEY"], "arn:aws:kms:eu-west-1:1:key/d");
         assert_eq!(env["DAS_OUTPUT_PREFIX"], "parsed/");
 
         let s = up(&[

@@ -26,7 +26,7 @@ use crate::metrics;
 use crate::naming::{Names, TargetRef};
 use crate::policy::PolicyError;
 use crate::resource::bucket::{self, BucketState};
-use crate::resource::key::{self, KeyState};
+use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{Check, Level, Resource, activity_stream, delivery_stream, function};
@@ -136,6 +136,7 @@ fn desired_for(
     bucket: &str,
     prefix: &str,
     key_arn: &str,
+    signing_key: Option<&KeyState>,
 ) -> Result<Desired, PolicyError> {
     let settings = UpSettings {
         target: target.clone(),
@@ -152,7 +153,11 @@ fn desired_for(
         dry_run: true,
         yes: false,
     };
-    Desired::new(&settings, identity, db, Some(key_arn), "")
+    let mut d = Desired::new(&settings, identity, db, Some(key_arn), "")?;
+    if let Some(k) = signing_key {
+        d.set_key(KeyPurpose::Digests, &k.arn, false)?;
+    }
+    Ok(d)
 }
 
 /// The activity stream's Kinesis stream (RDS's, not das-setup's); its retention bounds how
@@ -213,6 +218,14 @@ fn resource_checks(
         .into_iter()
         .map(|resource| match resource {
             Resource::Key => key::check(db.stream.kms_key.as_deref(), stream_key),
+            Resource::SigningKey => key::digest_check(
+                &names.digest_key_alias,
+                o.signing_key.as_ref(),
+                o.function
+                    .as_ref()
+                    .and_then(|f| f.environment.get(das_processor::config::var::DIGEST_KEY))
+                    .map(String::as_str),
+            ),
             Resource::ActivityStream => activity_stream::check(db),
             Resource::Bucket => bucket::check(&o.bucket_name, &o.bucket, want),
             Resource::ProcessorRole => role::check(
@@ -275,8 +288,16 @@ async fn checks(
     };
     let want = match &stream_key {
         Some(k) => Some(
-            desired_for(target, identity, db, &o.bucket_name, &prefix, &k.arn)
-                .map_err(|e| refuse(e.to_string()))?,
+            desired_for(
+                target,
+                identity,
+                db,
+                &o.bucket_name,
+                &prefix,
+                &k.arn,
+                o.signing_key.as_ref(),
+            )
+            .map_err(|e| refuse(e.to_string()))?,
         ),
         None => None,
     };

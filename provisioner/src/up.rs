@@ -20,7 +20,7 @@ use crate::plan::{self, Plan};
 use crate::progress::{Progress, seconds};
 use crate::resource::ApplyError;
 use crate::resource::bucket::BucketState;
-use crate::resource::key::{self, KeyState};
+use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::session::{self, Refusal, confirm, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, UpSettings};
 use crate::{deployment, engine};
@@ -70,7 +70,7 @@ async fn apply(global: &GlobalArgs, args: &UpArgs, pending: &AtomicBool) -> u8 {
     let Prepared {
         identity,
         database,
-        desired,
+        mut desired,
         zip,
     } = prepared;
 
@@ -97,6 +97,9 @@ async fn apply(global: &GlobalArgs, args: &UpArgs, pending: &AtomicBool) -> u8 {
             &progress,
             &refuse(format!("bucket {}: {why}", desired.bucket)),
         );
+    }
+    if let Err(e) = signing_key(&clients, &settings, &database, &observed, &mut desired).await {
+        return report_refusal(json_out, &progress, &e);
     }
     let plan = plan::diff(&desired, &observed);
     let header = format!(
@@ -156,6 +159,11 @@ async fn apply(global: &GlobalArgs, args: &UpArgs, pending: &AtomicBool) -> u8 {
     let (report, errors) =
         engine::apply(&clients, &desired, &plan, &observed, &zip, &progress).await;
     progress.finish();
+    if let Some(arn) = &report.created_signing_key {
+        // For the report: the plan's stand-in is now a key.
+        desired.digest_key.arn.clone_from(arn);
+        desired.digest_key.pending = false;
+    }
     let doc = document(
         &desired,
         &plan,
@@ -228,7 +236,7 @@ async fn prepare(
         &code_sha256,
     )
     .map_err(|e| refuse(e.to_string()))?;
-    desired.key_alias_missing = alias_missing;
+    desired.key.alias_missing = alias_missing;
     desired.support_notes = support_notes;
     Ok(Prepared {
         identity,
@@ -313,13 +321,59 @@ async fn resolve_key(
                     usable(&key, &alias)?;
                     Ok(KeyFound::Ready(key.arn))
                 }
-                None => match key::orphan(clients, &settings.target, &db.arn).await? {
+                None => match key::orphan(clients, &settings.target, &db.arn, KeyPurpose::Stream)
+                    .await?
+                {
                     Some(key) => Ok(KeyFound::AliasMissing(key.arn)),
                     None => Ok(KeyFound::ToCreate),
                 },
             }
         }
     }
+}
+
+/// The signing key: the one behind das-setup's alias, else the one an interrupted `up` made
+/// without its alias, else none yet (the plan creates it). One found that cannot sign is refused
+/// before any change, saying how to get out.
+async fn signing_key(
+    clients: &Clients,
+    settings: &UpSettings,
+    db: &Database,
+    observed: &deployment::Deployment,
+    desired: &mut Desired,
+) -> Result<(), Refusal> {
+    let alias = desired.names.digest_key_alias.clone();
+    let (found, alias_missing) = match &observed.signing_key {
+        Some(k) => (Some(k.clone()), false),
+        None => (
+            key::orphan(clients, &settings.target, &db.arn, KeyPurpose::Digests).await?,
+            true,
+        ),
+    };
+    let Some(k) = found else {
+        return Ok(());
+    };
+    if !k.enabled() {
+        let way_out = if k.pending_deletion() {
+            "cancel its deletion (aws kms cancel-key-deletion, then aws kms enable-key)"
+        } else {
+            "enable it (aws kms enable-key)"
+        };
+        return Err(refuse(format!(
+            "the signing key {alias} ({}) is {}: {way_out}, or delete the alias (aws kms delete-alias) to let up create a new key",
+            k.arn,
+            k.state_name()
+        )));
+    }
+    if !k.usable_for(KeyPurpose::Digests) {
+        return Err(refuse(format!(
+            "{alias} names {}, which is not a customer-managed ECC_NIST_P384 SIGN_VERIFY key; delete the alias (aws kms delete-alias) to let up create one",
+            k.arn
+        )));
+    }
+    desired
+        .set_key(KeyPurpose::Digests, &k.arn, alias_missing)
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// The processor zip: `--lambda-zip`, else the one this das-setup carries, else built from the
@@ -370,6 +424,10 @@ fn document(
         "elapsedSeconds": (progress.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         "bucket": d.bucket,
         "prefix": d.prefix,
+        "signingKey": {
+            "alias": d.names.digest_key_alias,
+            "arn": (!d.digest_key.pending).then_some(&d.digest_key.arn),
+        },
         "storage": {
             "retentionDays": {
                 "default": d.retention.default,

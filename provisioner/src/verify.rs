@@ -96,8 +96,14 @@ pub struct Listed {
 /// The deployment's signing key, as far as it is known.
 pub enum Trust<'a> {
     /// Digests must be signed by this key (its id as the deployment names it, and its public
-    /// key, SubjectPublicKeyInfo DER).
-    Key { id: Option<&'a str>, spki: &'a [u8] },
+    /// key, SubjectPublicKeyInfo DER), but those S3 stored before the key was created
+    /// (`created_millis`: a deployment that predates its signing key); S3 sets an object's
+    /// modification time, so a digest rewritten since is newer than the key.
+    Key {
+        id: Option<&'a str>,
+        spki: &'a [u8],
+        created_millis: Option<i64>,
+    },
     /// No signing key known: signatures are not checked (and unsigned digests are expected).
     None,
 }
@@ -292,13 +298,22 @@ pub fn check(evidence: &Evidence, trust: &Trust<'_>) -> Report {
 }
 
 fn signature(report: &mut Report, d: &StoredDigest, o: &Opened, trust: &Trust<'_>) {
-    let Trust::Key { id, spki } = trust else {
+    let Trust::Key {
+        id,
+        spki,
+        created_millis,
+    } = trust
+    else {
         if o.signature.is_none() {
             report.unsigned += 1;
         }
         return;
     };
     let Some(sig) = &o.signature else {
+        if created_millis.is_some_and(|t| d.modified_millis < t) {
+            report.unsigned += 1;
+            return;
+        }
         report.findings.push(finding(
             Kind::Unsigned,
             &d.key,
@@ -536,11 +551,15 @@ async fn gather(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Refus
         Some(p) => format!("{p}/"),
         None => o.prefix(),
     };
-    // The deployment's signing key, from the function it configures.
-    let key = o.function.as_ref().and_then(|f| {
-        f.environment
-            .get(das_processor::config::var::DIGEST_KEY)
-            .cloned()
+    // The deployment's signing key: das-setup's alias (it outlives `down` while the bucket is
+    // kept), else the one the function is configured with. Never the key a digest names: whoever
+    // wrote the digest chose that one.
+    let key = o.signing_key.as_ref().map(|k| k.arn.clone()).or_else(|| {
+        o.function.as_ref().and_then(|f| {
+            f.environment
+                .get(das_processor::config::var::DIGEST_KEY)
+                .cloned()
+        })
     });
     let spki = match (&public_key, &key) {
         (Some(p), _) => Some(p.clone()),
@@ -581,8 +600,15 @@ async fn gather(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Refus
         since_millis,
         now_millis: now,
     };
+    // Digests S3 stored before das-setup's key existed were written unsigned by design.
+    let created_millis = o
+        .signing_key
+        .as_ref()
+        .filter(|k| public_key.is_none() && key.as_deref() == Some(&k.arn))
+        .and_then(|k| k.created_millis);
     let trust = match &spki {
         Some(spki) => Trust::Key {
+            created_millis,
             id: if public_key.is_some() {
                 None
             } else {
@@ -812,6 +838,7 @@ mod tests {
         let b = bucket(5, Some(&key));
         let spki = spki(&key);
         let trust = Trust::Key {
+            created_millis: None,
             id: Some(KEY_ID),
             spki: &spki,
         };
@@ -883,6 +910,7 @@ mod tests {
         let r = check(
             &e,
             &Trust::Key {
+                created_millis: None,
                 id: Some(KEY_ID),
                 spki: &spki,
             },
@@ -952,6 +980,7 @@ mod tests {
         let r = check(
             &e,
             &Trust::Key {
+                created_millis: None,
                 id: Some(KEY_ID),
                 spki: &spki,
             },
@@ -972,6 +1001,7 @@ mod tests {
         let r = check(
             &b.evidence(0, 10 * 60_000),
             &Trust::Key {
+                created_millis: None,
                 id: None,
                 spki: &theirs,
             },
@@ -981,6 +1011,7 @@ mod tests {
         let r = check(
             &b.evidence(0, 10 * 60_000),
             &Trust::Key {
+                created_millis: None,
                 id: Some("arn:aws:kms:eu-west-1:123456789012:key/other"),
                 spki: &theirs,
             },
@@ -991,6 +1022,7 @@ mod tests {
         let r = check(
             &unsigned.evidence(0, 10 * 60_000),
             &Trust::Key {
+                created_millis: None,
                 id: Some(KEY_ID),
                 spki: &theirs,
             },
@@ -998,6 +1030,23 @@ mod tests {
         assert_eq!(
             r.findings.iter().map(|f| f.kind).collect::<Vec<_>>(),
             [Kind::Unsigned, Kind::Unsigned]
+        );
+        // A deployment that predates its key: digests S3 stored before the key was created are
+        // counted, not findings; one stored after it (written, or rewritten, since) is named.
+        let r = check(
+            &unsigned.evidence(0, 10 * 60_000),
+            &Trust::Key {
+                created_millis: Some(100_000),
+                id: Some(KEY_ID),
+                spki: &theirs,
+            },
+        );
+        assert_eq!(r.unsigned, 1);
+        assert_eq!(
+            kinds(&r),
+            [(Kind::Unsigned, digest::key("parsed/", 2))],
+            "{:?}",
+            r.findings
         );
     }
 

@@ -37,6 +37,19 @@ def leftovers(emu, cluster):
     return found
 
 
+def das_keys(emu, cluster):
+    """{KeySpec: [key id]} of the keys das-setup tagged for this cluster that are not pending
+    deletion: SYMMETRIC_DEFAULT the activity stream's, ECC_NIST_P384 the digests' signing key."""
+    kms = emu.client("kms")
+    found = {}
+    for key in kms.list_keys()["Keys"]:
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]}
+        meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+        if tags.get("das-setup:cluster") == cluster and meta["KeyState"] != "PendingDeletion":
+            found.setdefault(meta["KeySpec"], []).append(key["KeyId"])
+    return found
+
+
 def read_bucket(emu, bucket):
     """What the pipeline left in a bucket: ({testId: [category folder, ...]} for every event under
     parsed/, [Firehose failure record, ...] under errors/processing-failed/, [(object key,

@@ -171,7 +171,13 @@ def permissions(call):
         return [(action, arn("rds", "cluster:*"), {})]  # a Describe of every cluster
     if service == "kms":
         if op in ("CreateKey", "ListAliases"):
-            out = [(action, "*", {})]
+            # CreateKey's condition keys kms:KeySpec and kms:KeyUsage (Service Authorization
+            # Reference, AWS KMS, actions table): the request's values, or the parameter's
+            # default when it is absent ("This type of condition works even when the parameter
+            # doesn't appear in the request", KMS Developer Guide, "AWS KMS condition keys").
+            context = {"kms:KeySpec": params.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                       "kms:KeyUsage": params.get("KeyUsage", "ENCRYPT_DECRYPT")} if op == "CreateKey" else {}
+            out = [(action, "*", context)]
             if op == "CreateKey" and params.get("Policy"):
                 # The lockout safety check: "The key policy must allow the calling principal to
                 # make a subsequent PutKeyPolicy request on the KMS key" (CreateKey API

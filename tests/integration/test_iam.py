@@ -15,7 +15,8 @@ the role `up` made for it, as Lambda does. Then:
 - credentials that hold exactly the role's policy (an IAM user with the role's inline policies
   copied, nothing else) are refused every call outside it: reading or listing the bucket,
   writing outside the prefix, decrypting with another encryption context, with another key or
-  with none, generating a data key, reading the Kinesis stream, listing roles. The calls the
+  with none, generating a data key, signing with another key or a precomputed digest, reading
+  the Kinesis stream, listing roles. The calls the
   policy allows succeed with the same credentials, so a refusal is the policy's, not a broken
   signature's. Credentials holding exactly the delivery role's policy cannot decrypt a data key
   (Firehose cannot open the stream's records), read another stream or write another bucket.
@@ -61,6 +62,10 @@ class LeastPrivilegeTest(EmulatorCase):
         c = emu.client("rds").describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
         cls.das_key = emu.client("kms").describe_key(KeyId=c["ActivityStreamKmsKeyId"])["KeyMetadata"]["Arn"]
         cls.other_key = emu.client("kms").create_key(Description="not the activity stream's")["KeyMetadata"]["Arn"]
+        cls.signing_key = emu.client("kms").describe_key(KeyId=f"alias/das-setup/digests/{CLUSTER}")[
+            "KeyMetadata"]["Arn"]
+        cls.other_signing_key = emu.client("kms").create_key(
+            KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY", Description="not das-setup's")["KeyMetadata"]["Arn"]
         cls.role = emu.client("lambda").get_function_configuration(FunctionName=FUNCTION)["Role"]
         destination = emu.client("firehose").describe_delivery_stream(DeliveryStreamName=FUNCTION)[
             "DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
@@ -121,8 +126,12 @@ class LeastPrivilegeTest(EmulatorCase):
         # digests, when the process starts or loses a sequence number to another invocation.
         lists = [c for c in calls if c["op"] in (f"GET /{BUCKET}", f"GET /{BUCKET}/")]
         reads = [c for c in calls if c["op"].startswith(f"GET /{BUCKET}/parsed/_digests/")]
-        self.assertEqual(len(decrypts) + len(puts) + len(lists) + len(reads), len(calls),
+        # Each digest signed with the signing key up made, the way the role's policy allows.
+        signs = [c for c in calls if c["op"] == "Sign"]
+        self.assertEqual(len(decrypts) + len(puts) + len(lists) + len(reads) + len(signs), len(calls),
                          f"no other call: {calls}")
+        self.assertTrue(signs and all(c["status"] == 200 for c in signs), signs)
+        self.assertEqual({json.loads(c["body"])["KeyId"] for c in signs}, {self.signing_key})
         self.assertTrue(lists, "the first invocation looks for the chain's head")
         self.assertTrue(all(c["status"] == 200 and "prefix=parsed%2F_digests%2F" in c["query"] for c in lists),
                         lists)
@@ -160,6 +169,9 @@ class LeastPrivilegeTest(EmulatorCase):
         self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/_digests/probe", Body=b"{}")
         self.assertEqual(s3.get_object(Bucket=BUCKET, Key="parsed/_digests/probe")["Body"].read(), b"{}")
         self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/_digests/probe")
+        sign = {"Message": b"das-setup digest 1\nprobe", "SigningAlgorithm": "ECDSA_SHA_384"}
+        self.assertTrue(kms.sign(KeyId=self.signing_key, MessageType="RAW", **sign)["Signature"])
+        self.assertTrue(kms.sign(KeyId=self.signing_key, **sign)["Signature"], "RAW is the default")
 
         # Refused: everything else. Each data key is valid for the context it is asked with.
         another_database = self.data_key(self.das_key, other[CONTEXT_KEY])
@@ -171,6 +183,10 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertError("AccessDeniedException", kms.decrypt, CiphertextBlob=no_context["CiphertextBlob"])
         self.assertError("AccessDeniedException", kms.generate_data_key, KeyId=self.das_key, KeySpec="AES_256",
                          EncryptionContext=mine)
+        # Signing: with another key, or a message KMS would take as a precomputed digest.
+        self.assertError("AccessDeniedException", kms.sign, KeyId=self.other_signing_key, **sign)
+        self.assertError("AccessDeniedException", kms.sign, KeyId=self.signing_key, MessageType="DIGEST",
+                         Message=b"\0" * 48, SigningAlgorithm="ECDSA_SHA_384")
         self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root", Body=b"{}")
         self.assertError("AccessDenied", s3.get_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
         self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET)

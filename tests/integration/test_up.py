@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 from harness import hour_folder, is_event_object, log_time, zip_bootstrap  # noqa: E402
 
 sys.path.insert(0, HERE)
-from common import EmulatorCase  # noqa: E402
+from common import EmulatorCase, das_keys  # noqa: E402
 
 ACCOUNT = "123456789012"
 DELAY = 3  # seconds the emulator's activity streams spend `starting` (the D)
@@ -43,7 +43,8 @@ class UpTest(EmulatorCase):
     def names(self, cluster):
         base = f"das-setup-{cluster}"
         return {"function": base, "stream": base, "processor_role": f"{base}-processor",
-                "firehose_role": f"{base}-firehose", "bucket": f"{base}-{ACCOUNT}-eu-west-1"}
+                "firehose_role": f"{base}-firehose", "bucket": f"{base}-{ACCOUNT}-eu-west-1",
+                "signing_key": f"alias/das-setup/digests/{cluster}"}
 
     def resource_id(self, cluster):
         return self.emu.client("rds").describe_db_clusters(
@@ -54,7 +55,7 @@ class UpTest(EmulatorCase):
     def test_up_from_nothing_builds_every_resource_as_specified_and_a_second_up_changes_nothing(self):
         self.emu.cluster("alpha")
         out, err, mutating, took = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
-        self.assertIn("9 to create", out)
+        self.assertIn("10 to create", out)
         self.assertLess(took, DELAY + 15, f"up took {took:.1f}s; the target is D + 15 s\n{err}")
         print(f"\n  up from nothing: {took:.1f}s with the activity stream starting in {DELAY}s "
               f"({len(mutating)} mutating calls)", file=sys.stderr)
@@ -70,7 +71,7 @@ class UpTest(EmulatorCase):
         # Again, same flags: nothing to do, and not one mutating call.
         out, _, mutating, _ = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
         self.assertIn("Nothing to change", out)
-        self.assertIn("0 to create, 0 to update, 0 to replace, 9 unchanged", out)
+        self.assertIn("0 to create, 0 to update, 0 to replace, 10 unchanged", out)
         self.assertEqual(mutating, [])
 
         # The pipeline runs: injected events land decrypted in their category folders.
@@ -166,8 +167,13 @@ class UpTest(EmulatorCase):
                          ("provided.al2023", "bootstrap", ["x86_64"], 256, 120))
         self.assertEqual(c["Role"], f"arn:aws:iam::{ACCOUNT}:role/{n['processor_role']}")
         self.assertEqual(c["State"], "Active")
-        self.assertEqual(c["Environment"]["Variables"], environment or {
-            "DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": "parsed/"})
+        # The processor signs its digests with the signing key up made for this deployment.
+        signing = self.emu.client("kms").describe_key(KeyId=n["signing_key"])["KeyMetadata"]
+        self.assertEqual((signing["KeySpec"], signing["KeyUsage"], signing["KeyState"]),
+                         ("ECC_NIST_P384", "SIGN_VERIFY", "Enabled"))
+        self.assertEqual(c["Environment"]["Variables"], {
+            "DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": "parsed/", **(environment or {}),
+            "DAS_DIGEST_KEY": signing["Arn"]})
         self.assertEqual(fn["Tags"]["managed-by"], "das-setup")
         return c
 
@@ -276,8 +282,7 @@ class UpTest(EmulatorCase):
         self.assertIn("~ function", out)
         self.assertEqual(mutating, ["PUT /2015-03-31/functions/das-setup-beta/configuration"])
         n = self.names("beta")
-        self.check_function(n, environment={"DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": "parsed/",
-                                            "DAS_EXCLUDE_CATEGORIES": "DQL,CONNECT"})
+        self.check_function(n, environment={"DAS_EXCLUDE_CATEGORIES": "DQL,CONNECT"})
 
     def test_new_code_is_uploaded_only_when_its_sha256_differs(self):
         self.emu.cluster("gamma")
@@ -312,9 +317,13 @@ class UpTest(EmulatorCase):
         out, _, mutating, _ = self.up("--cluster", "delta", "--dry-run", "--output", "json")
         self.assertEqual(mutating, [])
         plan = json.loads(out)
-        self.assertEqual((plan["dryRun"], plan["applied"], plan["changes"]), (True, False, 9))
+        self.assertEqual((plan["dryRun"], plan["applied"], plan["changes"]), (True, False, 10))
         by = {p["resource"]: p for p in plan["plan"]}
         self.assertEqual(by["kms-key"]["action"], "create")
+        self.assertEqual(by["signing-key"]["action"], "create")
+        self.assertEqual(plan["signingKey"], {"alias": "alias/das-setup/digests/delta", "arn": None})
+        sign = by["processor-role"]["documents"]["permissionsPolicy"]["Statement"][1]
+        self.assertEqual(sign["Action"], "kms:Sign")
         self.assertEqual(set(by["processor-role"]["documents"]), {"trustPolicy", "permissionsPolicy"})
         self.assertEqual(set(by["firehose-role"]["documents"]), {"trustPolicy", "permissionsPolicy"})
         self.assertIn("bucketPolicy", by["bucket"]["documents"])
@@ -352,7 +361,8 @@ class UpTest(EmulatorCase):
         print(f"\n  up --dry-run in an account with 1,001 keys: {len(kms_calls)} KMS call(s) "
               f"({', '.join(kms_calls)}), {len(tagging)} tag:GetResources call(s)", file=sys.stderr)
         self.assertLessEqual(len(kms_calls), 10, kms_calls)
-        self.assertEqual(tagging, ["GetResources"])
+        # One listing per key without its alias: the activity stream's, the signing key's.
+        self.assertEqual(tagging, ["GetResources", "GetResources"])
         key = {p["resource"]: p for p in json.loads(out)["plan"]}["kms-key"]
         self.assertEqual(key["name"], orphan["Arn"])
         self.assertEqual(key["changes"], ["alias for the key an interrupted run created"])
@@ -538,10 +548,17 @@ class EventualConsistencyTest(EmulatorCase):
                          "the alias is not listed yet: the lag is on")
         done = self.up("lagging")
         self.assertIn("alias alias/das-setup/lagging is visible", done.stderr, done.stdout)
-        keys = [k for k in kms.list_keys()["Keys"]
-                if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description", "").endswith("(das-setup)")
-                and "lagging" in kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["Description"]]
-        self.assertEqual(len(keys), 1, "one key, not a second one")
+        self.assertEqual({spec: len(ids) for spec, ids in das_keys(self.emu, "lagging").items()},
+                         {"SYMMETRIC_DEFAULT": 1, "ECC_NIST_P384": 1}, "one key of each, not a second one")
+        # That up made the signing key's alias: an up right after it may meet that alias's lag
+        # in turn, and must converge the same way, making no second key.
+        self.up("lagging")
+        self.assertEqual({spec: len(ids) for spec, ids in das_keys(self.emu, "lagging").items()},
+                         {"SYMMETRIC_DEFAULT": 1, "ECC_NIST_P384": 1}, "one key of each, not a second one")
+        deadline = time.monotonic() + 20
+        while "alias/das-setup/digests/lagging" not in [a["AliasName"] for a in kms.list_aliases()["Aliases"]]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.5)
         done = self.up("lagging")
         self.assertIn("Nothing to change", done.stdout)
 

@@ -1,16 +1,26 @@
 """`das-setup verify` against what the real processor wrote (issue 20 item 5).
 
 A cluster deployed by `das-setup up` receives events in several records, so that several
-invocations each append a digest. `verify` must pass on the untouched bucket; then one event
-object is altered, one deleted, one added and one digest removed, behind das-setup's back, with
-boto3 as anyone holding write access to the bucket would, and `verify` must name each and exit 1.
+invocations each append a digest, signed with the ECC_NIST_P384 key `up` created. Each
+signature is checked here independently of das-setup (Python's `cryptography` over the public
+key KMS gives), as an auditor would offline. `verify` must pass on the untouched bucket; then one
+event object is altered, one deleted, one added and one digest removed, behind das-setup's back,
+with boto3 as anyone holding write access to the bucket would, and `verify` must name each and
+exit 1; a digest rewritten without the key is named as a bad signature.
 """
 
+import base64
+import hashlib
 import json
 import os
 import sys
 import time
 import unittest
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
@@ -26,6 +36,25 @@ BUCKET = f"das-setup-{CLUSTER}-{ACCOUNT}-eu-west-1"
 def pg(test_id, cls, command, text):
     return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
             "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop", "logTime": log_time()}
+
+
+ALIAS = f"alias/das-setup/digests/{CLUSTER}"
+
+
+def signature_holds(public_key, key, body):
+    """The documented signature (processor/src/digest.rs): ECDSA P-384 with SHA-384 over
+    "das-setup digest 1\n<key>\n<hex SHA-256 of the digest member's exact bytes>"."""
+    head, tail = b'{"digest":', b',"signature":'
+    assert body.startswith(head), body[:40]
+    digest_bytes = body[len(head):body.rindex(tail)]
+    signature = json.loads(body)["signature"]
+    assert signature["algorithm"] == "ECDSA_SHA_384", signature
+    message = b"das-setup digest 1\n" + key.encode() + b"\n" + hashlib.sha256(digest_bytes).hexdigest().encode()
+    try:
+        public_key.verify(base64.b64decode(signature["value"]), message, ec.ECDSA(hashes.SHA384()))
+        return True
+    except InvalidSignature:
+        return False
 
 
 class VerifyTest(EmulatorCase):
@@ -63,10 +92,25 @@ class VerifyTest(EmulatorCase):
         events = sorted(k for k in self.keys() if is_event_object(k))
         self.assertEqual(report["objects"], len(events), "every event object is listed by a digest")
 
+        # Signed, with the key up made for this, which anyone can check with its public key.
+        kms, s3 = self.emu.client("kms"), self.emu.client("s3")
+        meta = kms.describe_key(KeyId=ALIAS)["KeyMetadata"]
+        self.assertEqual((meta["KeySpec"], meta["KeyUsage"]), ("ECC_NIST_P384", "SIGN_VERIFY"))
+        self.assertEqual(report["signingKey"], meta["Arn"])
+        self.assertEqual(report["unsigned"], 0)
+        public_key = load_der_public_key(kms.get_public_key(KeyId=ALIAS)["PublicKey"])
+        for key in digests:
+            body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            self.assertEqual(json.loads(body)["signature"]["keyId"], meta["Arn"])
+            self.assertTrue(signature_holds(public_key, key, body), key)
+        # The status check agrees.
+        done = self.run_setup("status", "--cluster", CLUSTER, "--output", "json")
+        check = {c["check"]: c for c in json.loads(done.stdout)["checks"]}["signing-key"]
+        self.assertEqual(check["status"], "OK", check)
+
         # Tampering, as any principal with write access to the bucket could. The digests sort
         # newest first; the one removed has a digest on either side. Its objects are then listed
         # by no digest, so they show as unexpected; the altered and deleted objects are others.
-        s3 = self.emu.client("s3")
         removed = digests[1]
         removed_lists = {e["key"] for e in json.loads(
             s3.get_object(Bucket=BUCKET, Key=removed)["Body"].read())["digest"]["objects"]}
@@ -106,14 +150,41 @@ class VerifyTest(EmulatorCase):
         self.assertIn(altered, done.stdout)
         self.assertIn("NOT verified", done.stdout)
 
+        # A digest rewritten without the key (its list cut short, the signature kept, as a
+        # forger must): the signature no longer holds, and verify says so.
+        forged = digests[2]
+        body = s3.get_object(Bucket=BUCKET, Key=forged)["Body"].read()
+        cut = json.loads(body)
+        cut["digest"]["objects"] = cut["digest"]["objects"][:0]
+        rewritten = json.dumps(cut, separators=(",", ":")).encode()
+        self.assertFalse(signature_holds(public_key, forged, rewritten))
+        s3.put_object(Bucket=BUCKET, Key=forged, Body=rewritten)
+        code, report = self.verify()
+        self.assertEqual(code, 1, json.dumps(report, indent=1))
+        self.assertIn(("signature-invalid", forged), {(f["kind"], f["key"]) for f in report["findings"]})
+        s3.put_object(Bucket=BUCKET, Key=forged, Body=body)
+
+        # down keeps the bucket, so it keeps the key its digests were signed with.
         done = self.run_setup("down", "--cluster", CLUSTER, "--yes")
         self.assertEqual(done.returncode, 0, done.stderr)
-        # After down the function is gone: --bucket and --prefix find the trail.
+        self.assertIn("signing-key", done.stdout)
+        self.assertEqual(kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyState"], "Enabled")
+        # After down the function is gone: --bucket and --prefix find the trail, and the key
+        # is found by its alias.
         done = self.run_setup("verify", "--cluster", CLUSTER, "--bucket", BUCKET, "--prefix", "parsed/",
                               "--since", "1h", "--output", "json")
         self.assertEqual(done.returncode, 1, done.stderr)
-        self.assertIn(("digest-missing", removed),
-                      {(f["kind"], f["key"]) for f in json.loads(done.stdout)["findings"]})
+        after = json.loads(done.stdout)
+        self.assertEqual(after["signingKey"], meta["Arn"])
+        kinds = {(f["kind"], f["key"]) for f in after["findings"]}
+        self.assertIn(("digest-missing", removed), kinds)
+        self.assertFalse([k for k in kinds if k[0] in ("signature-invalid", "unsigned")], kinds)
+
+        # Only with the bucket does the key go (scheduled, recoverable for a week).
+        done = self.run_setup("down", "--cluster", CLUSTER, "--delete-bucket", "--yes")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(kms.describe_key(KeyId=meta["KeyId"])["KeyMetadata"]["KeyState"], "PendingDeletion")
+        self.assertNotIn(ALIAS, [a["AliasName"] for a in kms.list_aliases()["Aliases"]])
 
 
 if __name__ == "__main__":

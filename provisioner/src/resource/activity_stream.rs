@@ -156,7 +156,7 @@ pub async fn start(ctx: &Ctx<'_>, d: &Desired, plan: &Planned<StreamChange>) -> 
                     .start_activity_stream()
                     .resource_arn(&db.arn)
                     .mode(d.mode.clone())
-                    .kms_key_id(&d.key_arn)
+                    .kms_key_id(&d.key.arn)
                     .apply_immediately(true)
                     .send()
                     .await

@@ -1,5 +1,8 @@
-//! The KMS key the activity stream encrypts with: `--kms-key`, or one das-setup creates (alias
-//! `alias/das-setup/<target>`, tagged, its description naming the database's ARN).
+//! das-setup's KMS keys ([`KeyPurpose`]): the one the activity stream encrypts with
+//! (`--kms-key`, or one das-setup creates: alias `alias/das-setup/<target>`, symmetric), and the
+//! one the processor signs its integrity digests with (always das-setup's: alias
+//! `alias/das-setup/digests/<target>`, ECC_NIST_P384 for SIGN_VERIFY). Both are tagged, their
+//! descriptions naming the database's ARN.
 //!
 //! An `up` stopped between `CreateKey` and `CreateAlias` leaves a key without its alias. It is
 //! found again through the Resource Groups Tagging API (`tag:GetResources`, filtered by
@@ -17,8 +20,49 @@ use std::fmt;
 
 use super::{Change, Check, Ctx, Effect, Level, Planned, Res, Resource, Verdict, invalid};
 use crate::aws::{AwsError, Clients, Named as _, required, required_str};
-use crate::desired::Desired;
-use crate::naming::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE, TargetRef};
+pub use crate::desired::KeyPurpose;
+use crate::desired::{Desired, KeyRef};
+use crate::naming::{Names, TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE, TargetRef};
+
+impl KeyPurpose {
+    pub fn resource(self) -> Resource {
+        match self {
+            KeyPurpose::Stream => Resource::Key,
+            KeyPurpose::Digests => Resource::SigningKey,
+        }
+    }
+
+    pub fn alias(self, names: &Names) -> &str {
+        match self {
+            KeyPurpose::Stream => &names.key_alias,
+            KeyPurpose::Digests => &names.digest_key_alias,
+        }
+    }
+
+    pub fn spec(self) -> KeySpec {
+        match self {
+            KeyPurpose::Stream => KeySpec::SymmetricDefault,
+            KeyPurpose::Digests => KeySpec::EccNistP384,
+        }
+    }
+
+    pub fn usage(self) -> KeyUsageType {
+        match self {
+            KeyPurpose::Stream => KeyUsageType::EncryptDecrypt,
+            KeyPurpose::Digests => KeyUsageType::SignVerify,
+        }
+    }
+
+    /// The key's description: what it is for, and the database's ARN (how [`orphan`] knows it).
+    pub fn description(self, database_arn: &str) -> String {
+        match self {
+            KeyPurpose::Stream => format!("Database activity stream of {database_arn} (das-setup)"),
+            KeyPurpose::Digests => format!(
+                "Signs the integrity digests of the activity stream of {database_arn} (das-setup)"
+            ),
+        }
+    }
+}
 
 /// KMS's shortest waiting period: the key can still be recovered for a week.
 pub const DELETION_WINDOW_DAYS: i32 = 7;
@@ -31,7 +75,10 @@ pub struct KeyState {
     pub state: Option<SdkKeyState>,
     pub manager: Option<KeyManagerType>,
     pub spec: Option<KeySpec>,
+    pub usage: Option<KeyUsageType>,
     pub description: Option<String>,
+    /// When the key was created (ms since the epoch).
+    pub created_millis: Option<i64>,
 }
 
 impl KeyState {
@@ -50,6 +97,18 @@ impl KeyState {
                 .spec
                 .as_ref()
                 .is_none_or(|s| *s == KeySpec::SymmetricDefault)
+    }
+
+    /// Enabled, customer managed, and of the spec and usage `purpose` needs.
+    pub fn usable_for(&self, purpose: KeyPurpose) -> bool {
+        match purpose {
+            KeyPurpose::Stream => self.usable_for_streams(),
+            KeyPurpose::Digests => {
+                self.manager == Some(KeyManagerType::Customer)
+                    && self.spec == Some(purpose.spec())
+                    && self.usage == Some(purpose.usage())
+            }
+        }
     }
 
     pub fn state_name(&self) -> &str {
@@ -110,17 +169,20 @@ pub async fn observe(clients: &Clients, key: &str) -> Result<Option<KeyState>, A
         state: meta.key_state().cloned(),
         manager: meta.key_manager().cloned(),
         spec: meta.key_spec().cloned(),
+        usage: meta.key_usage().cloned(),
         description: meta.description().map(str::to_owned),
+        created_millis: meta.creation_date().and_then(|t| t.to_millis().ok()),
     }))
 }
 
-/// The key das-setup created for this database whose alias is missing: tagged as das-setup's
-/// for this target (found with one `tag:GetResources` listing, a page per 100 matches), enabled,
-/// and its description naming the database's ARN.
+/// The key das-setup created for this database and purpose whose alias is missing: tagged as
+/// das-setup's for this target (found with one `tag:GetResources` listing, a page per 100
+/// matches), enabled, of the purpose's spec, and its description naming the database's ARN.
 pub async fn orphan(
     clients: &Clients,
     target: &TargetRef,
     database_arn: &str,
+    purpose: KeyPurpose,
 ) -> Result<Option<KeyState>, AwsError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let what = format!("das-setup's keys for {}", target.id);
@@ -154,6 +216,7 @@ pub async fn orphan(
                 continue;
             };
             if key.enabled()
+                && key.spec == Some(purpose.spec())
                 && key
                     .description
                     .as_deref()
@@ -172,33 +235,43 @@ pub async fn orphan(
     }
 }
 
-/// The key's changes: `pending` when it is still to be created, `alias_missing` when an
-/// interrupted run created it.
-pub fn compare(d: &Desired) -> Planned<KeyChange> {
-    let (name, changes) = if d.key_pending {
-        (d.names.key_alias.clone(), vec![KeyChange::Create])
-    } else if d.key_alias_missing {
-        (d.key_arn.clone(), vec![KeyChange::Alias])
+/// The key's changes: created when it is still pending, its alias when an interrupted run
+/// created the key only.
+pub fn compare(d: &Desired, purpose: KeyPurpose) -> Planned<KeyChange> {
+    let KeyRef {
+        arn,
+        pending,
+        alias_missing,
+    } = d.key_of(purpose);
+    let (name, changes) = if *pending {
+        (purpose.alias(&d.names).to_owned(), vec![KeyChange::Create])
+    } else if *alias_missing {
+        (arn.clone(), vec![KeyChange::Alias])
     } else {
-        (d.key_arn.clone(), vec![])
+        (arn.clone(), vec![])
     };
     Planned::new(name, changes)
 }
 
 /// Carries out the plan; returns the ARN of a key it created.
-pub async fn apply(ctx: &Ctx<'_>, d: &Desired, plan: &Planned<KeyChange>) -> Res<Option<String>> {
+pub async fn apply(
+    ctx: &Ctx<'_>,
+    d: &Desired,
+    purpose: KeyPurpose,
+    plan: &Planned<KeyChange>,
+) -> Res<Option<String>> {
     let mut created = None;
     for change in &plan.changes {
         match change {
-            KeyChange::Alias => create_alias(ctx, d, &d.key_arn).await?,
-            KeyChange::Create => created = Some(create(ctx, d).await?),
+            KeyChange::Alias => create_alias(ctx, d, purpose, &d.key_of(purpose).arn).await?,
+            KeyChange::Create => created = Some(create(ctx, d, purpose).await?),
         }
     }
     Ok(created)
 }
 
-async fn create(ctx: &Ctx<'_>, d: &Desired) -> Res<String> {
-    let alias = &d.names.key_alias;
+async fn create(ctx: &Ctx<'_>, d: &Desired, purpose: KeyPurpose) -> Res<String> {
+    let alias = purpose.alias(&d.names);
     let step = ctx
         .progress
         .begin(format!("creating KMS key {alias}"), false);
@@ -222,19 +295,16 @@ async fn create(ctx: &Ctx<'_>, d: &Desired) -> Res<String> {
         .clients
         .kms
         .create_key()
-        .description(format!(
-            "Database activity stream of {} (das-setup)",
-            d.database.arn
-        ))
-        .key_usage(KeyUsageType::EncryptDecrypt)
-        .key_spec(KeySpec::SymmetricDefault)
+        .description(purpose.description(&d.database.arn))
+        .key_usage(purpose.usage())
+        .key_spec(purpose.spec())
         .set_tags(Some(tags))
         .send()
         .await
         .named("kms:CreateKey", alias)?;
     let meta = required(key.key_metadata, "kms:CreateKey", alias, "KeyMetadata")?;
     let arn = required_str(meta.arn(), "kms:CreateKey", alias, "KeyMetadata.Arn")?;
-    create_alias(ctx, d, &arn).await?;
+    create_alias(ctx, d, purpose, &arn).await?;
     step.done(&format!("created KMS key {alias} ({arn})"));
     Ok(arn)
 }
@@ -242,8 +312,8 @@ async fn create(ctx: &Ctx<'_>, d: &Desired) -> Res<String> {
 /// How long an alias that `CreateAlias` says exists may stay invisible to `DescribeKey`.
 pub const ALIAS_VISIBLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
-async fn create_alias(ctx: &Ctx<'_>, d: &Desired, key_arn: &str) -> Res {
-    let alias = &d.names.key_alias;
+async fn create_alias(ctx: &Ctx<'_>, d: &Desired, purpose: KeyPurpose, key_arn: &str) -> Res {
+    let alias = purpose.alias(&d.names);
     ctx.mutate("kms:CreateAlias", alias)?;
     let result = ctx
         .clients
@@ -284,11 +354,15 @@ async fn create_alias(ctx: &Ctx<'_>, d: &Desired, key_arn: &str) -> Res {
         return Err(super::ApplyError::Failed {
             what: format!("alias {alias}"),
             reason: format!(
-                "it exists already and points to {}, not {key_arn}; delete it (aws kms delete-alias) or pass --kms-key",
+                "it exists already and points to {}, not {key_arn}; delete it (aws kms delete-alias){}",
                 target.map_or_else(
                     || "a key this principal cannot describe".to_owned(),
                     |k| k.arn
-                )
+                ),
+                match purpose {
+                    KeyPurpose::Stream => " or pass --kms-key",
+                    KeyPurpose::Digests => "",
+                }
             ),
         });
     }
@@ -296,18 +370,22 @@ async fn create_alias(ctx: &Ctx<'_>, d: &Desired, key_arn: &str) -> Res {
     Ok(())
 }
 
-/// `down`: only a key das-setup tagged, only with `--delete-key`.
+/// `down`: only a key das-setup tagged, only when asked (`delete`): the activity stream's key
+/// with `--delete-key`; the signing key with the bucket whose digests it signed
+/// (`--delete-bucket`), kept otherwise so that the kept digests stay verifiable.
 pub fn verdict(
+    purpose: KeyPurpose,
     key: Option<&KeyState>,
     tags: Option<&BTreeMap<String, String>>,
-    delete_key: bool,
+    delete: bool,
 ) -> Verdict {
     match key {
         None => Verdict::Absent,
         Some(k) if k.pending_deletion() => Verdict::Absent,
-        Some(_) if !delete_key => Verdict::Keep(
-            "only the activity stream used it (stored events are encrypted by S3); --delete-key schedules its deletion".into(),
-        ),
+        Some(_) if !delete => Verdict::Keep(match purpose {
+            KeyPurpose::Stream => "only the activity stream used it (stored events are encrypted by S3); --delete-key schedules its deletion".into(),
+            KeyPurpose::Digests => "it signed the digests of the kept events (das-setup verify checks them with its public key); --delete-bucket schedules its deletion".into(),
+        }),
         Some(_) => Verdict::by_tags(tags.unwrap_or(&BTreeMap::new())),
     }
 }
@@ -379,10 +457,127 @@ pub fn check(in_use: Option<&str>, key: Option<&KeyState>) -> Check {
     }
 }
 
+/// `status`: the signing key behind `alias` exists, is enabled and of the right kind, and is
+/// the one the function signs with (`signs_with`: its `DAS_DIGEST_KEY`, when it exists).
+pub fn digest_check(alias: &str, key: Option<&KeyState>, signs_with: Option<&str>) -> Check {
+    let of = |level, detail: String| Check::of(Resource::SigningKey, level, detail);
+    let Some(k) = key else {
+        return of(
+            Level::Warn,
+            format!(
+                "{alias} does not exist: the digests are not signed (das-setup up creates the key)"
+            ),
+        );
+    };
+    if !k.enabled() {
+        return of(
+            Level::Fail,
+            format!(
+                "{} is {}: the processor cannot sign its digests, so every invocation fails",
+                k.arn,
+                k.state_name()
+            ),
+        );
+    }
+    if !k.usable_for(KeyPurpose::Digests) {
+        return of(
+            Level::Fail,
+            format!(
+                "{} is not a customer-managed ECC_NIST_P384 SIGN_VERIFY key: the processor cannot sign with it",
+                k.arn
+            ),
+        );
+    }
+    match signs_with {
+        Some(used) if used != k.arn && used != k.id => of(
+            Level::Warn,
+            format!(
+                "the function signs with {used}, not {} ({alias}): das-setup verify finds those signatures invalid; das-setup up sets it back",
+                k.arn
+            ),
+        ),
+        _ => of(Level::Ok, format!("{}: Enabled, ECC_NIST_P384", k.arn)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resource::testing::{Answer, FakeAws};
+
+    fn signing_key(state: SdkKeyState) -> KeyState {
+        KeyState {
+            arn: "arn:aws:kms:eu-west-1:1:key/d".into(),
+            id: "d".into(),
+            state: Some(state),
+            manager: Some(KeyManagerType::Customer),
+            spec: Some(KeySpec::EccNistP384),
+            usage: Some(KeyUsageType::SignVerify),
+            description: None,
+            created_millis: None,
+        }
+    }
+
+    #[test]
+    fn the_signing_key_is_kept_with_the_bucket_and_goes_with_it() {
+        let key = signing_key(SdkKeyState::Enabled);
+        let ours: BTreeMap<_, _> =
+            [(TAG_MANAGED_BY.to_owned(), TAG_MANAGED_BY_VALUE.to_owned())].into();
+        assert!(matches!(
+            verdict(KeyPurpose::Digests, Some(&key), Some(&ours), false),
+            Verdict::Keep(why) if why.contains("--delete-bucket")
+        ));
+        assert_eq!(
+            verdict(KeyPurpose::Digests, Some(&key), Some(&ours), true),
+            Verdict::Delete
+        );
+        assert!(matches!(
+            verdict(
+                KeyPurpose::Digests,
+                Some(&key),
+                Some(&BTreeMap::new()),
+                true
+            ),
+            Verdict::Keep(_)
+        ));
+        let pending = signing_key(SdkKeyState::PendingDeletion);
+        assert_eq!(
+            verdict(KeyPurpose::Digests, Some(&pending), Some(&ours), true),
+            Verdict::Absent
+        );
+        assert_eq!(
+            verdict(KeyPurpose::Digests, None, None, true),
+            Verdict::Absent
+        );
+    }
+
+    #[test]
+    fn the_signing_key_check_names_what_is_wrong() {
+        let alias = "alias/das-setup/digests/db";
+        let ok = signing_key(SdkKeyState::Enabled);
+        let level = |key: Option<&KeyState>, used: Option<&str>| {
+            let c = digest_check(alias, key, used);
+            assert_eq!(c.name, "signing-key");
+            (c.level, c.detail)
+        };
+        assert_eq!(level(Some(&ok), Some(&ok.arn)).0, Level::Ok);
+        assert_eq!(level(Some(&ok), None).0, Level::Ok);
+        let (l, why) = level(Some(&ok), Some("arn:aws:kms:eu-west-1:1:key/other"));
+        assert_eq!(l, Level::Warn);
+        assert!(why.contains("key/other"), "{why}");
+        let (l, why) = level(None, None);
+        assert_eq!(l, Level::Warn);
+        assert!(why.contains(alias) && why.contains("not signed"), "{why}");
+        let (l, why) = level(Some(&signing_key(SdkKeyState::Disabled)), None);
+        assert_eq!(l, Level::Fail);
+        assert!(why.contains("Disabled"), "{why}");
+        let symmetric = KeyState {
+            spec: Some(KeySpec::SymmetricDefault),
+            usage: Some(KeyUsageType::EncryptDecrypt),
+            ..ok
+        };
+        assert_eq!(level(Some(&symmetric), None).0, Level::Fail);
+    }
 
     fn describe_answer(arn: &str, state: &str) -> Answer {
         Answer::json(
@@ -444,6 +639,7 @@ mod tests {
             &fake.clients(),
             &target,
             "arn:aws:rds:eu-west-1:111122223333:cluster:db",
+            KeyPurpose::Stream,
         )
         .await;
         assert_eq!(key.ok().flatten().map(|k| k.arn).as_deref(), Some(lost));
@@ -475,6 +671,7 @@ mod tests {
             &fake.clients(),
             &target,
             "arn:aws:rds:eu-west-1:1:cluster:db",
+            KeyPurpose::Stream,
         )
         .await;
         assert!(
@@ -496,7 +693,9 @@ mod tests {
             state: Some(SdkKeyState::Enabled),
             manager: Some(KeyManagerType::Customer),
             spec: None,
+            usage: None,
             description: None,
+            created_millis: None,
         };
         let result = delete(&fake.clients(), "alias/das-setup/db", &key).await;
         assert!(result.is_ok(), "{result:?}");
@@ -513,8 +712,8 @@ mod tests {
     #[tokio::test]
     async fn create_makes_the_key_then_its_alias_and_refuses_a_foreign_alias() {
         let mut d = crate::desired::tests::desired_started();
-        d.key_pending = true;
-        let plan = compare(&d);
+        d.key.pending = true;
+        let plan = compare(&d, KeyPurpose::Stream);
         assert_eq!(plan.changes, [KeyChange::Create]);
         let made = "arn:aws:kms:eu-west-1:123456789012:key/new";
         let fake = FakeAws::new(move |c| match c.operation.as_str() {
@@ -525,7 +724,7 @@ mod tests {
         let clients = fake.clients();
         let progress = crate::progress::Progress::new(true);
         let ctx = Ctx::new(&clients, &progress);
-        let created = apply(&ctx, &d, &plan).await;
+        let created = apply(&ctx, &d, KeyPurpose::Stream, &plan).await;
         assert_eq!(created.ok().flatten().as_deref(), Some(made));
         assert_eq!(
             fake.operations(),
@@ -544,10 +743,10 @@ mod tests {
 
         // The alias exists already. For this key (made a moment ago: aliases are eventually
         // consistent): done. For another key: refused, naming the way out.
-        d.key_pending = false;
-        d.key_alias_missing = true;
+        d.key.pending = false;
+        d.key.alias_missing = true;
         for (target, ok) in [
-            (d.key_arn.clone(), true),
+            (d.key.arn.clone(), true),
             (
                 "arn:aws:kms:eu-west-1:123456789012:key/other".to_owned(),
                 false,
@@ -562,7 +761,13 @@ mod tests {
             });
             let clients = fake.clients();
             let ctx = Ctx::new(&clients, &progress);
-            let result = apply(&ctx, &d, &compare(&d)).await;
+            let result = apply(
+                &ctx,
+                &d,
+                KeyPurpose::Stream,
+                &compare(&d, KeyPurpose::Stream),
+            )
+            .await;
             if ok {
                 assert!(matches!(result, Ok(None)), "{result:?}");
             } else {
@@ -578,14 +783,94 @@ mod tests {
         }
 
         // Nothing to do: nothing sent.
-        d.key_alias_missing = false;
+        d.key.alias_missing = false;
         let silent = FakeAws::silent();
         let clients = silent.clients();
         assert!(matches!(
-            apply(&Ctx::new(&clients, &progress), &d, &compare(&d)).await,
+            apply(
+                &Ctx::new(&clients, &progress),
+                &d,
+                KeyPurpose::Stream,
+                &compare(&d, KeyPurpose::Stream)
+            )
+            .await,
             Ok(None)
         ));
         assert!(silent.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_signing_key_is_an_ecc_p384_signing_key_under_its_own_alias() {
+        let mut d = crate::desired::tests::desired_started();
+        d.digest_key.pending = true;
+        let plan = compare(&d, KeyPurpose::Digests);
+        assert_eq!(plan.changes, [KeyChange::Create]);
+        assert_eq!(plan.name, "alias/das-setup/digests/demo");
+        let made = "arn:aws:kms:eu-west-1:123456789012:key/signing";
+        let fake = FakeAws::new(move |c| match c.operation.as_str() {
+            "TrentService.CreateKey" => describe_answer(made, "Enabled"),
+            "TrentService.CreateAlias" => Answer::json(200, "{}"),
+            _ => Answer::unexpected(),
+        });
+        let clients = fake.clients();
+        let progress = crate::progress::Progress::new(true);
+        let created = apply(
+            &Ctx::new(&clients, &progress),
+            &d,
+            KeyPurpose::Digests,
+            &plan,
+        )
+        .await;
+        assert_eq!(created.ok().flatten().as_deref(), Some(made));
+        let calls = fake.calls();
+        let create: serde_json::Value = serde_json::from_str(&calls[0].body).unwrap();
+        assert_eq!(create["KeySpec"], "ECC_NIST_P384");
+        assert_eq!(create["KeyUsage"], "SIGN_VERIFY");
+        assert!(
+            create["Description"]
+                .as_str()
+                .is_some_and(|t| t.contains(&d.database.arn) && t.contains("digests")),
+            "{create}"
+        );
+        assert!(
+            calls[1]
+                .body
+                .contains(r#""AliasName":"alias/das-setup/digests/demo""#),
+            "{}",
+            calls[1].body
+        );
+    }
+
+    #[tokio::test]
+    async fn an_orphan_of_the_other_purpose_is_not_taken() {
+        // Both keys of a database name its ARN: the spec tells them apart, or `up` would give
+        // the activity stream the signing key (or sign with the stream's key).
+        let db = "arn:aws:rds:eu-west-1:111122223333:cluster:db";
+        let signing = "arn:aws:kms:eu-west-1:111122223333:key/signing";
+        let fake = FakeAws::new(move |call| match call.operation.as_str() {
+            "ResourceGroupsTaggingAPI_20170126.GetResources" => Answer::json(
+                200,
+                &format!(
+                    r#"{{"ResourceTagMappingList":[{{"ResourceARN":"{signing}"}}],"PaginationToken":""}}"#
+                ),
+            ),
+            "TrentService.DescribeKey" => Answer::json(
+                200,
+                &format!(
+                    r#"{{"KeyMetadata":{{"KeyId":"signing","Arn":"{signing}","KeyState":"Enabled","KeyManager":"CUSTOMER","KeySpec":"ECC_NIST_P384","KeyUsage":"SIGN_VERIFY","Description":"{}"}}}}"#,
+                    KeyPurpose::Digests.description(db)
+                ),
+            ),
+            _ => Answer::unexpected(),
+        });
+        let target = TargetRef::parse(crate::naming::TargetKind::Cluster, "db").unwrap();
+        let stream = orphan(&fake.clients(), &target, db, KeyPurpose::Stream).await;
+        assert!(matches!(stream, Ok(None)), "{stream:?}");
+        let digests = orphan(&fake.clients(), &target, db, KeyPurpose::Digests).await;
+        assert_eq!(
+            digests.ok().flatten().map(|k| k.arn).as_deref(),
+            Some(signing)
+        );
     }
 
     #[test]
@@ -596,20 +881,31 @@ mod tests {
             state: Some(SdkKeyState::Enabled),
             manager: Some(KeyManagerType::Customer),
             spec: None,
+            usage: None,
             description: None,
+            created_millis: None,
         };
-        assert!(matches!(verdict(Some(&key), None, false), Verdict::Keep(_)));
         assert!(matches!(
-            verdict(Some(&key), Some(&BTreeMap::new()), true),
+            verdict(KeyPurpose::Stream, Some(&key), None, false),
+            Verdict::Keep(_)
+        ));
+        assert!(matches!(
+            verdict(KeyPurpose::Stream, Some(&key), Some(&BTreeMap::new()), true),
             Verdict::Keep(_)
         ));
         let ours: BTreeMap<_, _> =
             [(TAG_MANAGED_BY.to_owned(), TAG_MANAGED_BY_VALUE.to_owned())].into();
-        assert_eq!(verdict(Some(&key), Some(&ours), true), Verdict::Delete);
+        assert_eq!(
+            verdict(KeyPurpose::Stream, Some(&key), Some(&ours), true),
+            Verdict::Delete
+        );
         let pending = KeyState {
             state: Some(SdkKeyState::PendingDeletion),
             ..key
         };
-        assert_eq!(verdict(Some(&pending), Some(&ours), true), Verdict::Absent);
+        assert_eq!(
+            verdict(KeyPurpose::Stream, Some(&pending), Some(&ours), true),
+            Verdict::Absent
+        );
     }
 }

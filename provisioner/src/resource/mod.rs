@@ -30,6 +30,7 @@ pub mod role;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
     Key,
+    SigningKey,
     ActivityStream,
     Bucket,
     ProcessorRole,
@@ -41,8 +42,9 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub const ALL: [Resource; 9] = [
+    pub const ALL: [Resource; 10] = [
         Resource::Key,
+        Resource::SigningKey,
         Resource::ActivityStream,
         Resource::Bucket,
         Resource::ProcessorRole,
@@ -57,6 +59,7 @@ impl Resource {
     pub fn as_str(self) -> &'static str {
         match self {
             Resource::Key => "kms-key",
+            Resource::SigningKey => "signing-key",
             Resource::ActivityStream => "activity-stream",
             Resource::Bucket => "bucket",
             Resource::ProcessorRole => "processor-role",

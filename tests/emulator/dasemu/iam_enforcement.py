@@ -148,6 +148,20 @@ def condition_values(action, body, path=""):
         params = json.loads(body or b"{}")
     except ValueError:
         return {}
+    if action == "kms:CreateKey":
+        # kms:KeySpec and kms:KeyUsage, with the defaults of an absent parameter (same page;
+        # CreateKey API reference, KeySpec and KeyUsage).
+        return {"kms:KeySpec": params.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                "kms:KeyUsage": params.get("KeyUsage", "ENCRYPT_DECRYPT")}
+    if action == "kms:Sign":
+        # kms:SigningAlgorithm and kms:MessageType: the request's values, MessageType's default
+        # (RAW) when it names none: "This type of condition works even when the parameter
+        # doesn't appear in the request, such as when you use the parameter's default value"
+        # (KMS Developer Guide, "AWS KMS condition keys"; Sign API reference, MessageType).
+        values = {"kms:MessageType": params.get("MessageType", "RAW")}
+        if isinstance(params.get("SigningAlgorithm"), str):
+            values["kms:SigningAlgorithm"] = params["SigningAlgorithm"]
+        return values
     context = params.get("EncryptionContext") or {}
     if not isinstance(context, dict):
         return {}
