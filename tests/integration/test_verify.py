@@ -186,6 +186,40 @@ class VerifyTest(EmulatorCase):
         self.assertEqual(kms.describe_key(KeyId=meta["KeyId"])["KeyMetadata"]["KeyState"], "PendingDeletion")
         self.assertNotIn(ALIAS, [a["AliasName"] for a in kms.list_aliases()["Aliases"]])
 
+    def test_a_digest_write_meeting_a_conflict_keeps_the_chain_whole(self):
+        # S3 answers a conditional write 409 ConditionalRequestConflict while a conflicting one is
+        # in progress; the processor takes the number as possibly lost, reads the chain's head
+        # again and goes on: no gap, no fork, every object still listed.
+        cluster = self.emu.cluster("conflicted", engine="aurora-postgresql")
+        bucket = f"das-setup-conflicted-{ACCOUNT}-eu-west-1"
+        done = self.run_setup("up", "--cluster", "conflicted", "--arch", "x86_64", "--lambda-zip", self.zip,
+                              "--yes")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.emu.wait_for_delivery("das-setup-conflicted")
+        s3 = self.emu.client("s3")
+        self.emu.admin("faults", {"faults": [{"operation": "s3:PutObject", "kind": "conflict", "times": 2}]})
+        stream = f"aws-rds-das-{cluster['DbClusterResourceId']}"
+        self.emu.admin("inject", {"stream": stream, "events": [
+            pg("c-0", "DDL", "CREATE TABLE", "create table c (id int)")]})
+        deadline = time.time() + 60
+
+        def digests():
+            return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/_digests/")
+                          .get("Contents", []))
+        while not digests() and time.time() < deadline:
+            time.sleep(0.5)
+        time.sleep(2.5)
+        served = self.emu.admin("faults")["served"]
+        self.assertEqual([f["kind"] for f in served], ["conflict", "conflict"], served)
+        puts = [c for c in self.emu.calls() if c["op"].startswith(f"PUT /{bucket}/parsed/_digests/")]
+        self.assertEqual([c["status"] for c in puts][:2], [409, 409], puts)
+        # One digest, number 1: the conflicts cost no number.
+        self.assertEqual([k.rsplit("/", 1)[-1] for k in digests()], ["999999999998-1.json"])
+        done = self.run_setup("verify", "--cluster", "conflicted", "--since", "1h", "--output", "json")
+        report = json.loads(done.stdout)
+        self.assertEqual((done.returncode, report["findings"], report["digests"]), (0, [], 1), report)
+        self.assertGreaterEqual(report["objects"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()

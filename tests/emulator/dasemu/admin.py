@@ -82,7 +82,8 @@ class Admin:
 
             if call["operation"]:
                 environ["HTTP_X_DASEMU_OPERATION"] = call["operation"]
-            fault = self.faults.take(call["operation"])
+            conditional = bool(environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH"))
+            fault = self.faults.take(call["operation"], conditional)
             if fault is not None:
                 call["fault"] = fault
                 return faults.answer(call["operation"], fault, answered)

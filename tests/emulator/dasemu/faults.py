@@ -8,9 +8,15 @@ STS) answer `Throttling` in an XML ErrorResponse; Lambda answers 429 TooManyRequ
 (Lambda API reference, Errors); S3 answers 503 SlowDown ("Please reduce your request rate.",
 S3 API reference, Error responses) and 500 InternalError.
 
+S3 conditional writes have a failure of their own: "If a conflicting operation occurs during the
+upload S3 returns a 409 ConditionalRequestConflict response. On a 409 failure you should retry
+the upload" (S3 API reference, PutObject, If-None-Match; S3 User Guide, "Conditional writes").
+Kind "conflict" answers it, to conditional writes only (a request carrying If-None-Match or
+If-Match); other writes of the operation pass untouched and do not use up the fault.
+
   POST /_dasemu/faults {"faults": [{"operation": "kms:DescribeKey", "kind": "throttle", "times": 2}]}
       the next `times` calls of that operation (service:Operation, as the call log names it)
-      answer the fault; kind is "throttle" or "server"
+      answer the fault; kind is "throttle", "server" or (S3 writes) "conflict"
   GET  /_dasemu/faults   what is armed, and what was served
 """
 
@@ -22,7 +28,11 @@ SPECIAL = {
     ("lambda", "throttle"): (429, "TooManyRequestsException", "Rate exceeded"),
     ("s3", "throttle"): (503, "SlowDown", "Please reduce your request rate."),
     ("s3", "server"): (500, "InternalError", "We encountered an internal error. Please try again."),
+    ("s3", "conflict"): (409, "ConditionalRequestConflict",
+                         "A conflicting conditional operation is currently in progress against this resource. "
+                         "Please try again."),
 }
+KINDS = ("throttle", "server", "conflict")
 QUERY_SERVICES = {"iam", "rds", "sts"}
 
 
@@ -35,8 +45,10 @@ class Faults:
     def arm(self, faults):
         with self.lock:
             for f in faults:
-                if f.get("kind") not in ("throttle", "server"):
-                    raise ValueError(f"fault kind {f.get('kind')!r}: throttle or server")
+                if f.get("kind") not in KINDS:
+                    raise ValueError(f"fault kind {f.get('kind')!r}: one of {', '.join(KINDS)}")
+                if f["kind"] == "conflict" and not f["operation"].startswith("s3:"):
+                    raise ValueError("fault kind 'conflict' is S3's answer to a conditional write")
                 self.armed[f["operation"]] = [f["kind"], int(f.get("times", 1))]
         return self.report()
 
@@ -45,13 +57,14 @@ class Faults:
             return {"armed": {op: {"kind": k, "remaining": n} for op, (k, n) in self.armed.items() if n > 0},
                     "served": list(self.served)}
 
-    def take(self, operation):
-        """The fault to answer this call with, if one is armed for its operation."""
+    def take(self, operation, conditional=False):
+        """The fault to answer this call with, if one is armed for its operation (a conflict
+        only for a conditional write)."""
         if not operation:
             return None
         with self.lock:
             armed = self.armed.get(operation)
-            if not armed or armed[1] <= 0:
+            if not armed or armed[1] <= 0 or (armed[0] == "conflict" and not conditional):
                 return None
             armed[1] -= 1
             self.served.append({"operation": operation, "kind": armed[0]})
@@ -76,7 +89,8 @@ def answer(operation, kind, start_response):
     else:
         body = json.dumps({"__type": code, "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
-    reasons = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+    reasons = {400: "Bad Request", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
+               503: "Service Unavailable"}
     start_response(f"{status} {reasons[status]}", headers + [("Content-Length", str(len(body))),
                                                               ("x-amzn-RequestId", "dasemu-fault")])
     return [body]
