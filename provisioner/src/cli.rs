@@ -226,6 +226,12 @@ pub struct UpArgs {
     /// Days each version is locked by --object-lock (at most the shortest --retention-days).
     #[arg(long, value_name = "DAYS", requires = "object_lock")]
     pub object_lock_days: Option<u32>,
+    /// Keep the raw archive: Firehose's source record backup writes every record as the
+    /// activity stream sent it (still encrypted, heartbeats and filtered events included) under
+    /// raw/ in the bucket, so events can be derived again and the filter's drops audited.
+    /// Firehose cannot turn it off again.
+    #[arg(long)]
+    pub keep_raw: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -30,6 +30,12 @@ pub const LOG_RETENTION_DAYS: i32 = 30;
 pub const FIREHOSE_PREFIX: &str = "firehose/!{timestamp:yyyy/MM/dd}/";
 /// Records the processor could not process (`processing-failed`) or Firehose could not deliver.
 pub const ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/";
+/// `--keep-raw`: Firehose's source record backup, every record as the activity stream sent it
+/// (Firehose Developer Guide, "Data transformation": source record backup). Firehose requires an
+/// error prefix beside a prefix with expressions, and names the failure in it.
+pub const RAW_PREFIX: &str = "raw/!{timestamp:yyyy/MM/dd/HH}/";
+pub const RAW_ERROR_PREFIX: &str =
+    "errors/raw/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/";
 /// Lambda buffering: up to 3 MB of encrypted records per invocation (the response stays small:
 /// the processor writes to S3 itself), at least once a minute.
 pub const PROCESSOR_BUFFER_MB: i32 = 3;
@@ -115,6 +121,33 @@ pub struct DeliverySpec {
     pub processor_retries: i32,
     pub log_group: String,
     pub log_stream: String,
+    /// `--keep-raw`: the source record backup wanted (`None` leaves it as found: Firehose
+    /// cannot turn it off).
+    pub raw: Option<RawBackupSpec>,
+}
+
+/// Firehose's source record backup, as `up --keep-raw` sets it: same bucket and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBackupSpec {
+    pub prefix: String,
+    pub error_prefix: String,
+    pub buffer_mb: i32,
+    pub buffer_seconds: i32,
+    /// Not asked for, but found on (Firehose cannot turn it off): kept, also when the delivery
+    /// stream is created again.
+    pub found: bool,
+}
+
+impl RawBackupSpec {
+    pub fn new(found: bool) -> Self {
+        Self {
+            prefix: RAW_PREFIX.to_owned(),
+            error_prefix: RAW_ERROR_PREFIX.to_owned(),
+            buffer_mb: S3_BUFFER_MB,
+            buffer_seconds: S3_BUFFER_SECONDS,
+            found,
+        }
+    }
 }
 
 /// Every rendered policy document.
@@ -286,6 +319,7 @@ impl Desired {
             processor_retries: PROCESSOR_RETRIES,
             log_group: names.firehose_log_group.clone(),
             log_stream: names.firehose_log_stream.clone(),
+            raw: settings.keep_raw.then(|| RawBackupSpec::new(false)),
         };
         Ok(Self {
             identity: identity.clone(),

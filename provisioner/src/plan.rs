@@ -211,7 +211,7 @@ mod tests {
     use crate::desired::tests::desired;
     use crate::resource::Level;
     use crate::resource::bucket::BucketState;
-    use crate::resource::delivery_stream::{DeliveryState, Destination, Source};
+    use crate::resource::delivery_stream::{DeliveryState, Destination, RawBackup, Source};
     use crate::resource::log_group::LogGroupState;
     use crate::resource::role::RoleState;
     use crate::retention::Retention;
@@ -290,6 +290,15 @@ mod tests {
                     processor_retries: Some(s.processor_retries),
                     log_group: Some(s.log_group.clone()),
                     log_stream: Some(s.log_stream.clone()),
+                    raw: s.raw.as_ref().map(|r| RawBackup {
+                        role_arn: s.role_arn.clone(),
+                        bucket_arn: s.bucket_arn.clone(),
+                        prefix: Some(r.prefix.clone()),
+                        error_prefix: Some(r.error_prefix.clone()),
+                        buffer_mb: Some(r.buffer_mb),
+                        buffer_seconds: Some(r.buffer_seconds),
+                        gzip: true,
+                    }),
                 }),
                 tags: d.tags.clone(),
             }),
@@ -466,6 +475,40 @@ mod tests {
             assert_eq!(check.level, Level::Fail);
             assert!(check.detail.contains(why), "{}", check.detail);
         }
+    }
+
+    #[test]
+    fn the_raw_archive_is_turned_on_in_place_and_never_off() {
+        let plain = started(&["--cluster", "demo"]);
+        let raw = started(&["--cluster", "demo", "--keep-raw"]);
+        // Asked for on a delivery stream without it: turned on by UpdateDestination, saying
+        // that it stays.
+        let plan = diff(&raw, &converged(&plain));
+        assert_eq!(plan.delivery.changes, [DeliveryChange::RawBackup]);
+        assert_eq!(plan.changed(), 1);
+        assert!(plan.delivery.notes[0].contains("cannot be turned off"));
+        assert!(diff(&raw, &converged(&raw)).delivery.changes.is_empty());
+        // Created with it.
+        let plan = diff(&raw, &nothing(&raw));
+        assert_eq!(plan.delivery.changes, [DeliveryChange::Create]);
+        assert!(plan.delivery.notes[0].contains("cannot be turned off"));
+        // Found on, not asked for: nothing to change (and `up` keeps it: `raw_found`).
+        let o = converged(&raw);
+        assert!(diff(&plain, &o).delivery.changes.is_empty());
+        assert!(crate::resource::delivery_stream::raw_found(
+            o.delivery.as_ref()
+        ));
+        // Drifted (another prefix): put back.
+        let mut o = converged(&raw);
+        if let Some(b) = o
+            .delivery
+            .as_mut()
+            .and_then(|s| s.destination.as_mut())
+            .and_then(|d| d.raw.as_mut())
+        {
+            b.prefix = Some("elsewhere/".into());
+        }
+        assert_eq!(diff(&raw, &o).delivery.changes, [DeliveryChange::RawBackup]);
     }
 
     #[test]

@@ -209,6 +209,9 @@ impl Retention {
             format!("{prefix}{}", digest::FOLDER),
             self.manifest_days(),
         );
+        // The raw archive (`--keep-raw`, `desired::RAW_PREFIX`): every category's records, so
+        // as long as the longest-kept category, for that category's events to be derived again.
+        expire("raw", "raw/".to_owned(), self.manifest_days());
         // Firehose's own folders (`desired::ERROR_PREFIX`, `desired::FIREHOSE_PREFIX`).
         expire("errors", "errors/".to_owned(), self.default);
         expire("firehose", "firehose/".to_owned(), self.default);
@@ -345,9 +348,10 @@ mod tests {
             by_prefix["audit/_digests/"], 2555,
             "as long as the manifests"
         );
+        assert_eq!(by_prefix["raw/"], 2555, "as long as the longest");
         assert_eq!(by_prefix["errors/"], 400);
         assert_eq!(by_prefix["firehose/"], 400);
-        assert_eq!(by_prefix.len(), Category::ALL.len() + 4);
+        assert_eq!(by_prefix.len(), Category::ALL.len() + 5);
         // Every expiring prefix is where the processor writes that category.
         let group = route::GroupKey {
             category: Category::Dql,

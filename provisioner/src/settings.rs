@@ -42,6 +42,8 @@ pub struct UpSettings {
     pub lambda_zip: Option<PathBuf>,
     pub retention: Retention,
     pub object_lock: Option<ObjectLock>,
+    /// `--keep-raw`: Firehose's source record backup under `raw/`.
+    pub keep_raw: bool,
     pub dry_run: bool,
     pub yes: bool,
 }
@@ -230,6 +232,7 @@ impl UpSettings {
             lambda_zip: args.lambda_zip.clone(),
             retention,
             object_lock,
+            keep_raw: args.keep_raw,
             dry_run: args.dry_run,
             yes: args.yes,
         })

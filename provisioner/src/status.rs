@@ -150,6 +150,7 @@ fn desired_for(
         lambda_zip: None,
         retention: crate::retention::Retention::default(),
         object_lock: None,
+        keep_raw: false,
         dry_run: true,
         yes: false,
     };

@@ -101,6 +101,11 @@ async fn apply(global: &GlobalArgs, args: &UpArgs, pending: &AtomicBool) -> u8 {
     if let Err(e) = signing_key(&clients, &settings, &database, &observed, &mut desired).await {
         return report_refusal(json_out, &progress, &e);
     }
+    if desired.delivery.raw.is_none()
+        && crate::resource::delivery_stream::raw_found(observed.delivery.as_ref())
+    {
+        desired.delivery.raw = Some(crate::desired::RawBackupSpec::new(true));
+    }
     let plan = plan::diff(&desired, &observed);
     let header = format!(
         "das-setup up: {} {} ({}, {}) in {}, account {}",
@@ -436,6 +441,7 @@ fn document(
                     .collect::<serde_json::Map<_, _>>(),
             },
             "objectLock": d.object_lock.map(|l| json!({"mode": l.mode.as_str(), "days": l.days})),
+            "rawArchive": d.delivery.raw.as_ref().map(|r| json!({"prefix": r.prefix, "kept": r.found})),
         },
         "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })

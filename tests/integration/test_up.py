@@ -262,7 +262,7 @@ class UpTest(EmulatorCase):
         status = self.run_setup("status", "--cluster", "vault")
         self.assertIn("Object Lock GOVERNANCE 1 day(s), expiry 1 d: DQL; 400 d:", status.stdout,
                       status.stdout + status.stderr)
-        self.assertIn("2555 d: DDL digests manifests", status.stdout)
+        self.assertIn("2555 d: DDL digests manifests raw", status.stdout)
 
         # down --delete-bucket deletes the rest, keeps the bucket and the locked versions, and says so.
         done = self.run_setup("down", "--cluster", "vault", "--delete-bucket", "--yes")
@@ -272,6 +272,98 @@ class UpTest(EmulatorCase):
         self.assertEqual(s3.get_object(Bucket=n["bucket"], Key=key)["ResponseMetadata"]["HTTPStatusCode"], 200)
         with self.assertRaises(Exception):
             self.emu.client("lambda").get_function(FunctionName=n["function"])
+
+    def test_keep_raw_archives_every_source_record_still_encrypted_and_never_turns_off(self):
+        self.emu.cluster("rawarch")
+        n = self.names("rawarch")
+        out, _, mutating, _ = self.up("--cluster", "rawarch", "--yes", "--keep-raw", "--output", "json")
+        report = json.loads(out)
+        self.assertEqual(report["storage"]["rawArchive"], {"prefix": "raw/!{timestamp:yyyy/MM/dd/HH}/", "kept": False})
+        firehose = self.emu.client("firehose")
+
+        def destination():
+            return firehose.describe_delivery_stream(DeliveryStreamName=n["stream"])[
+                "DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+        d = destination()
+        self.assertEqual(d["S3BackupMode"], "Enabled")
+        backup = d["S3BackupDescription"]
+        self.assertEqual((backup["BucketARN"], backup["RoleARN"], backup["Prefix"], backup["CompressionFormat"]),
+                         (f"arn:aws:s3:::{n['bucket']}", d["RoleARN"], "raw/!{timestamp:yyyy/MM/dd/HH}/", "GZIP"))
+        self.assertTrue(backup["ErrorOutputPrefix"].startswith("errors/raw/"))
+
+        # A record is archived as RDS sent it: the event is in the bucket decrypted, and under
+        # raw/ only encrypted.
+        rid = self.resource_id("rawarch")
+        self.emu.wait_for_delivery(n["stream"])
+        secret_text = "select 'raw-archive-probe' from t"
+        self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": [
+            {"type": "record", "testId": "raw-1", "class": "READ", "command": "SELECT", "commandText": secret_text,
+             "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": log_time()}]})
+        self.wait_events(n["bucket"], {"raw-1"})
+        s3 = self.emu.client("s3")
+        deadline = time.time() + 30
+        raw = []
+        while not raw and time.time() < deadline:
+            raw = [o["Key"] for o in s3.list_objects_v2(Bucket=n["bucket"], Prefix="raw/").get("Contents", [])]
+            time.sleep(0.5)
+        self.assertTrue(raw, "a raw archive object")
+        records = []
+        decoder = json.JSONDecoder()
+        for key in raw:
+            self.assertTrue(key.endswith(".gz"), key)
+            text = gzip.decompress(s3.get_object(Bucket=n["bucket"], Key=key)["Body"].read()).decode()
+            at = 0
+            while at < len(text):  # Firehose concatenates the records as they came
+                record, at = decoder.raw_decode(text, at)
+                records.append(record)
+        self.assertTrue(all(r["type"] == "DatabaseActivityMonitoringRecords" for r in records), records[:1])
+        self.assertTrue(all(r["databaseActivityEvents"] and r["key"] for r in records))
+        self.assertFalse([k for k in raw if secret_text.encode() in
+                          gzip.decompress(s3.get_object(Bucket=n["bucket"], Key=k)["Body"].read())],
+                         "the archive holds the records encrypted")
+
+        status = self.run_setup("status", "--cluster", "rawarch")
+        self.assertIn("raw archive under raw/", status.stdout, status.stdout + status.stderr)
+
+        # Not asked for again: kept (Firehose cannot turn it off), nothing to change.
+        out, _, mutating, _ = self.up("--cluster", "rawarch", "--yes")
+        self.assertIn("Nothing to change", out)
+        self.assertIn("raw archive under raw/ kept", out)
+        self.assertEqual(mutating, [])
+        # As Firehose documents, it cannot be turned off.
+        d = destination()
+        version = firehose.describe_delivery_stream(DeliveryStreamName=n["stream"])["DeliveryStreamDescription"]
+        with self.assertRaises(firehose.exceptions.InvalidArgumentException):
+            firehose.update_destination(DeliveryStreamName=n["stream"], CurrentDeliveryStreamVersionId=version["VersionId"],
+                                        DestinationId=version["Destinations"][0]["DestinationId"],
+                                        ExtendedS3DestinationUpdate={"S3BackupMode": "Disabled"})
+        self.assertEqual(destination()["S3BackupMode"], "Enabled")
+
+    def test_keep_raw_turns_the_archive_on_in_place(self):
+        self.emu.cluster("rawlater")
+        n = self.names("rawlater")
+        self.up("--cluster", "rawlater", "--yes")
+        out, _, mutating, _ = self.up("--cluster", "rawlater", "--yes", "--keep-raw")
+        self.assertIn("~ delivery-stream", out)
+        self.assertIn("cannot be turned off once on", out)
+        self.assertEqual(mutating, ["UpdateDestination"])
+        d = self.emu.client("firehose").describe_delivery_stream(DeliveryStreamName=n["stream"])[
+            "DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+        self.assertEqual((d["S3BackupMode"], d["S3BackupDescription"]["Prefix"]),
+                         ("Enabled", "raw/!{timestamp:yyyy/MM/dd/HH}/"))
+        out, _, mutating, _ = self.up("--cluster", "rawlater", "--yes", "--keep-raw")
+        self.assertIn("Nothing to change", out)
+        # From the next batch on, records are archived.
+        rid = self.resource_id("rawlater")
+        self.emu.wait_for_delivery(n["stream"])
+        s3 = self.emu.client("s3")
+        deadline = time.time() + 30
+        while not s3.list_objects_v2(Bucket=n["bucket"], Prefix="raw/").get("Contents") and time.time() < deadline:
+            self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": [
+                {"type": "record", "testId": "raw-later", "class": "DDL", "command": "CREATE TABLE",
+                 "serverType": "PostgreSQL", "dbUserName": "alice", "logTime": log_time()}]})
+            time.sleep(2)
+        self.assertTrue(s3.list_objects_v2(Bucket=n["bucket"], Prefix="raw/").get("Contents"), "archived")
 
     # --- changes in place ------------------------------------------------------------------
 

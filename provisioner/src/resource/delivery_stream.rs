@@ -1,5 +1,8 @@
 //! The Firehose delivery stream: reads the activity stream's Kinesis stream, invokes the
-//! processor, writes Firehose's own output and failed records to the bucket. Its source cannot
+//! processor, writes Firehose's own output and failed records to the bucket, and with
+//! `--keep-raw` every source record as received under `raw/` (source record backup: it can be
+//! turned on in place, never off: Firehose API reference, ExtendedS3DestinationUpdate,
+//! S3BackupMode). Its source cannot
 //! change in place (CreateDeliveryStream only): a changed source, a failed stream or a
 //! destination that is not extended S3 is replaced.
 
@@ -18,7 +21,7 @@ use super::{
     message_says, missing_tags,
 };
 use crate::aws::{AwsError, Clients, Named as _};
-use crate::desired::{DeliverySpec, Desired};
+use crate::desired::{DeliverySpec, Desired, RawBackupSpec};
 
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -54,6 +57,32 @@ pub struct Destination {
     pub processor_retries: Option<i32>,
     pub log_group: Option<String>,
     pub log_stream: Option<String>,
+    /// The source record backup, when its mode is `Enabled`.
+    pub raw: Option<RawBackup>,
+}
+
+/// The source record backup as Firehose describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawBackup {
+    pub role_arn: String,
+    pub bucket_arn: String,
+    pub prefix: Option<String>,
+    pub error_prefix: Option<String>,
+    pub buffer_mb: Option<i32>,
+    pub buffer_seconds: Option<i32>,
+    pub gzip: bool,
+}
+
+impl RawBackup {
+    fn matches(&self, want: &RawBackupSpec, spec: &DeliverySpec) -> bool {
+        self.role_arn == spec.role_arn
+            && self.bucket_arn == spec.bucket_arn
+            && self.prefix.as_deref() == Some(&want.prefix)
+            && self.error_prefix.as_deref() == Some(&want.error_prefix)
+            && self.buffer_mb == Some(want.buffer_mb)
+            && self.buffer_seconds == Some(want.buffer_seconds)
+            && self.gzip
+    }
 }
 
 impl Destination {
@@ -62,7 +91,7 @@ impl Destination {
         self.bucket_arn.rsplit(':').next().filter(|b| !b.is_empty())
     }
 
-    /// Every setting as `up` wants it.
+    /// Every setting as `up` wants it, but the source record backup ([`Destination::raw_matches`]).
     pub fn matches(&self, want: &DeliverySpec) -> bool {
         self.role_arn == want.role_arn
             && self.bucket_arn == want.bucket_arn
@@ -76,6 +105,13 @@ impl Destination {
             && self.processor_retries == Some(want.processor_retries)
             && self.log_group.as_deref() == Some(&want.log_group)
             && self.log_stream.as_deref() == Some(&want.log_stream)
+    }
+
+    /// The source record backup as `up` wants it (not asked for: whatever it is).
+    pub fn raw_matches(&self, want: &DeliverySpec) -> bool {
+        want.raw
+            .as_ref()
+            .is_none_or(|r| self.raw.as_ref().is_some_and(|have| have.matches(r, want)))
     }
 }
 
@@ -149,6 +185,8 @@ pub enum DeliveryChange {
     Delete,
     Create,
     Destination,
+    /// Turns the source record backup on (`--keep-raw`); never off.
+    RawBackup,
     Tags,
 }
 
@@ -158,6 +196,9 @@ impl fmt::Display for DeliveryChange {
             DeliveryChange::Delete => "delete (its source changed or is gone)",
             DeliveryChange::Create => "create delivery stream",
             DeliveryChange::Destination => "destination settings",
+            DeliveryChange::RawBackup => {
+                "raw archive under raw/ (source record backup: Firehose cannot turn it off)"
+            }
             DeliveryChange::Tags => "tags",
         })
     }
@@ -168,7 +209,9 @@ impl Change for DeliveryChange {
         match self {
             DeliveryChange::Delete => Effect::Replace,
             DeliveryChange::Create => Effect::Create,
-            DeliveryChange::Destination | DeliveryChange::Tags => Effect::Update,
+            DeliveryChange::Destination | DeliveryChange::RawBackup | DeliveryChange::Tags => {
+                Effect::Update
+            }
         }
     }
 }
@@ -238,7 +281,24 @@ async fn describe(
             let logging = e
                 .cloud_watch_logging_options()
                 .filter(|l| l.enabled() == Some(true));
+            let raw = (e.s3_backup_mode() == Some(&t::S3BackupMode::Enabled)).then(|| {
+                let b = e.s3_backup_description();
+                RawBackup {
+                    role_arn: b.map(|b| b.role_arn().to_owned()).unwrap_or_default(),
+                    bucket_arn: b.map(|b| b.bucket_arn().to_owned()).unwrap_or_default(),
+                    prefix: b.and_then(|b| b.prefix()).map(str::to_owned),
+                    error_prefix: b.and_then(|b| b.error_output_prefix()).map(str::to_owned),
+                    buffer_mb: b
+                        .and_then(|b| b.buffering_hints())
+                        .and_then(|h| h.size_in_mbs()),
+                    buffer_seconds: b
+                        .and_then(|b| b.buffering_hints())
+                        .and_then(|h| h.interval_in_seconds()),
+                    gzip: b.map(|b| b.compression_format()) == Some(&t::CompressionFormat::Gzip),
+                }
+            });
             Destination {
+                raw,
                 role_arn: e.role_arn().to_owned(),
                 bucket_arn: e.bucket_arn().to_owned(),
                 prefix: e.prefix().map(str::to_owned),
@@ -284,10 +344,29 @@ fn broken(status: &Status) -> bool {
 
 pub fn compare(d: &Desired, state: Option<&DeliveryState>) -> Planned<DeliveryChange> {
     let mut plan = Planned::new(d.names.delivery_stream.clone(), vec![]);
-    let Some(s) = state else {
-        plan.changes.push(DeliveryChange::Create);
-        return plan;
-    };
+    match state {
+        Some(s) => compare_found(d, s, &mut plan),
+        None => plan.changes.push(DeliveryChange::Create),
+    }
+    match &d.delivery.raw {
+        Some(r) if r.found => plan
+            .notes
+            .push("raw archive under raw/ kept: found on, and Firehose cannot turn it off".into()),
+        Some(_)
+            if plan
+                .changes
+                .iter()
+                .any(|c| matches!(c, DeliveryChange::Create | DeliveryChange::RawBackup)) =>
+        {
+            plan.notes
+                .push("the raw archive under raw/ cannot be turned off once on".into());
+        }
+        _ => {}
+    }
+    plan
+}
+
+fn compare_found(d: &Desired, s: &DeliveryState, plan: &mut Planned<DeliveryChange>) {
     let source_changed = s.source_stream_arn.as_deref() != Some(&d.delivery.source_stream_arn)
         || s.source_role_arn.as_deref() != Some(&d.delivery.role_arn);
     let source_gone = s.source.problem();
@@ -315,11 +394,25 @@ pub fn compare(d: &Desired, state: Option<&DeliveryState>) -> Planned<DeliveryCh
         {
             plan.changes.push(DeliveryChange::Destination);
         }
+        if !s
+            .destination
+            .as_ref()
+            .is_some_and(|x| x.raw_matches(&d.delivery))
+        {
+            plan.changes.push(DeliveryChange::RawBackup);
+        }
         if missing_tags(&d.tags, &s.tags) {
             plan.changes.push(DeliveryChange::Tags);
         }
     }
-    plan
+}
+
+/// The delivery stream found backs up its source records: `up` keeps that, with or without
+/// `--keep-raw`, so that a delivery stream created again keeps it too.
+pub fn raw_found(state: Option<&DeliveryState>) -> bool {
+    state
+        .and_then(|s| s.destination.as_ref())
+        .is_some_and(|d| d.raw.is_some())
 }
 
 /// IAM has not reached Firehose yet (IAM User Guide, "Changes that I make are not always
@@ -397,6 +490,46 @@ pub async fn apply(
     for (k, v) in &d.tags {
         tags.push(t::Tag::builder().key(k).value(v).build().map_err(bad)?);
     }
+    // The source record backup: same bucket and role, gzip'd like the rest.
+    let raw = |r: &RawBackupSpec| {
+        (
+            t::BufferingHints::builder()
+                .size_in_mbs(r.buffer_mb)
+                .interval_in_seconds(r.buffer_seconds)
+                .build(),
+            t::CompressionFormat::Gzip,
+        )
+    };
+    let raw_create = match &spec.raw {
+        Some(r) => {
+            let (hints, gzip) = raw(r);
+            Some(
+                t::S3DestinationConfiguration::builder()
+                    .role_arn(&spec.role_arn)
+                    .bucket_arn(&spec.bucket_arn)
+                    .prefix(&r.prefix)
+                    .error_output_prefix(&r.error_prefix)
+                    .buffering_hints(hints)
+                    .compression_format(gzip)
+                    .build()
+                    .map_err(bad)?,
+            )
+        }
+        None => None,
+    };
+    let raw_update = spec.raw.as_ref().map(|r| {
+        let (hints, gzip) = raw(r);
+        t::S3DestinationUpdate::builder()
+            .role_arn(&spec.role_arn)
+            .bucket_arn(&spec.bucket_arn)
+            .prefix(&r.prefix)
+            .error_output_prefix(&r.error_prefix)
+            .buffering_hints(hints)
+            .compression_format(gzip)
+            .build()
+    });
+    let backup_mode = spec.raw.as_ref().map(|_| t::S3BackupMode::Enabled);
+    let mut updated = false;
     for change in &plan.changes {
         match change {
             DeliveryChange::Delete => {
@@ -414,6 +547,8 @@ pub async fn apply(
                     .compression_format(t::CompressionFormat::Gzip)
                     .cloud_watch_logging_options(logging.clone())
                     .processing_configuration(processing.clone())
+                    .set_s3_backup_mode(backup_mode.clone())
+                    .set_s3_backup_configuration(raw_create.clone())
                     .build()
                     .map_err(bad)?;
                 let source = t::KinesisStreamSourceConfiguration::builder()
@@ -446,7 +581,9 @@ pub async fn apply(
                 created?;
                 step.done(&format!("created {what}"));
             }
-            DeliveryChange::Destination => {
+            DeliveryChange::Destination | DeliveryChange::RawBackup if updated => {}
+            DeliveryChange::Destination | DeliveryChange::RawBackup => {
+                updated = true;
                 let Some(current) = state else {
                     return Err(ApplyError::Failed {
                         what,
@@ -462,6 +599,8 @@ pub async fn apply(
                     .compression_format(t::CompressionFormat::Gzip)
                     .cloud_watch_logging_options(logging.clone())
                     .processing_configuration(processing.clone())
+                    .set_s3_backup_mode(backup_mode.clone())
+                    .set_s3_backup_update(raw_update.clone())
                     .build();
                 let step = ctx.progress.begin(format!("updating {what}"), false);
                 ctx.mutate("firehose:UpdateDestination", name)?;
@@ -601,7 +740,14 @@ pub fn check(name: &str, s: Option<&DeliveryState>, want: Option<&Desired>) -> C
     Check::of(
         Resource::DeliveryStream,
         Level::Ok,
-        format!("{name}: ACTIVE"),
+        format!(
+            "{name}: ACTIVE{}",
+            if raw_found(Some(s)) {
+                ", raw archive under raw/"
+            } else {
+                ""
+            }
+        ),
     )
 }
 

@@ -10,7 +10,11 @@ lambda_host.py, and applies the results as Firehose does:
 - `ProcessingFailed` records to `ErrorOutputPrefix` (`!{firehose:error-output-type}` =
   `processing-failed`) as the documented failure JSON lines;
 - a failed invocation (error, timeout, a response that does not answer every record id) is
-  retried `NumberOfRetries` times (default 3), then its records go to the error prefix.
+  retried `NumberOfRetries` times (default 3), then its records go to the error prefix;
+- with `S3BackupMode` `Enabled` (source record backup), every record read, as read, to the
+  backup destination under its `Prefix`, before the processor sees it ("Firehose Developer
+  Guide, Data transformation": the untransformed source records), per delivered batch (not
+  with the backup's own buffering hints).
 
 A delivery stream reads the stream it started on: once RDS deletes it (the activity stream
 stopped), it reads nothing, even after a new stream of the same name appears; a delivery stream
@@ -126,7 +130,7 @@ class DeliveryState:
         self.buffer_bytes = 0
         self.first_at = None
         self.stats = {"invocations": 0, "records_in": 0, "ok": 0, "dropped": 0, "failed": 0,
-                      "retries": 0, "objects": 0, "error_objects": 0}
+                      "retries": 0, "objects": 0, "error_objects": 0, "backup_objects": 0}
         self.errors = []
         self.role_clients = {}
 
@@ -168,7 +172,12 @@ class FirehoseRunner:
                     # another one: it reads its source from LATEST anew.
                     key = (stream.delivery_stream_arn, name, str(getattr(stream, "create_timestamp", "")))
                     seen.add(key)
-                    if key in self.deliveries:
+                    known = self.deliveries.get(key)
+                    if known is not None:
+                        # UpdateDestination bumps the version: its settings apply from now on.
+                        if str(stream.version_id) != str(known.description.get("VersionId")):
+                            known.description = self.client("firehose", region).describe_delivery_stream(
+                                DeliveryStreamName=name)["DeliveryStreamDescription"]
                         continue
                     description = self.client("firehose", region).describe_delivery_stream(
                         DeliveryStreamName=name)["DeliveryStreamDescription"]
@@ -297,6 +306,12 @@ class FirehoseRunner:
     def deliver(self, state, destination, params):
         records, size = state.buffer, state.buffer_bytes
         state.buffer, state.buffer_bytes, state.first_at = [], 0, None
+        backup = destination.get("S3BackupDescription")
+        if destination.get("S3BackupMode") == "Enabled" and backup and records:
+            t = datetime.datetime.now(datetime.timezone.utc)
+            key = evaluate_prefix(backup.get("Prefix", ""), t) + self.object_name(state, t)
+            self.s3_put(state, backup, key, b"".join(base64.b64decode(r["data"]) for r in records))
+            state.stats["backup_objects"] += 1
         if params is None:
             self.write_ok(state, destination, [base64.b64decode(r["data"]) for r in records])
             return

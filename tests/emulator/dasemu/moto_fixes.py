@@ -15,6 +15,11 @@ Each fix names what AWS returns; boto3 tolerates moto's versions, so moto's own 
   version's Mode and RetainUntilDate, or NoSuchObjectLockConfiguration when it has none
   (GetObjectRetention API reference; S3 error codes). moto 5.2 has no handler and serves the
   object's bytes instead. Added.
+- Firehose UpdateDestination: "You can update a delivery stream to enable Amazon S3 backup if
+  it is disabled. If backup is enabled, you can't update the delivery stream to disable it"
+  (Firehose API reference, ExtendedS3DestinationUpdate, S3BackupMode). moto 5.2 leaves the
+  parameter unprocessed ("Unimplemented") and takes Disabled. Refused, with
+  InvalidArgumentException, Firehose's error for a parameter value it will not take.
 - Policy conditions: in AWS a condition on a key the request does not carry does not match
   (unless its operator ends in IfExists), and a statement whose conditions do not match does
   not apply. moto 5.2 treats an absent key as matching and answers DENIED for a non-matching
@@ -25,6 +30,7 @@ Each fix names what AWS returns; boto3 tolerates moto's versions, so moto's own 
 
 from xml.sax.saxutils import escape
 
+from moto.firehose.models import FirehoseBackend
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.s3.exceptions import InvalidBucketState
 from moto.s3.models import S3Backend
@@ -102,6 +108,26 @@ def _conditions_match(self, incoming_condition_values):
     return _check_conditions(self, incoming_condition_values)
 
 
+def _update_destination_keeping_backup(self, delivery_stream_name, current_delivery_stream_version_id,
+                                       destination_id, s3_destination_update, extended_s3_destination_update,
+                                       *args, **kwargs):
+    from moto.firehose.exceptions import InvalidArgumentException
+
+    stream = self.delivery_streams.get(delivery_stream_name)
+    wants = (extended_s3_destination_update or {}).get("S3BackupMode")
+    if stream is not None and wants == "Disabled":
+        for destination in stream.destinations:
+            if destination.get("destination_id") == destination_id and \
+                    (destination.get("ExtendedS3") or {}).get("S3BackupMode") == "Enabled":
+                raise InvalidArgumentException(
+                    "S3 backup is enabled for this delivery stream and cannot be disabled.")
+    return _update_destination(self, delivery_stream_name, current_delivery_stream_version_id, destination_id,
+                               s3_destination_update, extended_s3_destination_update, *args, **kwargs)
+
+
+_update_destination = FirehoseBackend.update_destination
+
+
 def install():
     S3Response.get_bucket_versioning = _get_bucket_versioning
     S3Backend.put_object_lock_configuration = _put_object_lock_configuration
@@ -109,3 +135,4 @@ def install():
     S3Response._key_response_get = _key_response_get_with_retention
     IAMPolicyStatement.is_action_permitted = _is_action_permitted
     IAMPolicyStatement._check_conditions = _conditions_match
+    FirehoseBackend.update_destination = _update_destination_keeping_backup
