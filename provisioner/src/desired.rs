@@ -31,8 +31,8 @@ pub const FIREHOSE_PREFIX: &str = "firehose/!{timestamp:yyyy/MM/dd}/";
 /// Records the processor could not process (`processing-failed`) or Firehose could not deliver.
 pub const ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/";
 /// `--keep-raw`: Firehose's source record backup, every record as the activity stream sent it
-/// (Firehose Developer Guide, "Data transformation": source record backup). Firehose requires an
-/// error prefix beside a prefix with expressions, and names the failure in it.
+/// (Firehose Developer Guide, "Data transformation": source record backup); its failures under
+/// `errors/`, named as the main destination's are.
 pub const RAW_PREFIX: &str = "raw/!{timestamp:yyyy/MM/dd/HH}/";
 pub const RAW_ERROR_PREFIX: &str =
     "errors/raw/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/";

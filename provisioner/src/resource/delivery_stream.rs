@@ -107,10 +107,12 @@ impl Destination {
             && self.log_stream.as_deref() == Some(&want.log_stream)
     }
 
-    /// The source record backup as `up` wants it (not asked for: whatever it is).
+    /// The source record backup as `up` wants it (not asked for, or only kept as found:
+    /// whatever it is).
     pub fn raw_matches(&self, want: &DeliverySpec) -> bool {
         want.raw
             .as_ref()
+            .filter(|r| !r.found)
             .is_none_or(|r| self.raw.as_ref().is_some_and(|have| have.matches(r, want)))
     }
 }
@@ -517,7 +519,9 @@ pub async fn apply(
         }
         None => None,
     };
-    let raw_update = spec.raw.as_ref().map(|r| {
+    // An update leaves a backup found on as it is (omitted: unchanged).
+    let asked = spec.raw.as_ref().filter(|r| !r.found);
+    let raw_update = asked.map(|r| {
         let (hints, gzip) = raw(r);
         t::S3DestinationUpdate::builder()
             .role_arn(&spec.role_arn)
@@ -529,6 +533,7 @@ pub async fn apply(
             .build()
     });
     let backup_mode = spec.raw.as_ref().map(|_| t::S3BackupMode::Enabled);
+    let update_mode = asked.map(|_| t::S3BackupMode::Enabled);
     let mut updated = false;
     for change in &plan.changes {
         match change {
@@ -599,7 +604,7 @@ pub async fn apply(
                     .compression_format(t::CompressionFormat::Gzip)
                     .cloud_watch_logging_options(logging.clone())
                     .processing_configuration(processing.clone())
-                    .set_s3_backup_mode(backup_mode.clone())
+                    .set_s3_backup_mode(update_mode.clone())
                     .set_s3_backup_update(raw_update.clone())
                     .build();
                 let step = ctx.progress.begin(format!("updating {what}"), false);
