@@ -252,10 +252,11 @@ pub struct DownArgs {
     /// it are already gone (default: found from them, else the derived name).
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
-    /// Also empty (every version) and delete the bucket holding the audit events.
+    /// Also empty (every version) and delete the bucket holding the audit events, then
+    /// schedule deletion of the key that signed their digests (kept while the bucket is).
     #[arg(long)]
     pub delete_bucket: bool,
-    /// Also schedule deletion of the KMS key, if das-setup created it.
+    /// Also schedule deletion of the activity stream's KMS key, if das-setup created it.
     #[arg(long)]
     pub delete_key: bool,
     /// Print what would be deleted and change nothing.
