@@ -236,6 +236,7 @@ class UpTest(EmulatorCase):
         self.assertEqual(expiry["parsed/DML/"], 400)
         self.assertEqual(expiry["parsed/_manifests/"], 2555)
         self.assertEqual(expiry["parsed/_digests/"], 2555)
+        self.assertEqual(expiry["raw/"], 2555)
         self.assertEqual(expiry["errors/"], 400)
         self.assertNotIn("", expiry, "a catch-all expiry would cut DDL's 2555 days to the shortest")
         self.assertEqual(rules["das-setup-retention"]["AbortIncompleteMultipartUpload"], {"DaysAfterInitiation": 7})
