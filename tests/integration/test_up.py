@@ -247,7 +247,7 @@ class UpTest(EmulatorCase):
         out, _, _, _ = self.up(*flags, "--dry-run", "--output", "json")
         self.assertEqual(json.loads(out)["storage"], {
             "retentionDays": {"default": 400, "categories": {"DQL": 1, "DDL": 2555}},
-            "objectLock": {"mode": "GOVERNANCE", "days": 1}})
+            "objectLock": {"mode": "GOVERNANCE", "days": 1}, "rawArchive": None})
 
         # The processor's writes are accepted under the lock, and locked.
         rid = self.resource_id("vault")
