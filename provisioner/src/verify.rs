@@ -682,6 +682,10 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> u8 {
         r.objects
     );
     match &outcome.key {
+        Some(key) if r.unsigned > 0 => crate::outln!(
+            "  signatures checked against {key}; {} digest(s) stored before it existed are unsigned",
+            r.unsigned
+        ),
         Some(key) => crate::outln!("  signatures checked against {key}"),
         None => crate::outln!(
             "  signatures not checked: the deployment has no signing key ({} digest(s) unsigned); give --public-key to check them offline",
