@@ -498,32 +498,30 @@ mod tests {
         assert!(crate::resource::delivery_stream::raw_found(
             o.delivery.as_ref()
         ));
+        // A backup of `raw` under another prefix.
+        let elsewhere = |prefix: &str| {
+            let mut o = converged(&raw);
+            if let Some(b) = o
+                .delivery
+                .as_mut()
+                .and_then(|s| s.destination.as_mut())
+                .and_then(|d| d.raw.as_mut())
+            {
+                b.prefix = Some(prefix.into());
+            }
+            o
+        };
         // Kept as found: its settings are its owner's, whatever they are.
         let mut kept = plain.clone();
         kept.delivery.raw = Some(crate::desired::RawBackupSpec::new(true));
-        let mut o = converged(&raw);
-        if let Some(b) = o
-            .delivery
-            .as_mut()
-            .and_then(|s| s.destination.as_mut())
-            .and_then(|d| d.raw.as_mut())
-        {
-            b.prefix = Some("their-backup/".into());
-        }
-        let plan = diff(&kept, &o);
+        let plan = diff(&kept, &elsewhere("their-backup/"));
         assert!(plan.delivery.changes.is_empty(), "{plan:?}");
         assert!(plan.delivery.notes[0].contains("kept"));
-        // Asked for and drifted (another prefix): put back.
-        let mut o = converged(&raw);
-        if let Some(b) = o
-            .delivery
-            .as_mut()
-            .and_then(|s| s.destination.as_mut())
-            .and_then(|d| d.raw.as_mut())
-        {
-            b.prefix = Some("elsewhere/".into());
-        }
-        assert_eq!(diff(&raw, &o).delivery.changes, [DeliveryChange::RawBackup]);
+        // Asked for and drifted: put back.
+        assert_eq!(
+            diff(&raw, &elsewhere("elsewhere/")).delivery.changes,
+            [DeliveryChange::RawBackup]
+        );
     }
 
     #[test]
