@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use das_processor::config::Config;
-use das_processor::digest::{self, DigestSigner, DigestStore, Signature};
+use das_processor::digest::{self, DigestSigner, DigestStore, InMemory, Signature};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
 use das_processor::handler::{InvocationError, KinesisRecord, Processor};
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
@@ -69,9 +69,11 @@ impl DigestSigner for FakeKms {
     }
 }
 
+/// The in-memory store (`digest::InMemory`, S3's semantics for these calls) behind failures
+/// switched on by the test.
 #[derive(Default)]
 struct FakeS3 {
-    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    objects: InMemory,
     failing: std::sync::atomic::AtomicBool,
     /// Writes of keys containing this fail.
     refused: Mutex<Option<&'static str>>,
@@ -80,8 +82,7 @@ struct FakeS3 {
 impl ObjectSink for FakeS3 {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), SinkError> {
         self.check(key)?;
-        self.objects.lock().unwrap().insert(key.to_owned(), body);
-        Ok(())
+        self.objects.put(key, body).await
     }
 }
 
@@ -107,41 +108,21 @@ impl FakeS3 {
 impl DigestStore for FakeS3 {
     async fn keys(&self, folder: &str) -> Result<Vec<String>, SinkError> {
         self.check(folder)?;
-        let objects = self.objects.lock().unwrap();
-        Ok(objects
-            .keys()
-            .filter(|k| k.starts_with(folder))
-            .take(1000)
-            .cloned()
-            .collect())
+        self.objects.keys(folder).await
     }
     async fn get(&self, key: &str) -> Result<Vec<u8>, SinkError> {
-        self.objects
-            .lock()
-            .unwrap()
-            .get(key)
-            .cloned()
-            .ok_or(SinkError {
-                bucket: "b".into(),
-                key: key.into(),
-                reason: "NoSuchKey".into(),
-            })
+        self.objects.get(key).await
     }
     async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, SinkError> {
         self.check(key)?;
-        let mut objects = self.objects.lock().unwrap();
-        if objects.contains_key(key) {
-            return Ok(false);
-        }
-        objects.insert(key.to_owned(), body);
-        Ok(true)
+        self.objects.put_new(key, body).await
     }
 }
 
 impl FakeS3 {
     /// (key, opened digest) of every digest, oldest first.
     fn digests(&self) -> Vec<(String, digest::Opened)> {
-        let objects = self.objects.lock().unwrap();
+        let objects = self.objects.snapshot();
         let mut out: Vec<_> = objects
             .iter()
             .filter(|(key, _)| output::is_digest(key))
@@ -153,7 +134,7 @@ impl FakeS3 {
 
     /// (key, line) for every line of every event object.
     fn lines(&self) -> Vec<(String, Value)> {
-        let objects = self.objects.lock().unwrap();
+        let objects = self.objects.snapshot();
         objects
             .iter()
             .filter(|(key, _)| !output::is_manifest(key) && !output::is_digest(key))
@@ -163,7 +144,7 @@ impl FakeS3 {
 
     /// Keys of the event objects.
     fn event_keys(&self) -> Vec<String> {
-        let objects = self.objects.lock().unwrap();
+        let objects = self.objects.snapshot();
         objects
             .keys()
             .filter(|key| !output::is_manifest(key) && !output::is_digest(key))
@@ -173,7 +154,7 @@ impl FakeS3 {
 
     /// (key, parsed JSON) of every manifest.
     fn manifests(&self) -> Vec<(String, Value)> {
-        let objects = self.objects.lock().unwrap();
+        let objects = self.objects.snapshot();
         objects
             .iter()
             .filter(|(key, _)| output::is_manifest(key))
@@ -452,7 +433,7 @@ async fn kms_unavailable_or_s3_failing_fails_the_invocation_and_the_retry_conver
     let p = Processor::new(config(&[]), kms, FakeS3::default());
     let err = p.handle(event.clone()).await.unwrap_err();
     assert!(matches!(err, InvocationError::Kms(_)), "{err}");
-    assert!(p.sink().objects.lock().unwrap().is_empty());
+    assert!(p.sink().objects.snapshot().is_empty());
 
     let mut b = Batch::new();
     b.record(
@@ -513,7 +494,7 @@ async fn the_manifest_lists_every_object_written_filed_by_write_time_not_event_t
     assert_eq!(manifest["writtenAt"], "2027-12-31T23:59:59.500Z");
     assert!(keys[0].ends_with(&format!("/{batch}.json.gz")), "{keys:?}");
     // Exactly the event objects, each with its size, event count and digest.
-    let objects = p.sink().objects.lock().unwrap().clone();
+    let objects = p.sink().objects.snapshot();
     let mut listed: Vec<(String, u64, u64, String)> = manifest["objects"]
         .as_array()
         .unwrap()
@@ -577,7 +558,7 @@ async fn no_manifest_without_objects_or_before_every_object_is_written() {
         FakeS3::default(),
     );
     let (_, stats) = p.handle(b.event).await.unwrap();
-    assert!(p.sink().objects.lock().unwrap().is_empty());
+    assert!(p.sink().objects.snapshot().is_empty());
     assert_eq!(stats.s3_puts, 0);
 
     // One event object refused: the invocation fails and no manifest claims the batch.
@@ -609,7 +590,7 @@ async fn no_manifest_without_objects_or_before_every_object_is_written() {
         FakeS3::default(),
     );
     p.handle(b.event).await.unwrap();
-    assert!(p.sink().objects.lock().unwrap().is_empty());
+    assert!(p.sink().objects.snapshot().is_empty());
 }
 
 #[tokio::test]
@@ -672,7 +653,7 @@ async fn records_read_from_the_stream_itself_give_their_events_and_write_nothing
     let bad = opened[2].as_ref().unwrap_err().to_string();
     assert!(bad.contains("not a DAS envelope"), "{bad}");
     assert!(opened[3].is_err(), "KMS refused its data key");
-    assert!(p.sink().objects.lock().unwrap().is_empty());
+    assert!(p.sink().objects.snapshot().is_empty());
     // Another database's records cannot be opened with this one's encryption context.
     let other = p.events("cluster-OTHER", &records[..1]).await.unwrap();
     assert!(other[0].is_err());
@@ -1305,7 +1286,7 @@ async fn each_invocation_appends_a_signed_digest_of_what_it_wrote_chained_to_the
         .map(|e| serde_json::to_value(e).unwrap())
         .collect();
     assert_eq!(Value::Array(listed), manifest["objects"], "{manifest_key}");
-    let objects = p.sink().objects.lock().unwrap().clone();
+    let objects = p.sink().objects.snapshot();
     for entry in &d1.digest.objects {
         assert_eq!(digest::hex_sha256(&objects[&entry.key]), entry.sha256);
         assert_eq!(objects[&entry.key].len(), entry.bytes);
