@@ -22,6 +22,24 @@ pub struct FirehoseEvent {
     pub region: String,
     #[serde(default)]
     pub records: Vec<FirehoseRecord>,
+    /// Set by `das-setup replay` only (Firehose sends no such member): the records come from
+    /// the raw archive, and their events are to be derived again.
+    #[serde(
+        default,
+        rename = "dasSetupReplay",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replay: Option<Replay>,
+}
+
+/// What a replay invocation asks beyond an ordinary one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replay {
+    /// Store only the events of these categories (names as `DAS_INCLUDE_CATEGORIES` takes
+    /// them), of those the function's filter keeps; empty: every category the filter keeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -25,7 +25,7 @@ use flate2::write::GzEncoder;
 use futures_util::stream::{self, StreamExt as _};
 use serde::Serialize;
 
-use crate::classify::{Engine, classify};
+use crate::classify::{Category, Engine, classify};
 use crate::config::{Config, FirehoseOutput};
 use crate::digest::{Chain, DigestError, DigestSigner, DigestStore};
 use crate::envelope::{Envelope, EnvelopeError};
@@ -35,7 +35,7 @@ use crate::event::{
     write_line_masked,
 };
 use crate::firehose::{
-    FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, ResponseRecord,
+    FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, Replay, ResponseRecord,
 };
 use crate::inflate::{self, InflateError};
 use crate::keys::{
@@ -84,6 +84,10 @@ pub enum InvocationError {
     Compress(#[source] std::io::Error),
     #[error("appending the integrity digest: {0}")]
     Digest(#[from] DigestError),
+    #[error(
+        "replay: unknown category {0:?} (known: DDL DML DQL DCL TCL CONNECT DISCONNECT AUTH_FAILURE ERROR OTHER)"
+    )]
+    ReplayCategory(String),
 }
 
 /// Counts and timings of one invocation (logged; printed by `--event` mode). No content.
@@ -159,6 +163,8 @@ struct Work {
     heartbeats: usize,
     filtered: usize,
     undated: usize,
+    /// A replay's categories (bit set): events of others are counted as filtered.
+    only: Option<u16>,
 }
 
 impl<K: KeySource, S: ObjectSink> Processor<K, S> {
@@ -202,6 +208,16 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
             ..Stats::default()
         };
         let context = self.context(&event);
+        let mut work = Work::default();
+        // A replay's events always go to the per-category folders: it has no Firehose to hand
+        // them to.
+        let output = match &event.replay {
+            Some(replay) => {
+                work.only = Some(replay_categories(replay)?);
+                FirehoseOutput::S3
+            }
+            None => self.config.firehose_output,
+        };
 
         // 1. Decode.
         let t = Instant::now();
@@ -228,9 +244,12 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
             .filter_map(|r| r.approximate_arrival_timestamp)
             .map(|ms| ms as i64)
             .min();
-        let batch = batch_name(event.records.iter().map(|r| r.record_id.as_str()), earliest);
+        let mut batch = batch_name(event.records.iter().map(|r| r.record_id.as_str()), earliest);
+        if event.replay.is_some() {
+            // Objects a replay wrote are told apart from the live pipeline's by name.
+            batch.insert_str(0, "replay-");
+        }
         let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
-        let mut work = Work::default();
         // Response bytes if every record not yet answered failed (data returned as received).
         let mut reserved: usize = 16
             + event
@@ -280,7 +299,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                     if work.lines.is_empty() {
                         stats.dropped += 1;
                         (RecordResult::Dropped, String::new())
-                    } else if self.config.firehose_output == FirehoseOutput::Events
+                    } else if output == FirehoseOutput::Events
                         && reserved + encoded_len <= RESPONSE_LIMIT
                     {
                         reserved += encoded_len;
@@ -288,7 +307,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                         let data = base64::engine::general_purpose::STANDARD.encode(&work.lines);
                         (RecordResult::Ok, data)
                     } else {
-                        if self.config.firehose_output == FirehoseOutput::Events {
+                        if output == FirehoseOutput::Events {
                             stats.spilled += 1;
                         }
                         self.route(&work, &mut groups)?;
@@ -316,7 +335,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
 
         // 4. Write, then the manifest (only once every object is in place), then answer.
         let t = Instant::now();
-        let entries: Vec<manifest::Entry> = match self.config.firehose_output {
+        let entries: Vec<manifest::Entry> = match output {
             FirehoseOutput::S3 if !objects.is_empty() => objects
                 .iter()
                 .map(|(key, body, events)| manifest::Entry::new(key, body, *events))
@@ -466,6 +485,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             heartbeats,
             filtered,
             undated,
+            only,
         } = work;
         plaintext.clear();
         json.clear();
@@ -490,6 +510,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                 .config
                 .filter
                 .keeps(category, fields.db_user_name.as_deref())
+                || only.is_some_and(|bits| bits & category.bit() == 0)
             {
                 *filtered += 1;
                 continue;
@@ -564,6 +585,18 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         }
         Ok(())
     }
+}
+
+/// The bit set of a replay's categories (every category when it names none).
+fn replay_categories(replay: &Replay) -> Result<u16, InvocationError> {
+    if replay.categories.is_empty() {
+        return Ok(u16::MAX);
+    }
+    replay.categories.iter().try_fold(0, |bits, name| {
+        Category::parse(name)
+            .map(|c| bits | c.bit())
+            .ok_or_else(|| InvocationError::ReplayCategory(name.clone()))
+    })
 }
 
 /// Stage 1 for one Firehose record: base64, then the envelope.

@@ -1328,3 +1328,54 @@ async fn a_digest_that_cannot_be_written_fails_the_invocation() {
     assert!(matches!(err, InvocationError::Digest(_)), "{err}");
     assert!(err.to_string().contains("_digests/"), "{err}");
 }
+
+#[tokio::test]
+async fn a_replay_stores_only_its_categories_under_replay_names_and_converges() {
+    use das_processor::firehose::Replay;
+    let mut b = Batch::new();
+    b.record(
+        1,
+        vec![
+            pg("ddl", "DDL", "CREATE TABLE"),
+            pg("read", "READ", "SELECT"),
+            heartbeat(),
+        ],
+    );
+    // A function in events mode: a replay has no Firehose to hand events to, so it stores them.
+    let p = Processor::new(
+        config(&[("DAS_FIREHOSE_OUTPUT", "events")]),
+        b.kms,
+        FakeS3::default(),
+    );
+    let mut event = b.event.clone();
+    event.replay = Some(Replay {
+        categories: vec!["dql".into()],
+    });
+    let (response, stats) = p.handle(event.clone()).await.unwrap();
+    assert_eq!(response.records[0].result, RecordResult::Dropped);
+    assert_eq!(landed(p.sink()), expect(&[("read", "DQL")]));
+    assert_eq!((stats.kept, stats.filtered), (1, 1), "DDL is not asked for");
+    let events = p.sink().event_keys();
+    assert_eq!(events.len(), 1);
+    let name = events[0].rsplit('/').next().unwrap();
+    assert!(name.starts_with("replay-"), "{name}");
+    // The same records again: the same object, the same bytes.
+    let before = p.sink().objects.snapshot().get(&events[0]).cloned();
+    p.handle(event.clone()).await.unwrap();
+    assert_eq!(p.sink().event_keys(), events);
+    assert_eq!(p.sink().objects.snapshot().get(&events[0]).cloned(), before);
+
+    // No categories: whatever the filter keeps.
+    event.replay = Some(Replay::default());
+    p.handle(event.clone()).await.unwrap();
+    assert_eq!(p.sink().event_keys().len(), 2, "DDL and DQL");
+
+    event.replay = Some(Replay {
+        categories: vec!["SELECTS".into()],
+    });
+    let e = p.handle(event).await.unwrap_err();
+    assert!(
+        matches!(&e, InvocationError::ReplayCategory(name) if name == "SELECTS"),
+        "{e}"
+    );
+}
