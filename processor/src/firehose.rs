@@ -74,6 +74,18 @@ pub struct ResponseRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirehoseResponse {
     pub records: Vec<ResponseRecord>,
+    /// The answer to a replay invocation only (`das-setup replay` sends one without records
+    /// first: a function too old to answer it would ignore what the replay asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayAnswer>,
+}
+
+/// What a replay invocation stores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayAnswer {
+    /// The categories whose events it stores: those asked for that the function's filter keeps.
+    pub categories: Vec<String>,
 }
 
 /// Bytes of the response JSON around one record's base64 data, besides its record id:
@@ -103,6 +115,7 @@ mod tests {
                 result: RecordResult::ProcessingFailed,
                 data: String::new(),
             }],
+            replay: None,
         };
         let json = serde_json::to_string(&response).unwrap();
         assert_eq!(

@@ -35,7 +35,8 @@ use crate::event::{
     write_line_masked,
 };
 use crate::firehose::{
-    FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, Replay, ResponseRecord,
+    FirehoseEvent, FirehoseResponse, RESPONSE_RECORD_OVERHEAD, RecordResult, Replay, ReplayAnswer,
+    ResponseRecord,
 };
 use crate::inflate::{self, InflateError};
 use crate::keys::{
@@ -367,7 +368,22 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
         }
         stats.s3_ms = ms(t.elapsed());
         stats.total_ms = ms(started.elapsed());
-        Ok((FirehoseResponse { records: responses }, stats))
+        let replay = work.only.map(|bits| ReplayAnswer {
+            categories: self
+                .config
+                .filter
+                .categories()
+                .filter(|c| bits & c.bit() != 0)
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+        });
+        Ok((
+            FirehoseResponse {
+                records: responses,
+                replay,
+            },
+            stats,
+        ))
     }
 }
 

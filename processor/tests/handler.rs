@@ -1353,6 +1353,10 @@ async fn a_replay_stores_only_its_categories_under_replay_names_and_converges() 
     });
     let (response, stats) = p.handle(event.clone()).await.unwrap();
     assert_eq!(response.records[0].result, RecordResult::Dropped);
+    assert_eq!(
+        response.replay.map(|r| r.categories),
+        Some(vec!["DQL".to_owned()])
+    );
     assert_eq!(landed(p.sink()), expect(&[("read", "DQL")]));
     assert_eq!((stats.kept, stats.filtered), (1, 1), "DDL is not asked for");
     let events = p.sink().event_keys();
@@ -1365,9 +1369,20 @@ async fn a_replay_stores_only_its_categories_under_replay_names_and_converges() 
     assert_eq!(p.sink().event_keys(), events);
     assert_eq!(p.sink().objects.snapshot().get(&events[0]).cloned(), before);
 
-    // No categories: whatever the filter keeps.
+    // No categories: whatever the filter keeps; a probe without records says which.
     event.replay = Some(Replay::default());
     p.handle(event.clone()).await.unwrap();
+    let probe = FirehoseEvent {
+        records: Vec::new(),
+        ..event.clone()
+    };
+    let (answer, _) = p.handle(probe).await.unwrap();
+    assert_eq!(answer.replay.unwrap().categories.len(), 10);
+    let (live, _) = p.handle(b.event.clone()).await.unwrap();
+    assert_eq!(
+        live.replay, None,
+        "a live invocation's answer is Firehose's shape only"
+    );
     assert_eq!(p.sink().event_keys().len(), 2, "DDL and DQL");
 
     event.replay = Some(Replay {
