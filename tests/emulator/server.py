@@ -16,7 +16,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dasemu import activity_streams, eventual, iam_enforcement, iam_propagation, moto_fixes, resharding  # noqa: E402
+from dasemu import (  # noqa: E402
+    activity_streams, eventual, iam_enforcement, iam_propagation, lambda_invoke, moto_fixes, resharding,
+)
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
@@ -65,6 +67,7 @@ def main(argv):
     eventual.install(args.alias_lag)
     resharding.install()
     runner = FirehoseRunner(endpoint, args.log_dir, args.buffer_interval_cap)
+    lambda_invoke.install(runner)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple

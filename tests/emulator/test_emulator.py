@@ -480,6 +480,29 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         errors = self.admin("firehose")["fh-untrusted"]["errors"]
         self.assertTrue(any("does not trust firehose.amazonaws.com" in e["error"] for e in errors), errors)
 
+    def test_invoke_runs_the_functions_code_and_answers_as_lambda_documents(self):
+        """Lambda API Reference, Invoke: a failed function is 200 with X-Amz-Function-Error
+        Unhandled and its error JSON; a synchronous request over 6 MB is 413
+        RequestTooLargeException before the function runs."""
+        from botocore.exceptions import ClientError
+
+        self.delivery("invoked")
+        event = {"records": [{"recordId": "r1", "data": base64.b64encode(b"alpha").decode()}]}
+        out = self.lam.invoke(FunctionName="invoked-fn", Payload=json.dumps(event).encode())
+        self.assertEqual(out["StatusCode"], 200)
+        self.assertNotIn("FunctionError", out)
+        [answer] = json.loads(out["Payload"].read())["records"]
+        self.assertEqual(base64.b64decode(answer["data"]), b"ALPHA|sfx")
+        event["records"][0]["data"] = base64.b64encode(b"crash").decode()
+        out = self.lam.invoke(FunctionName="invoked-fn", Payload=json.dumps(event).encode())
+        self.assertEqual((out["StatusCode"], out.get("FunctionError")), (200, "Unhandled"))
+        self.assertEqual(json.loads(out["Payload"].read())["errorMessage"], "boom")
+        big = json.dumps({"records": [], "pad": "x" * (6 * 1024 * 1024)}).encode()
+        with self.assertRaises(ClientError) as refused:
+            self.lam.invoke(FunctionName="invoked-fn", Payload=big)
+        self.assertEqual(refused.exception.response["Error"]["Code"], "RequestTooLargeException")
+        self.assertEqual(refused.exception.response["ResponseMetadata"]["HTTPStatusCode"], 413)
+
     def test_a_deployed_das_processor_zip_leaves_decrypted_events_in_s3(self):
         """The issue's "done when": cluster, activity stream, processor zip, delivery stream."""
         binary = os.environ.get("DAS_PROCESSOR_BIN")
@@ -682,13 +705,13 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
         return self.emu.client("kms").generate_data_key(
             KeyId=key, KeySpec="AES_256", EncryptionContext={"aws:rds:dbc-id": resource_id})["CiphertextBlob"]
 
-    def user(self, name, statements):
+    def user(self, name, statements, region="eu-west-1"):
         iam = self.emu.client("iam")
         iam.create_user(UserName=name)
         iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": statements}))
         key = iam.create_access_key(UserName=name)["AccessKey"]
-        return self.emu.clients_for(key["AccessKeyId"], key["SecretAccessKey"])
+        return self.emu.clients_for(key["AccessKeyId"], key["SecretAccessKey"], region=region)
 
     def test_kms_create_key_runs_the_policy_lockout_safety_check(self):
         """CreateKey API reference, Policy: the key policy must let the caller PutKeyPolicy
@@ -765,6 +788,21 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
         self.assertIn(("GET /enforced/parsed/x", "root", 200), principals)
         self.assertIn(("GET /enforced/parsed/x", "arn:aws:sts::123456789012:assumed-role/enforced/probe", 403),
                       principals)
+
+    def test_invoke_needs_lambda_invoke_function_on_the_function(self):
+        delivery(self.emu, "inv-enforced")
+        arn = "arn:aws:lambda:us-east-1:123456789012:function:inv-enforced-fn"
+        allowed = self.user("invoker", [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": arn}],
+                            "us-east-1")
+        other = self.user("non-invoker", [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                           "Resource": arn + "-other"}], "us-east-1")
+        payload = json.dumps({"records": []}).encode()
+        out = allowed("lambda").invoke(FunctionName="inv-enforced-fn", Payload=payload)
+        self.assertEqual(json.loads(out["Payload"].read()), {"records": []})
+        from botocore.exceptions import ClientError
+        with self.assertRaises(ClientError) as refused:
+            other("lambda").invoke(FunctionName="inv-enforced-fn", Payload=payload)
+        self.assertEqual(refused.exception.response["Error"]["Code"], "AccessDeniedException")
 
     def test_the_firehose_runner_acts_with_its_roles_and_needs_invoke_permission(self):
         def policy(invoke):

@@ -289,7 +289,10 @@ class FirehoseRunner:
         account = function_arn.split(":")[4]
         region = function_arn.split(":")[3]
         fn = lambda_backends[account][region].get_function(function_arn)
-        key = (function_arn, fn.code_sha_256)
+        # A new execution environment per code *and configuration*: Lambda starts new ones after
+        # UpdateFunctionConfiguration (environment, role, timeout), so the next invocation sees it.
+        key = (function_arn, fn.code_sha_256, json.dumps(fn.environment_vars or {}, sort_keys=True),
+               fn.timeout, fn.role, tuple(fn.architectures or ()))
         with self.lock:
             if key not in self.hosts:
                 for old in [k for k in self.hosts if k[0] == function_arn]:

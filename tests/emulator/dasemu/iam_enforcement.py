@@ -246,6 +246,9 @@ IAM_PREFIX = {
     "rds": "rds", "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch",
     "resourcegroupstaggingapi": "tag",
 }
+# Operations whose IAM action has another name (Service Authorization Reference, AWS Lambda:
+# "InvokeFunction ... Grants permission to invoke a function", the permission of the Invoke API).
+ACTION_OF_OPERATION = {"lambda:Invoke": "lambda:InvokeFunction"}
 # The Admin layer puts the operation the botocore model gives the request (contract.py) here.
 OPERATION_HEADER = "HTTP_X_DASEMU_OPERATION"
 _base_init = IAMRequestBase.__init__
@@ -260,6 +263,7 @@ def _init_with_the_modelled_action(self, *args, **kwargs):
     prefix = IAM_PREFIX.get({"tagging": "resourcegroupstaggingapi", "monitoring": "cloudwatch"}.get(service, service))
     if prefix and name:
         self._action = f"{prefix}:{name}"
+        self._action = ACTION_OF_OPERATION.get(self._action, self._action)
 
 
 def _arn(self, service, resource, region=True):
