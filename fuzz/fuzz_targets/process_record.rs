@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         source_kinesis_stream_arn: Some(STREAM.into()),
         region: "us-east-1".into(),
         records: records.clone(),
+        replay: None,
     };
     let (response, _) = runtime().block_on(processor.handle(event)).expect("in-memory KMS and S3 never fail");
     assert_eq!(response.records.len(), 3);

@@ -74,6 +74,7 @@ fn build(target: usize, key: &[u8; 32], blob: &[u8], resource: &str, rng: &mut R
         )),
         region: "us-east-1".into(),
         records: Vec::new(),
+        replay: None,
     };
     let (mut size, mut events, mut json_bytes) = (200, 0, 0);
     loop {

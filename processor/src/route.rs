@@ -95,6 +95,34 @@ impl UtcHour {
     }
 }
 
+impl UtcHour {
+    /// Unix time in milliseconds of the hour's first instant.
+    pub fn start_millis(self) -> i64 {
+        let days = days_from_civil(
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
+        (days * 24 + i64::from(self.hour)) * 3_600_000
+    }
+
+    /// The hour of a folder path as `Display` writes it (`2026/12/04/21`), e.g. the
+    /// `!{timestamp:yyyy/MM/dd/HH}` part of a Firehose prefix. `None` when it is not one.
+    pub fn from_folder(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() != 13 || b[4] != b'/' || b[7] != b'/' || b[10] != b'/' {
+            return None;
+        }
+        Self::from_log_time(&format!(
+            "{}-{}-{} {}:00",
+            &text[0..4],
+            &text[5..7],
+            &text[8..10],
+            &text[11..13]
+        ))
+    }
+}
+
 impl fmt::Display for UtcHour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -188,6 +216,29 @@ mod tests {
             month,
             day,
             hour,
+        }
+    }
+
+    #[test]
+    fn folders_and_hour_starts_are_the_inverse_of_display() {
+        for hour in [h(2026, 12, 4, 21), h(2020, 2, 29, 0), h(1999, 12, 31, 23)] {
+            assert_eq!(UtcHour::from_folder(&hour.to_string()), Some(hour));
+            assert_eq!(UtcHour::from_epoch_millis(hour.start_millis()), hour);
+            assert_eq!(
+                UtcHour::from_epoch_millis(hour.start_millis() - 1).hour,
+                (hour.hour + 23) % 24
+            );
+        }
+        assert_eq!(h(1970, 1, 1, 1).start_millis(), 3_600_000);
+        for bad in [
+            "",
+            "2026/12/04",
+            "2026-12-04-21",
+            "2026/13/04/21",
+            "2026/12/04/24",
+            "abcd/12/04/21",
+        ] {
+            assert_eq!(UtcHour::from_folder(bad), None, "{bad}");
         }
     }
 

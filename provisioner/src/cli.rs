@@ -120,6 +120,17 @@ pub enum Command {
     /// is named.
     /// Exit codes: 0 verified, 1 problems found, 2 refused (nothing to verify, bad usage).
     Verify(VerifyArgs),
+    /// Run the deployed processor again over the raw archive (up --keep-raw) of a window, after
+    /// a filter or rules change: the events its records give now are stored as the live
+    /// pipeline stores them, in objects named replay-..., covered by the digests.
+    ///
+    /// Idempotent: replaying a window again rewrites the same objects with the same bytes.
+    /// The live pipeline has already stored what its filter kept then: --category limits a
+    /// replay to what was dropped. The function must keep those categories: change its filter
+    /// with `up` first.
+    /// Exit codes: 0 every record replayed, 1 some records, objects or invocations failed
+    /// (named; run it again), 2 refused before any invocation.
+    Replay(ReplayArgs),
     /// Print the activity stream's events as they happen, decrypted and classified.
     ///
     /// Reads the stream's Kinesis shards directly (not the bucket), with the processor's own
@@ -298,6 +309,33 @@ pub struct VerifyArgs {
     /// asking KMS for the deployment's: verification without access to the key.
     #[arg(long, value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Start of the window: a duration back from now (e.g. 6h, 7d) or a UTC time
+    /// (2026-12-01T10:00Z). The archive is filed by the hour its records arrived: the window
+    /// starts on the hour.
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: String,
+    /// End of the window (default: now), as --since.
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub until: Option<String>,
+    /// Store only the events of these categories (comma-separated, e.g. DQL), of those the
+    /// deployed filter keeps (default: every category it keeps).
+    #[arg(long, value_delimiter = ',', value_name = "CATEGORIES")]
+    pub category: Vec<String>,
+    /// The bucket holding the archive, when the delivery stream does not name it.
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// List the archive objects of the window and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

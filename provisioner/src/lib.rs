@@ -53,6 +53,7 @@ pub mod plan;
 pub mod policy;
 pub mod preflight;
 pub mod progress;
+pub mod replay;
 pub mod resource;
 pub mod retention;
 pub mod session;

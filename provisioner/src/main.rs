@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use das_setup::cli::{Cli, Command};
-use das_setup::{down, package, status, tail, up, verify};
+use das_setup::{down, package, replay, status, tail, up, verify};
 
 /// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 Command::Status(args) => status::run(&cli.global, args).await,
                 Command::Tail(args) => tail::run(&cli.global, args).await,
                 Command::Verify(args) => verify::run(&cli.global, args).await,
+                Command::Replay(args) => replay::run(&cli.global, args).await,
                 Command::Package(args) => package::run(&cli.global, args),
             }
         };

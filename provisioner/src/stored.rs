@@ -1,7 +1,7 @@
 //! What the bucket holds. For `status`, what it received in a time window: event objects written
 //! (from the processor's manifests) and failed records (under Firehose's error prefix), each one
 //! bounded listing from the window's start, whatever the bucket holds from before it. For
-//! `down --delete-bucket`, every object version, deleted.
+//! `down --delete-bucket`, every object version, deleted. For `verify` and `replay`, one object.
 //!
 //! S3 lists keys in order, never by write time (ListObjectsV2), so each listing starts at the
 //! first key that can hold an object written in the window and counts objects whose
@@ -250,6 +250,29 @@ async fn each_page(
             return Ok(());
         }
     }
+}
+
+/// One object's bytes; `None` when S3 has no such key.
+pub async fn get(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, AwsError> {
+    let what = format!("s3://{bucket}/{key}");
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .or_absent("s3:GetObject", &what, |e| e.is_no_such_key())?;
+    let Some(out) = out else { return Ok(None) };
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::invalid("s3:GetObject", &what, e.to_string()))?;
+    Ok(Some(body.into_bytes().to_vec()))
 }
 
 #[cfg(test)]

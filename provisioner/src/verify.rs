@@ -24,6 +24,7 @@ use crate::deployment;
 use crate::naming::Names;
 use crate::session::{self, Refusal, emit_json, kind_word, refuse};
 use crate::settings::{parse_duration, target};
+use crate::stored::get;
 
 pub const EXIT_VERIFIED: u8 = 0;
 pub const EXIT_PROBLEMS: u8 = 1;
@@ -403,28 +404,6 @@ fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-async fn get(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, AwsError> {
-    let what = format!("s3://{bucket}/{key}");
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .or_absent("s3:GetObject", &what, |e| e.is_no_such_key())?;
-    let Some(out) = out else { return Ok(None) };
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| AwsError::invalid("s3:GetObject", &what, e.to_string()))?;
-    Ok(Some(body.into_bytes().to_vec()))
 }
 
 /// The digests from the newest back to the first written before `since` (included).

@@ -27,6 +27,8 @@ fn help_lists_the_commands_and_global_options() {
         "down",
         "status",
         "tail",
+        "verify",
+        "replay",
         "--region",
         "--profile",
         "--endpoint-url",
@@ -40,7 +42,7 @@ fn help_lists_the_commands_and_global_options() {
 
 #[test]
 fn each_command_explains_its_options() {
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         (
             "up",
             &[
@@ -85,6 +87,19 @@ fn each_command_explains_its_options() {
                 "--include",
                 "--exclude",
                 "--exclude-users",
+            ],
+        ),
+        (
+            "replay",
+            &[
+                "--cluster",
+                "--since",
+                "--until",
+                "--category",
+                "--dry-run",
+                "--yes",
+                "Idempotent",
+                "Exit codes",
             ],
         ),
     ];
@@ -206,4 +221,27 @@ fn status_and_tail_refuse_bad_windows_before_any_call() {
     let out = isolated(&["tail", "--cluster", "demo", "--since", "2d"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 24h"));
+}
+
+#[test]
+fn replay_refuses_bad_windows_and_categories_before_any_call() {
+    for (args, needle) in [
+        (&["--since", "1w"][..], "--since \"1w\""),
+        (&["--since", "1h", "--until", "2h"][..], "--until must be later"),
+        (&["--since", "2026-12-01T10:00+05:30"][..], "a UTC time"),
+        (&["--since", "1h", "--category", "DQL,SELECTS"][..], "--category SELECTS"),
+    ] {
+        let mut all = vec!["replay", "--cluster", "demo", "--output", "json"];
+        all.extend_from_slice(args);
+        let out = isolated(&all, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let error = doc["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{args:?}: {error}");
+        assert!(!error.contains("credentials"), "refused before any AWS call: {error}");
+    }
+    // --since is required.
+    let out = das_setup(&["replay", "--cluster", "demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
 }
