@@ -1,11 +1,12 @@
 """What the deploying principal needs: exactly `policies/deployer.json` (issue 8 item 5).
 
 The README tells users to attach policies/deployer.json to whoever runs das-setup, and says it
-holds exactly the calls `up`, `down`, `status` and `tail` make, on das-setup's own names. This
+holds exactly the calls `up`, `down`, `status`, `tail` and `replay` make, on das-setup's own names. This
 test holds it to that, in both directions, from what das-setup really sends:
 
 - it runs das-setup through every path that calls AWS (an `up` stopped after its first change,
-  the `up` that adopts what it left, a changed filter, new code, `status`, `tail`, `down` with
+  the `up` that adopts what it left, a changed filter, new code, `status`, `tail`, `replay` over
+  the raw archive, `down` with
   `--delete-bucket --delete-key`) against the emulator, which logs every call with its service,
   method, path, query and body;
 - it names each call's IAM action(s) and resource from the request alone, with its own table of
@@ -78,7 +79,19 @@ LAMBDA = [  # (method, path pattern) -> action; the function name is group 1
     ("GET", r"/2015-03-31/functions/([^/]+)/configuration", "GetFunctionConfiguration"),
     ("PUT", r"/2015-03-31/functions/([^/]+)/configuration", "UpdateFunctionConfiguration"),
     ("PUT", r"/2015-03-31/functions/([^/]+)/code", "UpdateFunctionCode"),
+    # Invoke's permission is lambda:InvokeFunction (Service Authorization Reference, AWS Lambda).
+    ("POST", r"/2015-03-31/functions/([^/]+)/invocations", "InvokeFunction"),
 ]
+
+
+def wait_for_raw(emu, cluster, timeout=30):
+    """Until the raw archive (up --keep-raw) holds an object: the heartbeats Firehose backs up."""
+    s3, deadline = emu.client("s3"), time.time() + timeout
+    while time.time() < deadline:
+        if s3.list_objects_v2(Bucket=f"das-setup-{cluster}-{ACCOUNT}-{REGION}", Prefix="raw/").get("KeyCount"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no raw archive object in {timeout} s: {emu.admin('firehose')}")
 
 
 def arn(service, resource, region=REGION, account=ACCOUNT):
@@ -127,14 +140,16 @@ def permissions(call):
             m = re.fullmatch(pattern, call["path"])
             if m and method == call["method"]:
                 params = json.loads(body) if body else {}
-                name = m.group(1) if m.groups() else params.get("FunctionName")
-                out = [(f"lambda:{action}", arn("lambda", f"function:{name}"), {})]
+                name = unquote(m.group(1)) if m.groups() else params.get("FunctionName")
+                # A function is named by its name or its ARN (replay invokes by ARN).
+                function = name if name.startswith("arn:") else arn("lambda", f"function:{name}")
+                out = [(f"lambda:{action}", function, {})]
                 if action == "GetFunction":
                     # "Lambda returns tag data only if you have explicit allow permissions for
                     # lambda:ListTags" (GetFunction API reference, Tags).
-                    out.append(("lambda:ListTags", arn("lambda", f"function:{name}"), {}))
+                    out.append(("lambda:ListTags", function, {}))
                 if params.get("Tags"):
-                    out.append(("lambda:TagResource", arn("lambda", f"function:{name}"), {}))
+                    out.append(("lambda:TagResource", function, {}))
                 return out + role_passes(body, "lambda.amazonaws.com")
         raise KeyError(f"lambda {call['method']} {call['path']}")
     if service == "monitoring":
@@ -276,7 +291,7 @@ class DeployerPolicyTest(EmulatorCase):
         new_code = os.path.join(self.tmp.name, "new.zip")
         with open(new_code, "wb") as f:
             f.write(zip_bootstrap(self.code + b"\0"))  # a different CodeSha256, still an ELF
-        up = ("up", "--cluster", CLUSTER, "--arch", "x86_64", "--yes")
+        up = ("up", "--cluster", CLUSTER, "--arch", "x86_64", "--keep-raw", "--yes")
         before = len(self.emu.calls())
         stopped = self.run_setup(*up, "--lambda-zip", self.zip, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": "1"})
         self.assertNotEqual(stopped.returncode, 0, "the first up stops after one change")
@@ -287,6 +302,9 @@ class DeployerPolicyTest(EmulatorCase):
         time.sleep(1.5)  # a heartbeat or two in the stream for tail to decrypt
         done = self.run_setup("tail", "--cluster", CLUSTER, "--since", "1m")
         self.assertEqual(done.returncode, 0, done.stderr)
+        wait_for_raw(self.emu, CLUSTER)
+        done = self.run_setup("replay", "--cluster", CLUSTER, "--since", "1h", "--yes")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
         # An instance's stream is found through DescribeDBInstances (exit 3: none deployed there).
         done = self.run_setup("status", "--instance", f"{CLUSTER}-1")
         self.assertEqual(done.returncode, 3, done.stderr)
@@ -364,10 +382,10 @@ class EnforcedDeployerTest(EmulatorCase):
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
-    def test_deployer_json_is_enough_for_up_status_tail_and_down_when_enforced(self):
+    def test_deployer_json_is_enough_for_up_status_tail_replay_and_down_when_enforced(self):
         self.emu.cluster("enforced")
         env = self.deployer()
-        up = ("up", "--cluster", "enforced", "--arch", "x86_64", "--yes", "--lambda-zip", self.zip)
+        up = ("up", "--cluster", "enforced", "--arch", "x86_64", "--keep-raw", "--yes", "--lambda-zip", self.zip)
         done = self.run_setup(*up, env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
         done = self.run_setup(*up, env=env)
@@ -377,6 +395,9 @@ class EnforcedDeployerTest(EmulatorCase):
         self.assertIn(done.returncode, (0, 1), done.stdout + done.stderr)
         done = self.run_setup("tail", "--cluster", "enforced", "--since", "1m", env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
+        wait_for_raw(self.emu, "enforced")
+        done = self.run_setup("replay", "--cluster", "enforced", "--since", "1h", "--yes", env=env)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
         done = self.run_setup("down", "--cluster", "enforced", "--yes", "--delete-key", env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
         from common import leftovers
