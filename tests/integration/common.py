@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulator"))
-from harness import AwsAssertions, Emulator, is_event_object, zip_bootstrap  # noqa: E402
+from harness import AwsAssertions, Emulator, is_event_object, log_time, zip_bootstrap  # noqa: E402
 
 
 def binaries():
@@ -50,6 +50,14 @@ def das_keys(emu, cluster):
     return found
 
 
+def pg(test_id, cls, command, text, user="alice", time=None):
+    """An Aurora PostgreSQL activity event as DAS gives it, found again by its `testId`; its
+    `logTime` is now unless `time` is given."""
+    return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
+            "serverType": "PostgreSQL", "dbUserName": user, "databaseName": "shop",
+            "logTime": time or log_time()}
+
+
 def read_bucket(emu, bucket):
     """What the pipeline left in a bucket: ({testId: [category folder, ...]} for every event under
     parsed/, [Firehose failure record, ...] under errors/processing-failed/, [(object key,
@@ -58,8 +66,8 @@ def read_bucket(emu, bucket):
     s3 = emu.client("s3")
     events, failed, misfiled = {}, [], []
     for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        if not is_event_object(o["Key"]):
-            continue
+        if not is_event_object(o["Key"]) or not o["Key"].startswith(("parsed/", "errors/processing-failed/")):
+            continue  # also the raw archive (up --keep-raw): records one after the other, not lines
         body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()
         lines = [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
 from common import EmulatorCase, leftovers, read_bucket  # noqa: E402
+from common import pg as common_pg  # noqa: E402
 from harness import log_time  # noqa: E402
 
 ACCOUNT = "123456789012"
@@ -36,9 +37,7 @@ def ago(test_id):
 
 
 def pg(test_id, cls, command, text, user="alice"):
-    return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
-            "serverType": "PostgreSQL", "dbUserName": user, "databaseName": "shop",
-            "logTime": ago(test_id)}
+    return common_pg(test_id, cls, command, text, user, ago(test_id))
 
 
 def mysql(test_id, command, text, exit_code="0", user="app"):

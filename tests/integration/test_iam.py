@@ -29,8 +29,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import EmulatorCase, read_bucket  # noqa: E402
-from harness import log_time  # noqa: E402
+from common import EmulatorCase, pg, read_bucket  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -38,12 +37,6 @@ CLUSTER = "iam-pg"
 FUNCTION = f"das-setup-{CLUSTER}"
 BUCKET = f"das-setup-{CLUSTER}-{ACCOUNT}-{REGION}"
 CONTEXT_KEY = "aws:rds:dbc-id"
-
-
-def pg(test_id, cls, command, text):
-    return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
-            "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop",
-            "logTime": log_time()}
 
 
 class LeastPrivilegeTest(EmulatorCase):

@@ -25,17 +25,12 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
-from common import EmulatorCase  # noqa: E402
-from harness import is_digest, is_event_object, log_time  # noqa: E402
+from common import EmulatorCase, pg  # noqa: E402
+from harness import is_digest, is_event_object  # noqa: E402
 
 ACCOUNT = "123456789012"
 CLUSTER = "verified"
 BUCKET = f"das-setup-{CLUSTER}-{ACCOUNT}-eu-west-1"
-
-
-def pg(test_id, cls, command, text):
-    return {"type": "record", "testId": test_id, "class": cls, "command": command, "commandText": text,
-            "serverType": "PostgreSQL", "dbUserName": "alice", "databaseName": "shop", "logTime": log_time()}
 
 
 ALIAS = f"alias/das-setup/digests/{CLUSTER}"
