@@ -227,9 +227,15 @@ fn status_and_tail_refuse_bad_windows_before_any_call() {
 fn replay_refuses_bad_windows_and_categories_before_any_call() {
     for (args, needle) in [
         (&["--since", "1w"][..], "--since \"1w\""),
-        (&["--since", "1h", "--until", "2h"][..], "--until must be later"),
+        (
+            &["--since", "1h", "--until", "2h"][..],
+            "--until must be later",
+        ),
         (&["--since", "2026-12-01T10:00+05:30"][..], "a UTC time"),
-        (&["--since", "1h", "--category", "DQL,SELECTS"][..], "--category SELECTS"),
+        (
+            &["--since", "1h", "--category", "DQL,SELECTS"][..],
+            "--category SELECTS",
+        ),
     ] {
         let mut all = vec!["replay", "--cluster", "demo", "--output", "json"];
         all.extend_from_slice(args);
@@ -238,7 +244,10 @@ fn replay_refuses_bad_windows_and_categories_before_any_call() {
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let error = doc["error"].as_str().unwrap();
         assert!(error.contains(needle), "{args:?}: {error}");
-        assert!(!error.contains("credentials"), "refused before any AWS call: {error}");
+        assert!(
+            !error.contains("credentials"),
+            "refused before any AWS call: {error}"
+        );
     }
     // --since is required.
     let out = das_setup(&["replay", "--cluster", "demo"]);
