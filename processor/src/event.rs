@@ -149,6 +149,11 @@ pub struct EventFields<'a> {
     pub db_user_name: Option<Cow<'a, str>>,
     pub log_time: Option<Cow<'a, str>>,
     pub exit_code: Option<Cow<'a, str>>,
+    /// What alert rules also match on (`alert`).
+    pub database_name: Option<Cow<'a, str>>,
+    pub object_name: Option<Cow<'a, str>>,
+    pub remote_host: Option<Cow<'a, str>>,
+    pub client_application: Option<Cow<'a, str>>,
     /// `paramList` holds a value (not absent, null, `""`, `[]` or `{}`).
     pub has_params: bool,
     /// The event already has a field named like one of [`ADDED_FIELDS`].
@@ -197,6 +202,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventFields<'a> {
                         "dbUserName" => &mut e.db_user_name,
                         "logTime" => &mut e.log_time,
                         "exitCode" => &mut e.exit_code,
+                        "databaseName" => &mut e.database_name,
+                        "objectName" => &mut e.object_name,
+                        "remoteHost" => &mut e.remote_host,
+                        "clientApplication" => &mut e.client_application,
                         "paramList" => {
                             e.has_params = map.next_value::<Present>()?.0;
                             continue;

@@ -18,6 +18,7 @@
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
+pub mod alert;
 pub mod aws;
 pub mod classify;
 pub mod config;

@@ -32,67 +32,88 @@ impl UtcHour {
         }
     }
 
-    /// The UTC hour of a DAS `logTime`: `2021-06-04 02:22:47.218201+00` (PostgreSQL, MySQL),
-    /// seven fractional digits (SQL Server), `T` or space, offsets `Z`, `+HH`, `+HHMM`, `+HH:MM`,
-    /// none (taken as UTC). `None` when it is not such a time.
+    /// The UTC hour of a DAS `logTime` ([`log_time_millis`]). `None` when it is not such a time.
     pub fn from_log_time(text: &str) -> Option<Self> {
-        let b = text.trim().as_bytes();
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            let digits = b.get(range)?;
-            digits.iter().try_fold(0i64, |acc, &d| {
-                d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-            })
-        };
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        if b.get(4) != Some(&b'-')
-            || b.get(7) != Some(&b'-')
-            || !matches!(b.get(10), Some(b' ' | b'T' | b't'))
-        {
-            return None;
-        }
-        let (hour, minute) = (num(11..13)?, num(14..16)?);
-        if b.get(13) != Some(&b':') {
-            return None;
-        }
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-            return None;
-        }
-        // Skip seconds and fractions; find the offset, if any.
-        let mut i = 16;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':' || b[i] == b'.') {
-            i += 1;
-        }
-        let offset_minutes = match b.get(i) {
-            None => 0,
-            Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-            Some(&sign @ (b'+' | b'-')) => {
-                let rest = &text.trim()[i + 1..];
-                let digits: String = rest.chars().filter(|c| *c != ':').collect();
-                if !digits.bytes().all(|d| d.is_ascii_digit()) {
-                    return None;
-                }
-                let (h, m) = match digits.len() {
-                    2 => (digits.parse::<i64>().ok()?, 0),
-                    4 => (
-                        digits[..2].parse::<i64>().ok()?,
-                        digits[2..].parse::<i64>().ok()?,
-                    ),
-                    _ => return None,
-                };
-                if h > 23 || m > 59 {
-                    return None;
-                }
-                let total = h * 60 + m;
-                if sign == b'+' { total } else { -total }
-            }
-            Some(_) => return None,
-        };
-        let days = days_from_civil(year, month, day);
-        let local_minutes = (days * 24 + hour) * 60 + minute;
-        Some(Self::from_epoch_millis(
-            (local_minutes - offset_minutes) * 60_000,
-        ))
+        log_time_millis(text).map(Self::from_epoch_millis)
     }
+}
+
+/// The Unix time in milliseconds of a DAS `logTime`: `2021-06-04 02:22:47.218201+00`
+/// (PostgreSQL, MySQL), seven fractional digits (SQL Server), `T` or space, seconds and
+/// fraction optional, offsets `Z`, `+HH`, `+HHMM`, `+HH:MM`, none (taken as UTC). `None` when it
+/// is not such a time.
+pub fn log_time_millis(text: &str) -> Option<i64> {
+    let b = text.trim().as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0i64, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b' ' | b'T' | b't'))
+    {
+        return None;
+    }
+    let (hour, minute) = (num(11..13)?, num(14..16)?);
+    if b.get(13) != Some(&b':') {
+        return None;
+    }
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    // Seconds and a fraction (its first three digits are the milliseconds), if any; then the
+    // offset, if any.
+    let mut millis = 0;
+    if b.get(16) == Some(&b':') {
+        let seconds = num(17..19)?;
+        if seconds > 60 {
+            return None;
+        }
+        millis = seconds.min(59) * 1000;
+        if b.get(19) == Some(&b'.') {
+            let fraction = b[20..].iter().take_while(|d| d.is_ascii_digit());
+            let mut scale = 100;
+            for d in fraction.take(3) {
+                millis += i64::from(d - b'0') * scale;
+                scale /= 10;
+            }
+        }
+    }
+    let mut i = 16;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':' || b[i] == b'.') {
+        i += 1;
+    }
+    let offset_minutes = match b.get(i) {
+        None => 0,
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(&sign @ (b'+' | b'-')) => {
+            let rest = &text.trim()[i + 1..];
+            let digits: String = rest.chars().filter(|c| *c != ':').collect();
+            if !digits.bytes().all(|d| d.is_ascii_digit()) {
+                return None;
+            }
+            let (h, m) = match digits.len() {
+                2 => (digits.parse::<i64>().ok()?, 0),
+                4 => (
+                    digits[..2].parse::<i64>().ok()?,
+                    digits[2..].parse::<i64>().ok()?,
+                ),
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let total = h * 60 + m;
+            if sign == b'+' { total } else { -total }
+        }
+        Some(_) => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let local_minutes = (days * 24 + hour) * 60 + minute;
+    Some((local_minutes - offset_minutes) * 60_000 + millis)
 }
 
 impl UtcHour {
@@ -216,6 +237,33 @@ mod tests {
             month,
             day,
             hour,
+        }
+    }
+
+    #[test]
+    fn log_times_to_the_millisecond() {
+        let hour = h(2021, 6, 4, 2).start_millis();
+        let minute = 60_000;
+        for (text, expected) in [
+            ("2021-06-04 02:22:47.218201+00", hour + 22 * minute + 47_218),
+            (
+                "2021-06-04 02:22:47.2182014+00",
+                hour + 22 * minute + 47_218,
+            ),
+            ("2021-06-04T02:22:47.5Z", hour + 22 * minute + 47_500),
+            ("2021-06-04 02:22:47", hour + 22 * minute + 47_000),
+            ("2021-06-04 02:22", hour + 22 * minute),
+            ("2021-06-04 07:52:47+05:30", hour + 22 * minute + 47_000),
+            ("2021-06-04 02:22:60", hour + 22 * minute + 59_000),
+        ] {
+            assert_eq!(log_time_millis(text), Some(expected), "{text}");
+        }
+        for bad in [
+            "2021-06-04 02:22:4",
+            "2021-06-04 02:22:61",
+            "2021-06-04 02:22:xx",
+        ] {
+            assert_eq!(log_time_millis(bad), None, "{bad}");
         }
     }
 

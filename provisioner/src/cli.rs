@@ -136,6 +136,9 @@ pub enum Command {
     /// Reads the stream's Kinesis shards directly (not the bucket), with the processor's own
     /// decryption, key cache and classification. Ctrl-C stops.
     Tail(TailArgs),
+    /// Alert rules: check them against sample events, with no AWS.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Write the processor's Lambda zip: exactly the zip `up` would deploy.
     ///
     /// The zip this das-setup carries (release builds embed both architectures), else one built
@@ -143,6 +146,43 @@ pub enum Command {
     /// bytes, so the same CodeSha256. Prints the file's SHA-256 and Lambda's CodeSha256. Needs no
     /// AWS account.
     Package(PackageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Run alert rules over sample events, as the processor will: which rule each event
+    /// matches, thresholds and de-duplication included (in file order, by each event's
+    /// logTime). Needs no AWS account.
+    ///
+    /// Exit codes: 0 the rules ran (whether or not anything matched), 2 the rules or the
+    /// events could not be read (the rule, the field and the problem are named).
+    Test(AlertsTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsTestArgs {
+    /// The rules: a TOML file (README, "Alert rules"), or `default` for the built-in set.
+    #[arg(long, value_name = "FILE|default")]
+    pub rules: String,
+    /// Sample events: a DAS record's payload, a JSON array of events, one event, or one event
+    /// per line (a stored object gunzipped, `tail --output json`).
+    #[arg(long, value_name = "FILE")]
+    pub event: PathBuf,
+    /// The database's master user, for rules with `master_user = true`.
+    #[arg(long, value_name = "NAME")]
+    pub master_user: Option<String>,
+}
+
+/// Which alert rules apply: a file, or the built-in set.
+#[derive(Debug, Args)]
+pub struct AlertRulesArgs {
+    /// Alert rules (TOML; README, "Alert rules"): events that match one are marked.
+    #[arg(long, value_name = "FILE", conflicts_with = "alerts")]
+    pub alert_rules: Option<PathBuf>,
+    /// A built-in rule set instead of a file: `default` (privilege and user changes, DROP /
+    /// TRUNCATE / ALTER TABLE, failed-login bursts, the master user's activity).
+    #[arg(long, value_name = "SET", value_parser = ["default"])]
+    pub alerts: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -315,8 +355,8 @@ pub struct VerifyArgs {
 pub struct ReplayArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Start of the window: a duration back from now (e.g. 6h, 7d) or a UTC time
-    /// (2026-12-01T10:00Z). The archive is filed by the hour its records arrived: the window
+    /// Start of the window: a duration back from now (e.g. 6h, 7d) or a time
+    /// (2026-12-01T10:00Z; UTC unless it names an offset). The archive is filed by the hour its records arrived: the window
     /// starts on the hour.
     #[arg(long, value_name = "DURATION|TIME")]
     pub since: String,
@@ -350,6 +390,8 @@ pub struct TailArgs {
     pub since: Option<String>,
     #[command(flatten)]
     pub filters: FilterArgs,
+    #[command(flatten)]
+    pub alert_rules: AlertRulesArgs,
 }
 
 /// Which events are kept: the processor's filters, the same for `up` (what is stored) and `tail`

@@ -27,6 +27,8 @@ pub struct Database {
     /// What makes a database a shape activity streams do not support (the preflight reads it).
     pub shape: Shape,
     pub stream: StreamState,
+    /// `MasterUsername`: the user alert rules' `master_user` names.
+    pub master_user: Option<String>,
 }
 
 /// The parts of the description that decide whether activity streams are supported at all.
@@ -144,6 +146,7 @@ pub async fn observe(clients: &Clients, target: &TargetRef) -> Result<Option<Dat
                     mode: c.activity_stream_mode().cloned(),
                     policy: None,
                 },
+                master_user: c.master_username().map(str::to_owned),
             }))
         }
         TargetKind::Instance => {
@@ -188,6 +191,7 @@ pub async fn observe(clients: &Clients, target: &TargetRef) -> Result<Option<Dat
                     mode: i.activity_stream_mode().cloned(),
                     policy: i.activity_stream_policy_status().cloned(),
                 },
+                master_user: i.master_username().map(str::to_owned),
             }))
         }
     }

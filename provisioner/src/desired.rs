@@ -415,6 +415,7 @@ pub(crate) mod tests {
             members: vec!["demo-1".into()],
             shape: crate::database::Shape::default(),
             stream: StreamState::default(),
+            master_user: None,
         }
     }
 

@@ -37,6 +37,7 @@ macro_rules! errln {
     }};
 }
 
+pub mod alerts;
 pub mod aws;
 pub mod cli;
 pub mod database;

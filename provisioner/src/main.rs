@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use das_setup::cli::{Cli, Command};
-use das_setup::{down, package, replay, status, tail, up, verify};
+use das_setup::cli::{AlertsCommand, Cli, Command};
+use das_setup::{alerts, down, package, replay, status, tail, up, verify};
 
 /// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
@@ -40,6 +40,7 @@ fn main() -> ExitCode {
                 Command::Verify(args) => verify::run(&cli.global, args).await,
                 Command::Replay(args) => replay::run(&cli.global, args).await,
                 Command::Package(args) => package::run(&cli.global, args),
+                Command::Alerts(AlertsCommand::Test(args)) => alerts::test(&cli.global, args),
             }
         };
         tokio::select! {

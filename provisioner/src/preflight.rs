@@ -310,6 +310,7 @@ mod tests {
             members: (0..members).map(|i| format!("x-{i}")).collect(),
             shape: Shape::default(),
             stream: StreamState::default(),
+            master_user: None,
         }
     }
 

@@ -64,23 +64,13 @@ pub struct Window {
     pub until_millis: i64,
 }
 
-/// A time the flags give: a duration back from `now` (`30m`, `7d`) or a UTC time
-/// (`2026-12-01T10:00Z`, `2026-12-01 10:00`); `None` when it is neither.
+/// A time the flags give: a duration back from `now` (`30m`, `7d`) or a time (`2026-12-01T10:00Z`,
+/// `2026-12-01 10:00`, UTC unless it names an offset); `None` when it is neither.
 pub fn parse_time(text: &str, now_millis: i64) -> Option<i64> {
-    if let Some(d) = parse_duration(text) {
-        return Some(now_millis - i64::try_from(d.as_millis()).ok()?);
+    match parse_duration(text) {
+        Some(d) => Some(now_millis - i64::try_from(d.as_millis()).ok()?),
+        None => das_processor::route::log_time_millis(text),
     }
-    // `UtcHour` parses the whole time; the minutes are what it keeps below the hour. UTC only:
-    // an offset of a fraction of an hour would move them.
-    let t = text.trim().as_bytes();
-    if t.get(16..)
-        .is_some_and(|tail| tail.iter().any(|b| matches!(b, b'+' | b'-')))
-    {
-        return None;
-    }
-    let hour = UtcHour::from_log_time(text)?;
-    let minutes = (i64::from(t.get(14)? - b'0')) * 10 + i64::from(t.get(15)? - b'0');
-    Some(hour.start_millis() + minutes * 60_000)
 }
 
 impl Window {
@@ -458,7 +448,7 @@ async fn prepare(clients: &Clients, args: &ReplayArgs, now: i64) -> Result<Prepa
     let time = |flag: &str, text: &str| {
         parse_time(text, now).ok_or_else(|| {
             refuse(format!(
-                "{flag} {text:?}: expected a duration back from now (30m, 12h, 7d) or a UTC time (2026-12-01T10:00Z)"
+                "{flag} {text:?}: expected a duration back from now (30m, 12h, 7d) or a time (2026-12-01T10:00Z)"
             ))
         })
     };
@@ -806,7 +796,7 @@ mod tests {
     }
 
     #[test]
-    fn times_are_durations_back_or_utc_times_and_the_window_starts_on_the_hour() {
+    fn times_are_durations_back_or_times_and_the_window_starts_on_the_hour() {
         let now = hour("2026/12/04/21").start_millis() + 25 * 60_000; // 21:25
         assert_eq!(parse_time("30m", now), Some(now - 30 * 60_000));
         assert_eq!(
@@ -815,15 +805,13 @@ mod tests {
         );
         assert_eq!(
             parse_time("2026-12-01 10:15:59", now),
+            Some(hour("2026/12/01/10").start_millis() + 15 * 60_000 + 59_000)
+        );
+        assert_eq!(
+            parse_time("2026-12-01 15:45+05:30", now),
             Some(hour("2026/12/01/10").start_millis() + 15 * 60_000)
         );
-        for bad in [
-            "",
-            "yesterday",
-            "5x",
-            "2026-12-01",
-            "2026-12-01 10:15+05:30",
-        ] {
+        for bad in ["", "yesterday", "5x", "2026-12-01"] {
             assert_eq!(parse_time(bad, now), None, "{bad}");
         }
         let w = Window::new(now - 30 * 60_000, now).unwrap();

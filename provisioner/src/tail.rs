@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_kinesis::types::{ChildShard, ShardIteratorType};
 
+use das_processor::alert::{Rules, Tracker};
 use das_processor::aws::KmsKeys;
 use das_processor::config::{Config, var};
 use das_processor::handler::{KinesisRecord, Processor};
@@ -77,6 +78,8 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
     env.insert(var::OUTPUT_BUCKET.to_owned(), "das-setup-tail".to_owned());
     let config = Config::from_env(|k| env.get(k).cloned())
         .map_err(|e| refuse(format!("{}: {}", e.var, e.reason)))?;
+
+    let alert_rules = crate::alerts::from_args(&args.alert_rules).map_err(refuse)?;
 
     let clients = Clients::load(global).await;
     let (identity, db) = session::resolve(&clients, &target).await?;
@@ -171,6 +174,10 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
 
     let processor = Processor::new(config, KmsKeys::new(&clients.config), NoWrites);
     let json_out = global.output == OutputFormat::Json;
+    let mut marks = alert_rules.map(|(_, rules)| Marks {
+        rules: rules.with_master_user(db.master_user.clone()),
+        tracker: Tracker::default(),
+    });
     loop {
         let mut caught_up = true;
         let mut children = Vec::new();
@@ -216,7 +223,7 @@ async fn tail(global: &GlobalArgs, args: &TailArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::Failed(e.to_string()))?;
             for (record, lines) in out.records().iter().zip(opened) {
                 match lines {
-                    Ok(lines) => print_lines(&lines, json_out),
+                    Ok(lines) => print_lines(&lines, json_out, marks.as_mut()),
                     Err(error) => crate::errln!(
                         "das-setup tail: record {} could not be processed ({error}); the Lambda would send it to errors/",
                         record.sequence_number()
@@ -246,14 +253,46 @@ fn new_children(known: &mut HashSet<String>, children: &[ChildShard]) -> Vec<Str
         .collect()
 }
 
-fn print_lines(ndjson: &[u8], json_out: bool) {
+/// The alert rules `tail` marks events with, and what their thresholds have counted so far.
+struct Marks {
+    rules: Rules,
+    tracker: Tracker,
+}
+
+/// Each event as one line (text) or as stored (JSON); with alert rules, a matched event is
+/// marked: `⚑ rule, ...` after the line, or an `alerts` member naming the rules.
+fn print_lines(ndjson: &[u8], json_out: bool, mut marks: Option<&mut Marks>) {
     for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let text = String::from_utf8_lossy(line);
+        let matched: Vec<String> = match marks.as_deref_mut() {
+            Some(m) => crate::alerts::observe(&m.rules, &mut m.tracker, &text, now_millis())
+                .into_iter()
+                .map(|a| a.rule)
+                .collect(),
+            None => Vec::new(),
+        };
         if json_out {
-            crate::outln!("{}", String::from_utf8_lossy(line));
-        } else if let Ok(event) = serde_json::from_slice::<Value>(line) {
-            crate::outln!("{}", event_line(&event));
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(mut event)) if !matched.is_empty() => {
+                    event.insert("alerts".into(), matched.into());
+                    crate::outln!("{}", Value::Object(event));
+                }
+                _ => crate::outln!("{text}"),
+            }
+        } else if let Ok(event) = serde_json::from_str::<Value>(&text) {
+            if matched.is_empty() {
+                crate::outln!("{}", event_line(&event));
+            } else {
+                crate::outln!("{}  ⚑ {}", event_line(&event), matched.join(", "));
+            }
         }
     }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `2026-11-24 10:00:00.123456+00  DDL           alice@postgres  CREATE TABLE t (...)`

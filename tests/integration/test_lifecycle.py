@@ -107,6 +107,23 @@ class LifecycleTest(EmulatorCase):
                               "--exclude-users", "alice")
         self.assertEqual(tail.returncode, 0, tail.stderr)
         self.assertEqual([json.loads(line).get("testId") for line in tail.stdout.splitlines()], [])
+        # With alert rules, tail marks what matched (README, "Alert rules").
+        rules = os.path.join(self.tmp.name, "rules.toml")
+        with open(rules, "w") as f:
+            f.write('[[rule]]\nname = "alice-reads"\nseverity = "low"\nuser = "alice"\ncategory = "DQL"\n')
+        tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--output", "json",
+                              "--alert-rules", rules)
+        self.assertEqual(tail.returncode, 0, tail.stderr)
+        marked = {json.loads(line)["testId"]: json.loads(line).get("alerts") for line in tail.stdout.splitlines()}
+        self.assertEqual(marked, {"tail-0": None, "tail-1": None, "tail-2": ["alice-reads"]})
+        tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--alert-rules", rules)
+        [line] = [line for line in tail.stdout.splitlines() if "select * from t" in line]
+        self.assertTrue(line.endswith("⚑ alice-reads"), line)
+        with open(rules, "w") as f:
+            f.write('[[rule]]\nname = "bad"\nseverity = "urgent"\nuser = "alice"\n')
+        tail = self.run_setup("tail", "--cluster", "life", "--since", "5m", "--alert-rules", rules)
+        self.assertEqual(tail.returncode, 2)
+        self.assertIn('rule "bad": severity', tail.stderr)
         self.assertTailPrintsNoDataKey("life", rid)
 
         # Healthy once the events reach the bucket.
