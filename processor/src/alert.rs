@@ -31,8 +31,8 @@
 //! function one batch at a time per shard, so a burst is counted whole unless its events reach
 //! concurrent environments (several shards) or the environment is recycled between them, when
 //! each part counts alone and a burst split across them can be missed. Bounded: at most
-//! [`MAX_KEYS`] keys are remembered (the oldest forgotten first), and a key's times only within
-//! its window.
+//! [`MAX_KEYS`] keys are remembered (the oldest forgotten first), and of a key's times only the
+//! newest `count` within its window.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -47,6 +47,9 @@ use crate::redact::{self, Mode};
 
 /// Keys remembered by a [`Tracker`] (thresholds and de-duplication together).
 pub const MAX_KEYS: usize = 10_000;
+/// The largest threshold count: a key keeps at most this many event times, so a tracker holds
+/// at most `MAX_KEYS * MAX_THRESHOLD` of them (80 MB), whatever the event rate.
+pub const MAX_THRESHOLD: u32 = 1000;
 /// A statement regular expression's compiled size limit (the `regex` crate's guard).
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// The longest a statement is quoted in an alert.
@@ -316,7 +319,8 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn compile(rule: &str, spec: &MatchSpec, prefix: &'static str) -> Result<Self, RuleError> {
+    /// `except`: these are a rule's `except` matchers (errors name `except.<field>`).
+    fn compile(rule: &str, spec: &MatchSpec, except: bool) -> Result<Self, RuleError> {
         let err = |field: &'static str, problem: String| RuleError {
             rule: rule.to_owned(),
             field,
@@ -324,10 +328,10 @@ impl Matcher {
         };
         let mut m = Matcher::default();
         if let Some(Values(names)) = &spec.category {
-            let field = if prefix.is_empty() {
-                "category"
-            } else {
+            let field = if except {
                 "except.category"
+            } else {
+                "category"
             };
             if names.is_empty() {
                 return Err(err(field, "an empty list matches nothing".into()));
@@ -371,7 +375,7 @@ impl Matcher {
             let Some(Values(values)) = values else {
                 continue;
             };
-            let name = if prefix.is_empty() { name } else { except_name };
+            let name = if except { except_name } else { name };
             if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
                 return Err(err(
                     name,
@@ -382,10 +386,10 @@ impl Matcher {
                 .push((f, values.iter().map(|v| Glob::new(v.trim())).collect()));
         }
         if let Some(pattern) = &spec.statement {
-            let name = if prefix.is_empty() {
-                "statement"
-            } else {
+            let name = if except {
                 "except.statement"
+            } else {
+                "statement"
             };
             let regex = RegexBuilder::new(pattern)
                 .size_limit(REGEX_SIZE_LIMIT)
@@ -505,7 +509,7 @@ impl Rules {
                         ),
                     )
                 })?;
-            let when = Matcher::compile(&rule, &spec.when(), "")?;
+            let when = Matcher::compile(&rule, &spec.when(), false)?;
             if when.is_empty() {
                 return Err(err(
                     "rule",
@@ -515,7 +519,7 @@ impl Rules {
             let except = spec
                 .except
                 .as_ref()
-                .map(|e| Matcher::compile(&rule, e, "except."))
+                .map(|e| Matcher::compile(&rule, e, true))
                 .transpose()?;
             if except.as_ref().is_some_and(Matcher::is_empty) {
                 return Err(err("except", "an empty except vetoes nothing".into()));
@@ -543,10 +547,13 @@ impl Rules {
             let threshold = match &spec.threshold {
                 None => None,
                 Some(t) => {
-                    if !(2..=10_000).contains(&t.count) {
+                    if !(2..=MAX_THRESHOLD).contains(&t.count) {
                         return Err(err(
                             "threshold.count",
-                            format!("{}: from 2 to 10000 (1 is an ordinary rule)", t.count),
+                            format!(
+                                "{}: from 2 to {MAX_THRESHOLD} (1 is an ordinary rule)",
+                                t.count
+                            ),
                         ));
                     }
                     if !(1..=1440).contains(&t.minutes) {
@@ -743,7 +750,7 @@ pub struct Alert {
     pub statement: Option<String>,
     /// The event's time, Unix milliseconds.
     pub event_time: i64,
-    /// Events counted for a threshold rule (1 otherwise).
+    /// A threshold rule's `count`, reached within its window (1 for other rules).
     pub count: u32,
     /// Matches of this rule and key the de-duplication window held back before this alert.
     pub suppressed: u32,
@@ -801,13 +808,15 @@ impl Tracker {
                     }
                 };
                 // Events may come out of order: insert in place, then drop what fell out of
-                // the window that ends at the newest.
+                // the window that ends at the newest, and all but the newest `count` (enough
+                // to know the threshold is reached).
                 let at = times.partition_point(|t| *t <= s.time_millis);
                 times.insert(at, s.time_millis);
                 let newest = times.back().copied().unwrap_or(s.time_millis);
                 while times
                     .front()
                     .is_some_and(|time| *time <= newest - t.window_millis)
+                    || times.len() > t.count as usize
                 {
                     times.pop_front();
                 }
@@ -1072,6 +1081,25 @@ mod tests {
         assert_eq!(
             (alerts[0].user.as_deref(), alerts[0].count),
             (Some("mallory"), 3)
+        );
+        // A flood of one key: one alert a window, and only `count` times remembered.
+        let mut tracker = Tracker::default();
+        let mut alerts = 0;
+        for i in 0..5000 {
+            let e = fail(
+                "mallory",
+                &format!("{:02}:{:02}.{:03}", i / 1000, (i / 10) % 60, i % 1000),
+            );
+            let text = e.to_string();
+            let fields = EventFields::parse(&text).unwrap();
+            let command = command_of(&fields);
+            let subject = Subject::new(&fields, classify(&fields), &command, 0);
+            alerts += tracker.observe(&r, &subject).len();
+        }
+        assert!(tracker.counts.values().all(|t| t.len() <= 3));
+        assert!(
+            (1..=6).contains(&alerts),
+            "{alerts}: once per minute of events at most"
         );
         // Spread over more than a minute: none.
         let slow = [
