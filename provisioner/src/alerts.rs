@@ -102,12 +102,6 @@ pub fn observe(rules: &Rules, tracker: &mut Tracker, event: &str, now_millis: i6
     tracker.observe(rules, &subject)
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// `das-setup alerts test`. Exit 0 (whether or not anything matched), 2 bad rules or events.
 pub fn test(global: &GlobalArgs, args: &AlertsTestArgs) -> u8 {
     let json_out = global.output == OutputFormat::Json;
@@ -133,7 +127,7 @@ pub fn test(global: &GlobalArgs, args: &AlertsTestArgs) -> u8 {
         Err(e) => return refuse(format!("--event {}: {e}", args.event.display())),
     };
     let mut tracker = Tracker::default();
-    let now = now_millis();
+    let now = crate::session::now_millis();
     let mut report = Vec::new();
     for event in &events {
         let alerts = observe(&rules, &mut tracker, event, now);

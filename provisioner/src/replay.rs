@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use base64::Engine as _;
@@ -276,12 +276,6 @@ pub fn tally(event: &FirehoseEvent, response: &FirehoseResponse) -> Result<Tally
 }
 
 // --- AWS ------------------------------------------------------------------------------------
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// An archive object to replay.
 #[derive(Debug, Clone)]
@@ -678,7 +672,7 @@ pub async fn run(global: &GlobalArgs, args: &ReplayArgs) -> u8 {
     let json_out = global.output == OutputFormat::Json;
     let progress = crate::progress::Progress::new(json_out);
     let clients = Clients::load(global).await;
-    let p = match prepare(&clients, args, now_millis()).await {
+    let p = match prepare(&clients, args, crate::session::now_millis()).await {
         Ok(p) => p,
         Err(e) => return session::refused("replay", json_out, &progress, &e, json!({})),
     };

@@ -134,3 +134,11 @@ pub fn emit_json(json_out: bool, doc: &Value) {
         );
     }
 }
+
+/// The clock, in Unix milliseconds (0 before 1970, saturating far ahead): windows back from now
+/// (`status`, `verify`, `replay`) and the time of events without one (`tail`, `alerts test`).
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

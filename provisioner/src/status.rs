@@ -11,7 +11,7 @@
 //! `"health": "error"` in the JSON.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_kinesis::operation::describe_stream_summary::DescribeStreamSummaryError;
 use aws_sdk_kinesis::types::StreamStatus;
@@ -322,12 +322,6 @@ async fn checks(
     Ok((out, true))
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Event objects written in the window (read off the processor's manifests, so whatever hour
 /// folder their events went to) and failed records under `errors/` in the window.
 async fn freshness(
@@ -337,7 +331,7 @@ async fn freshness(
     since: Duration,
     retention: Duration,
 ) -> Result<Vec<Check>, Refusal> {
-    let now = now_millis();
+    let now = crate::session::now_millis();
     let window_start = now - i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
     let window = crate::progress::seconds(since);
     let written = stored::written(&clients.s3, bucket, prefix, window_start).await?;

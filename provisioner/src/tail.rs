@@ -265,10 +265,15 @@ fn print_lines(ndjson: &[u8], json_out: bool, mut marks: Option<&mut Marks>) {
     for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let text = String::from_utf8_lossy(line);
         let matched: Vec<String> = match marks.as_deref_mut() {
-            Some(m) => crate::alerts::observe(&m.rules, &mut m.tracker, &text, now_millis())
-                .into_iter()
-                .map(|a| a.rule)
-                .collect(),
+            Some(m) => crate::alerts::observe(
+                &m.rules,
+                &mut m.tracker,
+                &text,
+                crate::session::now_millis(),
+            )
+            .into_iter()
+            .map(|a| a.rule)
+            .collect(),
             None => Vec::new(),
         };
         if json_out {
@@ -287,12 +292,6 @@ fn print_lines(ndjson: &[u8], json_out: bool, mut marks: Option<&mut Marks>) {
             }
         }
     }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `2026-11-24 10:00:00.123456+00  DDL           alice@postgres  CREATE TABLE t (...)`

@@ -11,7 +11,7 @@
 //! KMS for the public key) to feed them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use das_processor::digest::{self, Opened};
@@ -400,12 +400,6 @@ fn verify_signature(
 
 // --- reading S3 ---------------------------------------------------------------------------------
 
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The digests from the newest back to the first written before `since` (included).
 async fn digests(
     s3: &aws_sdk_s3::Client,
@@ -555,7 +549,7 @@ async fn gather(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Refus
         }
         (None, None) => None,
     };
-    let now = now_millis();
+    let now = crate::session::now_millis();
     let since_millis = now - i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
     let s3 = &clients.s3;
     let digests = digests(s3, &bucket, &prefix, since_millis).await?;
