@@ -27,6 +27,7 @@ use base64::Engine as _;
 use das_processor::firehose::{
     FirehoseEvent, FirehoseRecord, FirehoseResponse, RecordResult, Replay,
 };
+use das_processor::manifest::rfc3339_millis;
 use das_processor::route::UtcHour;
 use serde_json::json;
 
@@ -658,15 +659,6 @@ async fn replay(clients: &Clients, p: &Prepared, progress: &crate::progress::Pro
     outcome
 }
 
-fn utc(millis: i64) -> String {
-    let hour = UtcHour::from_epoch_millis(millis);
-    let minutes = millis.rem_euclid(3_600_000) / 60_000;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{minutes:02}Z",
-        hour.year, hour.month, hour.day, hour.hour
-    )
-}
-
 /// `das-setup replay`. Exit 0 replayed, 1 some records or objects not replayed, 2 refused.
 pub async fn run(global: &GlobalArgs, args: &ReplayArgs) -> u8 {
     let json_out = global.output == OutputFormat::Json;
@@ -679,15 +671,15 @@ pub async fn run(global: &GlobalArgs, args: &ReplayArgs) -> u8 {
     let bytes: i64 = p.objects.iter().map(|o| o.size).sum();
     let window = format!(
         "{} to {}",
-        utc(p.window.since_millis),
-        utc(p.window.until_millis)
+        rfc3339_millis(p.window.since_millis),
+        rfc3339_millis(p.window.until_millis)
     );
     let doc = |outcome: Option<&Outcome>, code: u8| {
         json!({
             "command": "replay",
             "function": p.function,
             "archive": format!("s3://{}/{}", p.archive.bucket, p.archive.folder),
-            "window": {"since": utc(p.window.since_millis), "until": utc(p.window.until_millis)},
+            "window": {"since": rfc3339_millis(p.window.since_millis), "until": rfc3339_millis(p.window.until_millis)},
             "categories": p.categories,
             "rawObjects": p.objects.len(),
             "rawBytes": bytes,
