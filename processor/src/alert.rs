@@ -47,6 +47,9 @@ use crate::redact::{self, Mode};
 
 /// Keys remembered by a [`Tracker`] (thresholds and de-duplication together).
 pub const MAX_KEYS: usize = 10_000;
+/// Events a [`Tracker`] remembers having seen (those with an identity that matched a rule), so
+/// that a retried batch is answered with the same alerts: several full batches' worth.
+pub const MAX_SEEN: usize = 50_000;
 /// The largest threshold count: a key keeps at most this many event times, so a tracker holds
 /// at most `MAX_KEYS * MAX_THRESHOLD` of them (80 MB), whatever the event rate.
 pub const MAX_THRESHOLD: u32 = 1000;
@@ -642,6 +645,11 @@ pub struct Subject<'a> {
     /// the masked text).
     pub statement: Option<&'a str>,
     pub time_millis: i64,
+    /// The event's identity where it has one that a retry repeats (the processor: its Firehose
+    /// record id and its place in the record). A [`Tracker`] that saw it already answers with
+    /// the alerts it raised then and changes nothing: a retried batch neither counts its events
+    /// twice nor loses the alerts of its first attempt to de-duplication.
+    pub id: Option<u64>,
 }
 
 impl<'a> Subject<'a> {
@@ -668,6 +676,16 @@ impl<'a> Subject<'a> {
                 .as_deref()
                 .and_then(crate::route::log_time_millis)
                 .unwrap_or(fallback_millis),
+            id: None,
+        }
+    }
+
+    /// The same event, with the identity a retry repeats.
+    #[must_use]
+    pub fn with_id(self, id: u64) -> Self {
+        Self {
+            id: Some(id),
+            ..self
         }
     }
 
@@ -765,6 +783,10 @@ pub struct Tracker {
     alerted: HashMap<(usize, String), (i64, u32)>,
     /// Insertion order of the keys of both maps, to forget the oldest first.
     order: VecDeque<(usize, String)>,
+    /// Events with an identity that matched a rule -> the alerts they raised (often none).
+    seen: HashMap<u64, Vec<Alert>>,
+    /// Insertion order of `seen`, to forget the oldest first.
+    seen_order: VecDeque<u64>,
 }
 
 impl fmt::Display for Alert {
@@ -795,8 +817,13 @@ impl fmt::Display for Alert {
 impl Tracker {
     /// The alerts one event raises, in rule order.
     pub fn observe(&mut self, rules: &Rules, s: &Subject<'_>) -> Vec<Alert> {
+        if let Some(alerts) = s.id.and_then(|id| self.seen.get(&id)) {
+            return alerts.clone();
+        }
+        let mut matched = false;
         let mut out = Vec::new();
         for (index, rule) in rules.matching(s) {
+            matched = true;
             let mut count = 1;
             if let Some(t) = &rule.threshold {
                 let key = (index, s.get(t.by).unwrap_or("").to_owned());
@@ -845,6 +872,15 @@ impl Tracker {
                 }
             }
             out.push(alert(rule, s, count, 0));
+        }
+        if let Some(id) = s.id.filter(|_| matched) {
+            self.seen.insert(id, out.clone());
+            self.seen_order.push_back(id);
+            while self.seen_order.len() > MAX_SEEN {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
         }
         out
     }

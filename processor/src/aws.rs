@@ -1,6 +1,7 @@
 //! The AWS side of the processor: KMS `Decrypt` as a [`KeySource`] and `Sign` as a
 //! [`DigestSigner`], S3 `PutObject` as an [`ObjectSink`] and the digest chain's reads and
-//! conditional writes as a [`DigestStore`], and the SDK configuration they share.
+//! conditional writes as a [`DigestStore`], SNS and EventBridge as an [`AlertSink`], and the
+//! SDK configuration they share.
 //!
 //! The endpoint is the standard one unless `AWS_ENDPOINT_URL` says otherwise (the local emulator);
 //! then S3 uses path-style addressing, as emulators need. Nothing else differs.
@@ -11,10 +12,12 @@ use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
+use futures_util::future::BoxFuture;
 use zeroize::Zeroizing;
 
 use crate::digest::{DigestSigner, DigestStore, Signature};
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeySource};
+use crate::notify::{AlertSink, Destination, Notice};
 use crate::sink::{ObjectSink, SinkError};
 
 /// Loads region, credentials and endpoint the standard way (environment, profile, container or
@@ -241,5 +244,165 @@ impl ObjectSink for S3Sink {
                 key: key.to_owned(),
                 reason: DisplayErrorContext(&e).to_string(),
             })
+    }
+}
+
+/// SNS `PublishBatch` to the alert topic and EventBridge `PutEvents` to the alert bus.
+#[derive(Clone, Debug)]
+pub struct AwsAlerts {
+    sns: aws_sdk_sns::Client,
+    events: aws_sdk_eventbridge::Client,
+    topic_arn: Option<String>,
+    event_bus: Option<String>,
+}
+
+impl AwsAlerts {
+    pub fn new(config: &SdkConfig, topic_arn: Option<String>, event_bus: Option<String>) -> Self {
+        Self {
+            sns: aws_sdk_sns::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+            topic_arn,
+            event_bus,
+        }
+    }
+
+    /// The destinations this sink was given.
+    pub fn destinations(&self) -> Vec<Destination> {
+        let mut d = Vec::new();
+        if self.topic_arn.is_some() {
+            d.push(Destination::Topic);
+        }
+        if self.event_bus.is_some() {
+            d.push(Destination::EventBus);
+        }
+        d
+    }
+
+    async fn publish_batch(&self, topic: &str, notices: &[Notice]) -> Vec<Result<(), String>> {
+        use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+        let attribute = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+        };
+        let entries: Result<Vec<_>, _> = notices
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                PublishBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message(n.sns_message())
+                    .message_structure("json")
+                    .subject(n.subject())
+                    .message_attributes("severity", attribute(n.severity)?)
+                    .message_attributes("rule", attribute(&n.rule)?)
+                    .build()
+            })
+            .collect();
+        let all = |reason: String| notices.iter().map(|_| Err(reason.clone())).collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return all(format!("building the request: {e}")),
+        };
+        let output = match self
+            .sns
+            .publish_batch()
+            .topic_arn(topic)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) => return all(DisplayErrorContext(&e).to_string()),
+        };
+        (0..notices.len())
+            .map(|i| {
+                let id = i.to_string();
+                if output
+                    .successful()
+                    .iter()
+                    .any(|s| s.id() == Some(id.as_str()))
+                {
+                    Ok(())
+                } else if let Some(f) = output.failed().iter().find(|f| f.id() == id) {
+                    Err(format!("{}: {}", f.code(), f.message().unwrap_or("")))
+                } else {
+                    Err("SNS did not answer for this entry".to_owned())
+                }
+            })
+            .collect()
+    }
+
+    async fn put_events(&self, bus: &str, notices: &[Notice]) -> Vec<Result<(), String>> {
+        use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+        let entries = notices
+            .iter()
+            .map(|n| {
+                let time = aws_smithy_types::DateTime::from_str(
+                    &n.event_time,
+                    aws_smithy_types::date_time::Format::DateTime,
+                )
+                .ok();
+                PutEventsRequestEntry::builder()
+                    .source(crate::notify::EVENT_SOURCE)
+                    .detail_type(crate::notify::EVENT_DETAIL_TYPE)
+                    .detail(n.to_json())
+                    .event_bus_name(bus)
+                    .set_time(time)
+                    .build()
+            })
+            .collect();
+        let all = |reason: String| notices.iter().map(|_| Err(reason.clone())).collect();
+        let output = match self
+            .events
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) => return all(DisplayErrorContext(&e).to_string()),
+        };
+        // One result entry per request entry, in order (PutEvents API reference).
+        let results = output.entries();
+        (0..notices.len())
+            .map(|i| match results.get(i) {
+                Some(r) if r.error_code().is_none() && r.event_id().is_some() => Ok(()),
+                Some(r) => Err(format!(
+                    "{}: {}",
+                    r.error_code().unwrap_or("no event id"),
+                    r.error_message().unwrap_or("")
+                )),
+                None => Err("EventBridge did not answer for this entry".to_owned()),
+            })
+            .collect()
+    }
+}
+
+impl AlertSink for AwsAlerts {
+    fn send<'a>(
+        &'a self,
+        destination: Destination,
+        notices: &'a [Notice],
+    ) -> BoxFuture<'a, Vec<Result<(), String>>> {
+        Box::pin(async move {
+            let missing = || {
+                notices
+                    .iter()
+                    .map(|_| Err(format!("no {} configured", destination.as_str())))
+                    .collect()
+            };
+            match destination {
+                Destination::Topic => match &self.topic_arn {
+                    Some(topic) => self.publish_batch(topic, notices).await,
+                    None => missing(),
+                },
+                Destination::EventBus => match &self.event_bus {
+                    Some(bus) => self.put_events(bus, notices).await,
+                    None => missing(),
+                },
+            }
+        })
     }
 }

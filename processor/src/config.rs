@@ -26,7 +26,15 @@ pub mod var {
     pub const GZIP_LEVEL: &str = "DAS_GZIP_LEVEL";
     pub const REDACT: &str = "DAS_REDACT";
     pub const DIGEST_KEY: &str = "DAS_DIGEST_KEY";
+    pub const ALERT_RULES: &str = "DAS_ALERT_RULES";
+    pub const ALERT_TOPIC_ARN: &str = "DAS_ALERT_TOPIC_ARN";
+    pub const ALERT_EVENT_BUS: &str = "DAS_ALERT_EVENT_BUS";
+    pub const MASTER_USER: &str = "DAS_MASTER_USER";
 }
+
+/// The file name of the alert rules in the function's zip (`das-setup up --alert-rules`): JSON,
+/// the rule file's shape; `DAS_ALERT_RULES` names it relative to `LAMBDA_TASK_ROOT`.
+pub const ALERT_RULES_FILE: &str = "alert-rules.json";
 
 /// Users whose activity is the managed service's own (see the DAS documentation).
 pub const DEFAULT_EXCLUDED_USERS: &str = "rdsadmin,rdsproxyadmin,RDSADMIN,RDSSEC";
@@ -106,6 +114,21 @@ pub struct Config {
     /// `DAS_DIGEST_KEY`: the asymmetric KMS key (ARN) that signs the integrity digests; unset,
     /// digests are chained but unsigned.
     pub digest_key: Option<String>,
+    /// Where alerts come from and go (`DAS_ALERT_*`); `None`: no rules, no alerts.
+    pub alerts: Option<AlertConfig>,
+}
+
+/// `DAS_ALERT_RULES` and the destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// The rule file (JSON): a path, relative ones under `LAMBDA_TASK_ROOT` (the unpacked zip).
+    pub rules_path: String,
+    /// `DAS_ALERT_TOPIC_ARN`: the SNS topic every alert is published to.
+    pub topic_arn: Option<String>,
+    /// `DAS_ALERT_EVENT_BUS`: the EventBridge bus alerts are put on (`default`).
+    pub event_bus: Option<String>,
+    /// `DAS_MASTER_USER`: the database's master user, for `master_user` matchers.
+    pub master_user: Option<String>,
 }
 
 /// A configuration value that cannot be used.
@@ -248,8 +271,48 @@ impl Config {
             digest_key: env(var::DIGEST_KEY)
                 .map(|k| k.trim().to_owned())
                 .filter(|k| !k.is_empty()),
+            alerts: alert_config(&env)?,
         })
     }
+}
+
+/// The alert settings: rules required for any destination to mean something.
+fn alert_config(env: &impl Fn(&str) -> Option<String>) -> Result<Option<AlertConfig>, ConfigError> {
+    let get = |var: &str| {
+        env(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let topic_arn = get(var::ALERT_TOPIC_ARN);
+    let event_bus = get(var::ALERT_EVENT_BUS);
+    let Some(rules_path) = get(var::ALERT_RULES) else {
+        if let Some((var, value)) = topic_arn
+            .map(|t| (var::ALERT_TOPIC_ARN, t))
+            .or(event_bus.map(|b| (var::ALERT_EVENT_BUS, b)))
+        {
+            return Err(ConfigError {
+                var,
+                value,
+                reason: format!("alerts need rules: set {} too", var::ALERT_RULES),
+            });
+        }
+        return Ok(None);
+    };
+    if let Some(arn) = &topic_arn
+        && !(arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sns"))
+    {
+        return Err(ConfigError {
+            var: var::ALERT_TOPIC_ARN,
+            value: arn.clone(),
+            reason: "expected an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)".into(),
+        });
+    }
+    Ok(Some(AlertConfig {
+        rules_path,
+        topic_arn,
+        event_bus,
+        master_user: get(var::MASTER_USER),
+    }))
 }
 
 /// S3's bucket naming rules; the rule a name breaks. Shared with `das-setup up --bucket`.

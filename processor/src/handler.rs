@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -24,7 +25,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures_util::stream::{self, StreamExt as _};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
+use crate::alert::{self, Alert, Rules, Subject, Tracker};
 use crate::classify::{Category, Engine, classify};
 use crate::config::{Config, FirehoseOutput};
 use crate::digest::{Chain, DigestError, DigestSigner, DigestStore};
@@ -43,6 +46,7 @@ use crate::keys::{
     DataKey, DataKeyCache, EncryptionContext, KeyError, KeySource, resource_id_from_stream_arn,
 };
 use crate::manifest::{self, Manifest};
+use crate::notify::{self, AlertSink, Delivered, Destination, Notice, Origin, PublishError};
 use crate::redact::{self, Redacted};
 use crate::route::{GroupKey, UtcHour, batch_name, object_key};
 use crate::sink::{ObjectSink, SinkError};
@@ -89,6 +93,8 @@ pub enum InvocationError {
         "replay: unknown category {0:?} (known: DDL DML DQL DCL TCL CONNECT DISCONNECT AUTH_FAILURE ERROR OTHER)"
     )]
     ReplayCategory(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// Counts and timings of one invocation (logged; printed by `--event` mode). No content.
@@ -107,6 +113,10 @@ pub struct Stats {
     pub undated: usize,
     /// Records answered `Dropped` after their events went to S3 because the response was full.
     pub spilled: usize,
+    /// Alerts the rules raised (a retried batch raises its alerts again).
+    pub alerts: usize,
+    /// Alert messages published (over every destination; none already delivered).
+    pub alerts_sent: usize,
     pub distinct_keys: usize,
     pub kms_calls: usize,
     pub s3_puts: usize,
@@ -131,6 +141,47 @@ pub struct Processor<K, S> {
     /// Unix time in milliseconds; only the manifest's write time reads it (events are filed by
     /// their own time). Tests set it.
     clock: fn() -> i64,
+    /// Alert rules and where their alerts go (`notify`), when the deployment has rules.
+    alerting: Option<Alerting>,
+}
+
+/// Alert rules, what they remember in this environment, and where their alerts go.
+pub struct Alerting {
+    rules: Rules,
+    tracker: Mutex<Tracker>,
+    destinations: Vec<Destination>,
+    sink: Box<dyn AlertSink>,
+    delivered: Mutex<Delivered>,
+}
+
+impl Alerting {
+    /// `destinations`: where every alert is published through `sink` (none: only counted).
+    pub fn new(rules: Rules, destinations: Vec<Destination>, sink: Box<dyn AlertSink>) -> Self {
+        Self {
+            rules,
+            tracker: Mutex::default(),
+            destinations,
+            sink,
+            delivered: Mutex::default(),
+        }
+    }
+
+    fn description(&self, rule: &str) -> Option<&str> {
+        self.rules
+            .rules()
+            .iter()
+            .find(|r| r.name == rule)
+            .and_then(|r| r.description.as_deref())
+    }
+}
+
+/// An alert raised by one event of the record being opened.
+struct Raised {
+    alert: Alert,
+    /// The event's place in its record (the alert's identity).
+    index: usize,
+    /// Where the event is stored, when the filter keeps it.
+    group: Option<GroupKey>,
 }
 
 /// A Kinesis record as a reader of the stream gets it: the DAS envelope JSON (not base64).
@@ -166,6 +217,10 @@ struct Work {
     undated: usize,
     /// A replay's categories (bit set): events of others are counted as filtered.
     only: Option<u16>,
+    /// The alerts of the record being opened, and its database's ids.
+    raised: Vec<Raised>,
+    cluster: Option<String>,
+    instance: Option<String>,
 }
 
 impl<K: KeySource, S: ObjectSink> Processor<K, S> {
@@ -179,6 +234,17 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             sink,
             cache,
             clock: now_millis,
+            alerting: None,
+        }
+    }
+
+    /// The same processor, evaluating alert rules on every activity event of live invocations
+    /// (not replays: their events had their alerts when they first arrived).
+    #[must_use]
+    pub fn with_alerts(self, alerting: Alerting) -> Self {
+        Self {
+            alerting: Some(alerting),
+            ..self
         }
     }
 
@@ -259,6 +325,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                 .map(|r| RESPONSE_RECORD_OVERHEAD + r.record_id.len() + r.data.len())
                 .sum::<usize>();
         let mut responses = Vec::with_capacity(event.records.len());
+        let mut notices: Vec<Notice> = Vec::new();
         for (record, decoded) in event.records.into_iter().zip(decoded) {
             let arrival = record
                 .approximate_arrival_timestamp
@@ -274,6 +341,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                         key,
                         UtcHour::from_epoch_millis(arrival),
                         &mut work,
+                        Some(&record.record_id),
                     ),
                     Some(Err(e)) => Err(RecordError::Key(e.clone())),
                     None => Err(RecordError::Key(KeyError::Unavailable(
@@ -281,6 +349,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                     ))),
                 },
             };
+            let opened_ok = opened.is_ok();
             let (result, data) = match opened {
                 Err(error) => {
                     tracing::warn!(record_id = %record.record_id, %error, "record failed");
@@ -317,6 +386,31 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                     }
                 }
             };
+            if opened_ok {
+                // Routed to the processor's own objects: answered Dropped with lines kept.
+                let stored = result == RecordResult::Dropped && !work.lines.is_empty();
+                stats.alerts += work.raised.len();
+                for r in work.raised.drain(..) {
+                    let alerting = self.alerting.as_ref();
+                    let description = alerting.and_then(|a| a.description(&r.alert.rule));
+                    let origin = Origin {
+                        cluster: work.cluster.clone(),
+                        instance: work.instance.clone(),
+                        s3_key: r
+                            .group
+                            .filter(|_| stored)
+                            .map(|g| object_key(&self.config.prefix, &g, &batch)),
+                    };
+                    notices.push(Notice::new(
+                        &r.alert,
+                        description,
+                        origin,
+                        Some(&self.config.bucket),
+                        &record.record_id,
+                        r.index,
+                    ));
+                }
+            }
             responses.push(ResponseRecord {
                 record_id: record.record_id,
                 result,
@@ -367,6 +461,19 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                 .await?;
         }
         stats.s3_ms = ms(t.elapsed());
+        // 5. Alerts, once the events they point at are stored.
+        if let Some(alerting) = &self.alerting
+            && !notices.is_empty()
+        {
+            tracing::info!(alerts = notices.len(), "alerts raised");
+            stats.alerts_sent = notify::publish(
+                alerting.sink.as_ref(),
+                &alerting.destinations,
+                &alerting.delivered,
+                &notices,
+            )
+            .await?;
+        }
         stats.total_ms = ms(started.elapsed());
         let replay = work.only.map(|bits| ReplayAnswer {
             categories: self
@@ -416,7 +523,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             out.push(decoded.and_then(|d| {
                 match keys.get(&d.key_blob) {
                     Some(Ok(key)) => self
-                        .open(&d.message, key, arrival, &mut work)
+                        .open(&d.message, key, arrival, &mut work, None)
                         .map(|()| work.lines.clone()),
                     Some(Err(e)) => Err(RecordError::Key(e.clone())),
                     None => Err(RecordError::Key(KeyError::Unavailable(
@@ -492,6 +599,7 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
         key: &DataKey,
         arrival_hour: UtcHour,
         work: &mut Work,
+        record_id: Option<&str>,
     ) -> Result<(), RecordError> {
         let Work {
             plaintext,
@@ -502,12 +610,26 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             filtered,
             undated,
             only,
+            raised,
+            cluster,
+            instance,
         } = work;
         plaintext.clear();
         json.clear();
         lines.clear();
         line_groups.clear();
+        raised.clear();
         (*heartbeats, *filtered, *undated) = (0, 0, 0);
+        // Alert rules see live events only (a replay's were seen when they arrived), and only
+        // those of records Firehose sent (not `tail`'s).
+        let alerting = self
+            .alerting
+            .as_ref()
+            .filter(|a| !a.rules.is_empty() && only.is_none())
+            .zip(record_id);
+        let mut tracker =
+            alerting.map(|(a, _)| a.tracker.lock().unwrap_or_else(PoisonError::into_inner));
+        let id_base = alerting.map_or(0, |(_, id)| id_base(id));
         let key: &[u8; 32] = key;
         esdk::decrypt(message, &RawAesKeyring::das(key), plaintext)
             .map_err(RecordError::Decrypt)?;
@@ -515,13 +637,34 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
             .map_err(RecordError::Inflate)?;
         let view = RecordView::parse(json)?;
         let suffix = ids_suffix(view.cluster_id.as_deref(), view.instance_id.as_deref());
-        for raw in &view.events {
+        if alerting.is_some() {
+            *cluster = view.cluster_id.as_deref().map(str::to_owned);
+            *instance = view.instance_id.as_deref().map(str::to_owned);
+        }
+        for (index, raw) in view.events.iter().enumerate() {
             let fields = EventFields::parse(raw.get()).map_err(redacted)?;
             if fields.is_heartbeat() {
                 *heartbeats += 1;
                 continue;
             }
             let category = classify(&fields);
+            let first_raised = raised.len();
+            if let (Some((a, _)), Some(tracker)) = (alerting, tracker.as_mut()) {
+                let command = alert::command_of(&fields);
+                let subject =
+                    Subject::new(&fields, category, &command, arrival_hour.start_millis())
+                        .with_id(event_id(id_base, index));
+                raised.extend(
+                    tracker
+                        .observe(&a.rules, &subject)
+                        .into_iter()
+                        .map(|alert| Raised {
+                            alert,
+                            index,
+                            group: None,
+                        }),
+                );
+            }
             if !self
                 .config
                 .filter
@@ -538,6 +681,9 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                     arrival_hour
                 }
             };
+            for r in &mut raised[first_raised..] {
+                r.group = Some(GroupKey { category, hour });
+            }
             let mode = self.config.redact;
             let statement = fields.command_text.as_deref().and_then(|text| {
                 redact::redact(
@@ -630,6 +776,22 @@ fn decode_envelope(bytes: &[u8]) -> Result<Decoded, RecordError> {
     envelope.decode_message(&mut message)?;
     let key_blob = envelope.decode_key()?;
     Ok(Decoded { message, key_blob })
+}
+
+/// A record's share of its events' identities: the first 8 bytes of SHA-256 of its Firehose
+/// record id (which a retry of the batch repeats).
+fn id_base(record_id: &str) -> u64 {
+    let digest = Sha256::digest(record_id.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// An event's identity: its record's, mixed with its place in the record.
+fn event_id(base: u64, index: usize) -> u64 {
+    base ^ (index as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn now_millis() -> i64 {

@@ -32,6 +32,7 @@ pub mod https;
 pub mod inflate;
 pub mod keys;
 pub mod manifest;
+pub mod notify;
 pub mod redact;
 pub mod route;
 pub mod sink;

@@ -6,10 +6,11 @@
 
 use std::process::ExitCode;
 
-use das_processor::aws::{self, KmsKeys, S3Sink};
-use das_processor::config::Config;
+use das_processor::alert::{RuleFile, Rules};
+use das_processor::aws::{self, AwsAlerts, KmsKeys, S3Sink};
+use das_processor::config::{AlertConfig, Config};
 use das_processor::firehose::{FirehoseEvent, FirehoseResponse};
-use das_processor::handler::Processor;
+use das_processor::handler::{Alerting, Processor};
 
 const USAGE: &str = "\
 das-processor: decrypts, classifies and stores Database Activity Stream records
@@ -40,7 +41,13 @@ Configuration (environment):
   DAS_MAX_RECORD_BYTES       decompressed size limit of one record, default 33554432
   DAS_GZIP_LEVEL             output compression 1-9, default 6
   DAS_LOG_LEVEL              error, warn, info (default), debug
-  AWS_ENDPOINT_URL           another endpoint for KMS and S3 (a local emulator)
+  DAS_ALERT_RULES            alert rules (JSON, as das-setup writes them: alert-rules.json in the
+                             zip); a relative path is under LAMBDA_TASK_ROOT (else the current
+                             directory). Unset: no alerts
+  DAS_ALERT_TOPIC_ARN        SNS topic every alert is published to (PublishBatch)
+  DAS_ALERT_EVENT_BUS        EventBridge bus alerts are put on (PutEvents; das-setup: default)
+  DAS_MASTER_USER            the database's master user, for rules with master_user
+  AWS_ENDPOINT_URL           another endpoint for KMS, S3, SNS and EventBridge (a local emulator)
 Categories: DDL DML DQL DCL TCL CONNECT DISCONNECT AUTH_FAILURE ERROR OTHER";
 
 enum Mode {
@@ -89,11 +96,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let rules = match config.alerts.as_ref().map(load_rules).transpose() {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("das-processor: {e}");
+            return ExitCode::from(2);
+        }
+    };
     runtime.block_on(async move {
         let sdk = aws::sdk_config().await;
         let bucket = config.bucket.clone();
         let keys = KmsKeys::new(&sdk).signing_with(config.digest_key.clone());
-        let processor = Processor::new(config, keys, S3Sink::new(&sdk, bucket));
+        let alerts = config.alerts.clone();
+        let mut processor = Processor::new(config, keys, S3Sink::new(&sdk, bucket));
+        if let (Some(rules), Some(alerts)) = (rules, alerts) {
+            let sink = AwsAlerts::new(&sdk, alerts.topic_arn, alerts.event_bus);
+            let destinations = sink.destinations();
+            processor = processor.with_alerts(Alerting::new(rules, destinations, Box::new(sink)));
+        }
         match mode {
             Mode::Event(path) => local(&processor, &path).await,
             Mode::Lambda => lambda(&processor).await,
@@ -102,6 +122,31 @@ fn main() -> ExitCode {
 }
 
 type Live = Processor<KmsKeys, S3Sink>;
+
+/// The alert rules `DAS_ALERT_RULES` names, compiled (every problem named with its rule).
+fn load_rules(alerts: &AlertConfig) -> Result<Rules, String> {
+    let mut path = std::path::PathBuf::from(&alerts.rules_path);
+    if path.is_relative()
+        && let Some(root) = std::env::var_os("LAMBDA_TASK_ROOT")
+    {
+        path = std::path::Path::new(&root).join(path);
+    }
+    let text = std::fs::read(&path).map_err(|e| {
+        format!(
+            "cannot read the alert rules {} (DAS_ALERT_RULES): {e}",
+            path.display()
+        )
+    })?;
+    let file: RuleFile = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "the alert rules {} (DAS_ALERT_RULES) are not a rule file in JSON: {e}",
+            path.display()
+        )
+    })?;
+    let rules = Rules::compile(&file)
+        .map_err(|e| format!("the alert rules {} (DAS_ALERT_RULES): {e}", path.display()))?;
+    Ok(rules.with_master_user(alerts.master_user.clone()))
+}
 
 /// One invocation on an event file.
 async fn local(processor: &Live, path: &str) -> ExitCode {

@@ -14,11 +14,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
+use das_processor::alert::{RuleFile, Rules};
 use das_processor::config::Config;
 use das_processor::digest::{self, DigestSigner, DigestStore, InMemory, Signature};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
-use das_processor::handler::{InvocationError, KinesisRecord, Processor};
+use das_processor::handler::{Alerting, InvocationError, KinesisRecord, Processor};
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
+use das_processor::notify::{AlertSink, Destination, Notice};
 use das_processor::sink::{ObjectSink, SinkError};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -1393,4 +1395,172 @@ async fn a_replay_stores_only_its_categories_under_replay_names_and_converges() 
         matches!(&e, InvocationError::ReplayCategory(name) if name == "SELECTS"),
         "{e}"
     );
+}
+
+/// SNS and EventBridge in memory: what each accepted, and refusals switched on by the test.
+#[derive(Default)]
+struct FakeAlerts {
+    got: Mutex<Vec<(Destination, Notice)>>,
+    refuse: Mutex<Option<Destination>>,
+}
+
+/// The sink the processor owns, sharing the fake with the test.
+struct Shared(std::sync::Arc<FakeAlerts>);
+
+impl AlertSink for Shared {
+    fn send<'a>(
+        &'a self,
+        destination: Destination,
+        notices: &'a [Notice],
+    ) -> futures_util::future::BoxFuture<'a, Vec<Result<(), String>>> {
+        Box::pin(async move {
+            let this = &self.0;
+            if *this.refuse.lock().unwrap() == Some(destination) {
+                return notices
+                    .iter()
+                    .map(|_| Err("InternalError".to_owned()))
+                    .collect();
+            }
+            let mut got = this.got.lock().unwrap();
+            got.extend(notices.iter().map(|n| (destination, n.clone())));
+            notices.iter().map(|_| Ok(())).collect()
+        })
+    }
+}
+
+fn alerting(sink: &std::sync::Arc<FakeAlerts>) -> Alerting {
+    let file: RuleFile = toml::from_str(das_processor::alert::DEFAULT_RULES).unwrap();
+    let rules = Rules::compile(&file)
+        .unwrap()
+        .with_master_user(Some("postgres".into()));
+    Alerting::new(
+        rules,
+        vec![Destination::Topic, Destination::EventBus],
+        Box::new(Shared(sink.clone())),
+    )
+}
+
+#[tokio::test]
+async fn alerts_are_published_once_stored_and_a_retry_sends_only_what_failed() {
+    let mut b = Batch::new();
+    let drop = ev(
+        "d1",
+        json!({"serverType": "PostgreSQL", "class": "DDL", "command": "DROP TABLE",
+            "commandText": "DROP TABLE orders", "objectName": "orders", "databaseName": "shop",
+            "remoteHost": "10.0.0.9", "dbUserName": "mallory"}),
+    );
+    let grant = ev(
+        "g1",
+        json!({"serverType": "PostgreSQL", "class": "ROLE", "command": "GRANT",
+            "commandText": "GRANT ALL ON orders TO mallory", "dbUserName": "mallory"}),
+    );
+    b.record(1, vec![pg("s1", "READ", "SELECT"), drop, heartbeat()])
+        .record(1, vec![grant, pg("s2", "READ", "SELECT")]);
+    let sink = std::sync::Arc::new(FakeAlerts::default());
+    // DQL is filtered out: alerts still see every activity event.
+    let p = Processor::new(
+        config(&[("DAS_EXCLUDE_CATEGORIES", "DQL")]),
+        b.kms,
+        FakeS3::default(),
+    )
+    .with_alerts(alerting(&sink));
+
+    *sink.refuse.lock().unwrap() = Some(Destination::EventBus);
+    let err = p.handle(b.event.clone()).await.unwrap_err();
+    assert!(matches!(err, InvocationError::Publish(_)), "{err}");
+    assert!(err.to_string().contains("eventbridge"), "{err}");
+    // The events were stored first; SNS took both alerts.
+    assert_eq!(landed(p.sink()), expect(&[("d1", "DDL"), ("g1", "DCL")]));
+    let first: Vec<Notice> = sink
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n.clone())
+        .collect();
+    assert_eq!(first.len(), 2);
+
+    *sink.refuse.lock().unwrap() = None;
+    let (_, stats) = p.handle(b.event.clone()).await.unwrap();
+    assert_eq!((stats.alerts, stats.alerts_sent), (2, 2));
+    let got = sink.got.lock().unwrap().clone();
+    let per = |d: Destination| got.iter().filter(|(dest, _)| *dest == d).count();
+    assert_eq!(
+        (per(Destination::Topic), per(Destination::EventBus)),
+        (2, 2)
+    );
+    // The retry published the same alerts (same ids) to EventBridge only.
+    let ids = |d: Destination| {
+        let mut v: Vec<String> = got
+            .iter()
+            .filter(|(dest, _)| *dest == d)
+            .map(|(_, n)| n.alert_id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(Destination::Topic), ids(Destination::EventBus));
+
+    let by_rule = |rule: &str| got.iter().find(|(_, n)| n.rule == rule).unwrap().1.clone();
+    let dropped = by_rule("table-dropped-or-truncated");
+    assert_eq!(dropped.severity, "high");
+    assert_eq!(dropped.category, "DDL");
+    assert_eq!(dropped.user.as_deref(), Some("mallory"));
+    assert_eq!(dropped.database.as_deref(), Some("shop"));
+    assert_eq!(dropped.object.as_deref(), Some("orders"));
+    assert_eq!(dropped.client.as_deref(), Some("10.0.0.9"));
+    assert_eq!(dropped.statement.as_deref(), Some("DROP TABLE orders"));
+    assert_eq!(dropped.cluster.as_deref(), Some(RESOURCE));
+    assert_eq!(dropped.event_time, "2025-11-24T16:05:00.123Z");
+    let key = dropped.s3_key.clone().unwrap();
+    assert!(
+        p.sink().event_keys().contains(&key),
+        "{key} is the stored object"
+    );
+    assert_eq!(dropped.bucket.as_deref(), Some("audit-bucket"));
+    assert_eq!(by_rule("privilege-or-user-change").category, "DCL");
+
+    // A third delivery of the same batch sends nothing new.
+    let (_, stats) = p.handle(b.event).await.unwrap();
+    assert_eq!((stats.alerts, stats.alerts_sent), (2, 0));
+}
+
+#[tokio::test]
+async fn replays_raise_no_alerts_and_failed_logins_need_a_burst() {
+    let mut b = Batch::new();
+    let failed = |id: &str, second: u32| {
+        ev(
+            id,
+            json!({"serverType": "PostgreSQL", "class": "ERROR", "command": "AUTH FAILURE",
+                "dbUserName": "admin", "remoteHost": "203.0.113.7",
+                "logTime": format!("2025-11-24 16:05:{second:02}.000000+00")}),
+        )
+    };
+    b.record(1, (0..4).map(|i| failed(&format!("f{i}"), i)).collect());
+    let sink = std::sync::Arc::new(FakeAlerts::default());
+    let p = Processor::new(config(&[]), b.kms, FakeS3::default()).with_alerts(alerting(&sink));
+    let (_, stats) = p.handle(b.event.clone()).await.unwrap();
+    assert_eq!(stats.alerts, 0, "four failed logins are not a burst");
+
+    // A replay carrying a fifth failure raises nothing: its events had their alerts when
+    // they first arrived.
+    let mut fifth = Batch::new();
+    fifth.record(1, vec![failed("f4", 10)]);
+    let mut replay = fifth.event.clone();
+    for r in &mut replay.records {
+        r.record_id = format!("replay-{}", r.record_id);
+    }
+    replay.replay = Some(Default::default());
+    let (_, stats) = p.handle(replay).await.unwrap();
+    assert_eq!(stats.alerts, 0);
+    // Live, the fifth failure within the minute is a burst.
+    let mut next = fifth.event.clone();
+    for r in &mut next.records {
+        r.record_id = format!("next-{}", r.record_id);
+    }
+    let (_, stats) = p.handle(next).await.unwrap();
+    // Per user and per host: both rules reach 5 on the fifth failure.
+    assert_eq!(stats.alerts, 2);
+    let got = sink.got.lock().unwrap();
+    assert!(got.iter().all(|(_, n)| n.count == 5), "{got:?}");
 }
