@@ -45,6 +45,7 @@ pub struct Clients {
     pub kinesis: aws_sdk_kinesis::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Clients {
@@ -91,6 +92,7 @@ impl Clients {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
             config,
         }
     }

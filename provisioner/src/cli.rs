@@ -173,6 +173,25 @@ pub struct AlertsTestArgs {
     pub master_user: Option<String>,
 }
 
+/// `up`'s alerts: rules the function evaluates on every event, and where alerts go.
+#[derive(Debug, Args)]
+pub struct UpAlertArgs {
+    /// Alert rules (TOML; README, "Alert rules"), checked before any change. The function
+    /// evaluates them on every activity event and publishes each match to the SNS topic
+    /// das-setup-<name>-alerts (created, encrypted with the stream's key) and as an EventBridge
+    /// event on the default bus (source das-setup, detail-type "Database Activity Alert").
+    /// Without rules the function raises no alerts.
+    #[arg(long, value_name = "FILE", conflicts_with = "alerts")]
+    pub alert_rules: Option<PathBuf>,
+    /// A built-in rule set instead of a file: `default` (privilege and user changes, DROP /
+    /// TRUNCATE / ALTER TABLE, failed-login bursts, the master user's activity).
+    #[arg(long, value_name = "SET", value_parser = ["default"])]
+    pub alerts: Option<String>,
+    /// Subscribe this e-mail address to the alerts topic (AWS e-mails a confirmation link).
+    #[arg(long, value_name = "ADDRESS")]
+    pub alert_email: Option<String>,
+}
+
 /// Which alert rules apply: a file, or the built-in set.
 #[derive(Debug, Args)]
 pub struct AlertRulesArgs {
@@ -283,6 +302,8 @@ pub struct UpArgs {
     /// Firehose cannot turn it off again.
     #[arg(long)]
     pub keep_raw: bool,
+    #[command(flatten)]
+    pub alerting: UpAlertArgs,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -14,6 +14,7 @@ use crate::resource::function::{self, FunctionState};
 use crate::resource::key::{self, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec, LogGroupState};
 use crate::resource::role::{self, RoleState};
+use crate::resource::topic::{self, TopicState};
 
 /// The prefix the processor writes under when its environment names none.
 pub const DEFAULT_PREFIX: &str = "parsed/";
@@ -33,6 +34,7 @@ pub struct Deployment {
     pub firehose_logs: Option<LogGroupState>,
     pub function: Option<FunctionState>,
     pub delivery: Option<DeliveryState>,
+    pub alerts_topic: Option<TopicState>,
 }
 
 impl Deployment {
@@ -120,7 +122,12 @@ pub async fn observe(
             None => None,
         }
     };
-    let (resources, given) = join(resources, given).await;
+    let (resources, (given, alerts_topic)) = join(
+        resources,
+        join(given, topic::observe(clients, &names.alerts_topic_arn)),
+    )
+    .await;
+    let alerts_topic = alerts_topic?;
     let (
         signing_key,
         processor_role,
@@ -148,5 +155,6 @@ pub async fn observe(
         firehose_logs,
         function,
         delivery,
+        alerts_topic,
     })
 }

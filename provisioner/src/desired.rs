@@ -11,7 +11,7 @@ use crate::cli::{Arch, AuditPolicy, StreamMode};
 use crate::naming::{Names, tags};
 use crate::policy::{self, PolicyError, Template, Values};
 use crate::retention::{ObjectLock, Retention};
-use crate::settings::UpSettings;
+use crate::settings::{AlertSettings, UpSettings};
 
 /// The processor function.
 pub const RUNTIME: &str = "provided.al2023";
@@ -184,6 +184,8 @@ pub struct Desired {
     pub retention: Retention,
     /// `--object-lock`: `None` leaves the bucket's Object Lock as found (it cannot be removed).
     pub object_lock: Option<ObjectLock>,
+    /// `--alert-rules` / `--alerts`: the rules the function evaluates; `None`: no alerts.
+    pub alerts: Option<AlertSettings>,
     pub stream_name: String,
     pub processor_role_arn: String,
     pub firehose_role_arn: String,
@@ -279,12 +281,13 @@ impl Desired {
             ("LAMBDA_LOG_GROUP", names.lambda_log_group.clone()),
             ("FIREHOSE_LOG_GROUP", names.firehose_log_group.clone()),
             ("FIREHOSE_LOG_STREAM", names.firehose_log_stream.clone()),
+            ("ALERTS_TOPIC_ARN", names.alerts_topic_arn.clone()),
         ]
         .into_iter()
         .collect();
         let documents = Documents {
             processor_trust: policy::render(Template::LambdaTrust, &values)?,
-            processor_policy: policy::render(Template::LambdaExec, &values)?,
+            processor_policy: processor_policy(settings.alerts.is_some(), &values)?,
             firehose_trust: policy::render(Template::FirehoseTrust, &values)?,
             firehose_policy: policy::render(Template::FirehoseDelivery, &values)?,
             bucket_policy: policy::render(Template::BucketPolicy, &values)?,
@@ -300,7 +303,11 @@ impl Desired {
             memory_mb: MEMORY_MB,
             timeout_seconds: TIMEOUT_SECONDS,
             arch: arch_name(settings.arch).to_owned(),
-            environment: settings.lambda_environment(&bucket, &digest_key.arn),
+            environment: settings.lambda_environment(
+                &bucket,
+                &digest_key.arn,
+                Some((&names.alerts_topic_arn, database.master_user.as_deref())),
+            ),
             code_sha256: code_sha256.to_owned(),
         };
         let delivery = DeliverySpec {
@@ -340,6 +347,7 @@ impl Desired {
             prefix: settings.prefix.clone(),
             retention: settings.retention.clone(),
             object_lock: settings.object_lock,
+            alerts: settings.alerts.clone(),
             stream_name,
             processor_role_arn,
             firehose_role_arn,
@@ -383,9 +391,25 @@ impl Desired {
             alias_missing,
         };
         self.values.insert(placeholder, arn.to_owned());
-        self.documents.processor_policy = policy::render(Template::LambdaExec, &self.values)?;
+        self.documents.processor_policy = processor_policy(self.alerts.is_some(), &self.values)?;
         Ok(())
     }
+}
+
+/// The processor's policy: `lambda-exec.json`, and `lambda-alerts.json`'s statements when it
+/// publishes alerts.
+fn processor_policy(alerts: bool, values: &Values) -> Result<Value, PolicyError> {
+    let mut doc = policy::render(Template::LambdaExec, values)?;
+    if alerts {
+        let extra = policy::render(Template::LambdaAlerts, values)?;
+        if let (Some(all), Some(more)) = (
+            doc.get_mut("Statement").and_then(Value::as_array_mut),
+            extra.get("Statement").and_then(Value::as_array),
+        ) {
+            all.extend(more.iter().cloned());
+        }
+    }
+    Ok(doc)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use crate::resource::key::KeyPurpose;
 use crate::resource::log_group::LogGroupSpec;
 use crate::resource::{
     Resource, Verdict, activity_stream, bucket, delivery_stream, function, key, log_group, role,
+    topic,
 };
 use crate::session::{
     self, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Refusal, confirm, emit_json, kind_word,
@@ -222,6 +223,10 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
                     activity_stream::verdict(database.as_ref()),
                 ),
                 Resource::Bucket => (o.bucket_name.clone(), bucket_verdict.clone()),
+                Resource::AlertsTopic => (
+                    names.alerts_topic.clone(),
+                    topic::verdict(o.alerts_topic.as_ref()),
+                ),
                 Resource::ProcessorRole => (
                     names.processor_role.clone(),
                     role::verdict(o.processor_role.as_ref()),
@@ -276,9 +281,10 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
 }
 
 /// The order `down` works in, for the listing.
-const ORDER: [Resource; 10] = [
+const ORDER: [Resource; 11] = [
     Resource::DeliveryStream,
     Resource::Function,
+    Resource::AlertsTopic,
     Resource::ProcessorRole,
     Resource::FirehoseRole,
     Resource::FunctionLogGroup,

@@ -29,7 +29,7 @@ use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{
-    ApplyError, Ctx, Resource, Verdict, activity_stream, bucket, delivery_stream, function,
+    ApplyError, Ctx, Resource, Verdict, activity_stream, bucket, delivery_stream, function, topic,
 };
 
 /// What `apply` did.
@@ -61,6 +61,7 @@ pub async fn apply(
         signing_key,
         stream,
         bucket,
+        alerts_topic,
         processor_role,
         firehose_role,
         function_logs,
@@ -110,6 +111,8 @@ pub async fn apply(
         join(
             join(
                 async {
+                    // The topic before the function that publishes to it.
+                    topic::apply(ctx, d, alerts_topic).await?;
                     role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
                     function::apply(ctx, d, function, zip).await
                 },
@@ -205,7 +208,8 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             match resource {
                 Resource::ActivityStream => format!("stopping the activity stream {name}"),
                 Resource::Bucket => format!("emptying and deleting bucket {name}"),
-                Resource::Key
+                Resource::AlertsTopic
+                | Resource::Key
                 | Resource::SigningKey
                 | Resource::ProcessorRole
                 | Resource::FirehoseRole
@@ -220,6 +224,10 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             Resource::DeliveryStream => delivery_stream::delete(ctx, name)
                 .await
                 .map(|()| "deleted".into()),
+            Resource::AlertsTopic => topic::delete(clients, &teardown.names.alerts_topic_arn)
+                .await
+                .map(|()| "deleted with its subscriptions".into())
+                .map_err(Into::into),
             Resource::Function => function::delete(clients, name)
                 .await
                 .map(|()| "deleted".into())
@@ -283,6 +291,7 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             one(Resource::FunctionLogGroup),
             one(Resource::FirehoseLogGroup),
             one(Resource::ActivityStream),
+            one(Resource::AlertsTopic),
         ])
         .await,
     );

@@ -114,6 +114,9 @@ pub struct Names {
     /// Alias of the asymmetric KMS key that signs the integrity digests (cluster and instance
     /// ids hold no `/`, so no target's `key_alias` can be another's `digest_key_alias`).
     pub digest_key_alias: String,
+    /// The SNS topic alerts are published to (256 characters at most), and its ARN.
+    pub alerts_topic: String,
+    pub alerts_topic_arn: String,
 }
 
 /// Tag keys on everything das-setup creates.
@@ -130,6 +133,7 @@ impl Names {
         };
         let base = format!("das-setup-{qualified}");
         let function = bounded(&base, 64);
+        let alerts_topic = format!("{base}-alerts");
         let delivery_stream = bounded(&base, 64);
         Self {
             processor_role: bounded(&format!("{base}-processor"), 64),
@@ -141,9 +145,26 @@ impl Names {
             bucket: bounded(&format!("{base}-{account}-{region}"), 63),
             key_alias: format!("alias/das-setup/{qualified}"),
             digest_key_alias: format!("alias/das-setup/digests/{qualified}"),
+            alerts_topic_arn: format!(
+                "arn:{}:sns:{region}:{account}:{alerts_topic}",
+                partition_of(region)
+            ),
+            alerts_topic,
             function,
             delivery_stream,
         }
+    }
+}
+
+/// The partition of a region (AWS General Reference, "Amazon Resource Names"): China's and
+/// GovCloud's regions have their own.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
     }
 }
 

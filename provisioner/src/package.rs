@@ -266,6 +266,29 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>, PackageError> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// The zip with one more file at its root (replacing one of that name), the other entries
+/// copied as they are: the same input gives the same bytes. `up --alert-rules` puts the rules
+/// beside `bootstrap` this way (Lambda's environment holds 4 KB at most; a rule set can be
+/// larger).
+pub fn with_file(zip: &[u8], name: &str, contents: &[u8]) -> Result<Vec<u8>, PackageError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip))?;
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i)?;
+        if entry.name().map_err(PackageError::Zip)? != name {
+            out.raw_copy_file(entry)?;
+        }
+    }
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .unix_permissions(0o644)
+        .last_modified_time(zip::DateTime::default());
+    out.start_file(name, options)?;
+    out.write_all(contents)?;
+    Ok(out.finish()?.into_inner())
+}
+
 /// What a Lambda zip's `bootstrap` is built for: `Ok(Some(arch))` for an ELF executable,
 /// `Ok(None)` for anything else Lambda can run (a script); an error when there is no executable
 /// `bootstrap` at the zip's root.

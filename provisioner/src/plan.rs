@@ -13,6 +13,7 @@ use crate::resource::function::{self, FunctionChange};
 use crate::resource::key::{self, KeyChange, KeyPurpose};
 use crate::resource::log_group::{self, LogGroupChange, LogGroupSpec};
 use crate::resource::role::{self, RoleChange, RoleSpec};
+use crate::resource::topic::{self, TopicChange};
 use crate::resource::{Action, Change, Planned, Resource};
 
 /// One [`Planned`] per resource. Every function over the plan destructures it without `..`:
@@ -23,6 +24,7 @@ pub struct Plan {
     pub signing_key: Planned<KeyChange>,
     pub stream: Planned<StreamChange>,
     pub bucket: Planned<BucketChange>,
+    pub alerts_topic: Planned<TopicChange>,
     pub processor_role: Planned<RoleChange>,
     pub firehose_role: Planned<RoleChange>,
     pub function_logs: Planned<LogGroupChange>,
@@ -59,6 +61,7 @@ impl Plan {
             signing_key,
             stream,
             bucket,
+            alerts_topic,
             processor_role,
             firehose_role,
             function_logs,
@@ -71,6 +74,7 @@ impl Plan {
             row(Resource::SigningKey, signing_key),
             row(Resource::ActivityStream, stream),
             row(Resource::Bucket, bucket),
+            row(Resource::AlertsTopic, alerts_topic),
             row(Resource::ProcessorRole, processor_role),
             row(Resource::FirehoseRole, firehose_role),
             row(Resource::FunctionLogGroup, function_logs),
@@ -96,6 +100,7 @@ pub fn diff(d: &Desired, o: &Deployment) -> Plan {
         signing_key: key::compare(d, KeyPurpose::Digests),
         stream: activity_stream::compare(d),
         bucket: bucket::compare(d, &o.bucket),
+        alerts_topic: topic::compare(d, o.alerts_topic.as_ref()),
         processor_role: role::compare(RoleSpec::processor(d), o.processor_role.as_ref(), &d.tags),
         firehose_role: role::compare(RoleSpec::firehose(d), o.firehose_role.as_ref(), &d.tags),
         function_logs: log_group::compare(
@@ -133,6 +138,7 @@ fn documents(resource: Resource, d: &Desired) -> Option<Value> {
             "permissionsPolicy": docs.firehose_policy,
         })),
         Resource::ActivityStream
+        | Resource::AlertsTopic
         | Resource::FunctionLogGroup
         | Resource::FirehoseLogGroup
         | Resource::Function
@@ -214,6 +220,7 @@ mod tests {
     use crate::resource::delivery_stream::{DeliveryState, Destination, RawBackup, Source};
     use crate::resource::log_group::LogGroupState;
     use crate::resource::role::RoleState;
+    use crate::resource::topic::TopicState;
     use crate::retention::Retention;
 
     fn nothing(d: &Desired) -> Deployment {
@@ -227,6 +234,7 @@ mod tests {
             firehose_logs: None,
             function: None,
             delivery: None,
+            alerts_topic: None,
         }
     }
 
@@ -246,6 +254,12 @@ mod tests {
         };
         let s = &d.delivery;
         Deployment {
+            alerts_topic: d.alerts.as_ref().map(|_| TopicState {
+                arn: d.names.alerts_topic_arn.clone(),
+                kms_key: Some(d.key.arn.clone()),
+                tags: d.tags.clone(),
+                subscriptions: Vec::new(),
+            }),
             signing_key: None,
             bucket_name: d.bucket.clone(),
             bucket: bucket::tests::converged(d),
@@ -307,7 +321,7 @@ mod tests {
 
     #[test]
     fn from_nothing_everything_is_created() {
-        let d = desired(&["--cluster", "demo"]);
+        let d = desired(&["--cluster", "demo", "--alerts", "default"]);
         let plan = diff(&d, &nothing(&d));
         let rows = plan.rows();
         assert_eq!(
@@ -343,14 +357,46 @@ mod tests {
                 "--retention-days",
                 "365",
             ],
+            &["--cluster", "demo", "--alerts", "default"],
         ] {
             let d = started(args);
             let plan = diff(&d, &converged(&d));
             assert_eq!(plan.changed(), 0, "{args:?}: {plan:#?}");
             assert!(
-                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 10 unchanged")
+                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 11 unchanged")
             );
         }
+    }
+
+    #[test]
+    fn alerts_add_the_topic_the_grants_and_the_environment() {
+        let d = desired(&["--cluster", "demo", "--alerts", "default"]);
+        let policy = d.documents.processor_policy.to_string();
+        assert!(
+            policy.contains(r#""Action":"sns:Publish","Resource":"arn:aws:sns:eu-west-1:123456789012:das-setup-demo-alerts""#),
+            "{policy}"
+        );
+        assert!(
+            policy.contains(r#""events:source":"das-setup""#),
+            "{policy}"
+        );
+        let env = &d.function.environment;
+        assert_eq!(env["DAS_ALERT_RULES"], "alert-rules.json");
+        assert_eq!(env["DAS_ALERT_TOPIC_ARN"], d.names.alerts_topic_arn);
+        assert_eq!(env["DAS_ALERT_EVENT_BUS"], "default");
+        // Without rules: none of it, and the topic is not planned.
+        let off = desired(&["--cluster", "demo"]);
+        assert!(!off.documents.processor_policy.to_string().contains("sns:"));
+        assert!(
+            !off.function
+                .environment
+                .keys()
+                .any(|k| k.starts_with("DAS_ALERT"))
+        );
+        assert_eq!(
+            diff(&off, &nothing(&off)).alerts_topic.action(),
+            Action::Unchanged
+        );
     }
 
     #[test]

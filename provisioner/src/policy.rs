@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 pub enum Template {
     LambdaTrust,
     LambdaExec,
+    /// Added to `LambdaExec` when the function publishes alerts.
+    LambdaAlerts,
     FirehoseTrust,
     FirehoseDelivery,
     BucketPolicy,
@@ -18,9 +20,10 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 8] = [
         Template::LambdaTrust,
         Template::LambdaExec,
+        Template::LambdaAlerts,
         Template::FirehoseTrust,
         Template::FirehoseDelivery,
         Template::BucketPolicy,
@@ -32,6 +35,7 @@ impl Template {
         match self {
             Template::LambdaTrust => "lambda-trust.json",
             Template::LambdaExec => "lambda-exec.json",
+            Template::LambdaAlerts => "lambda-alerts.json",
             Template::FirehoseTrust => "firehose-trust.json",
             Template::FirehoseDelivery => "firehose-delivery.json",
             Template::BucketPolicy => "bucket-policy.json",
@@ -44,6 +48,7 @@ impl Template {
         match self {
             Template::LambdaTrust => include_str!("../../policies/lambda-trust.json"),
             Template::LambdaExec => include_str!("../../policies/lambda-exec.json"),
+            Template::LambdaAlerts => include_str!("../../policies/lambda-alerts.json"),
             Template::FirehoseTrust => include_str!("../../policies/firehose-trust.json"),
             Template::FirehoseDelivery => include_str!("../../policies/firehose-delivery.json"),
             Template::BucketPolicy => include_str!("../../policies/bucket-policy.json"),
@@ -132,6 +137,10 @@ mod tests {
                 format!("/aws/kinesisfirehose/{function}"),
             ),
             ("FIREHOSE_LOG_STREAM", "DestinationDelivery".to_owned()),
+            (
+                "ALERTS_TOPIC_ARN",
+                format!("arn:aws:sns:eu-west-1:123456789012:{function}-alerts"),
+            ),
         ]
         .into_iter()
         .collect()
@@ -185,7 +194,7 @@ mod tests {
             "IAM lint findings:\n{report}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(report.matches("linted ").count(), 14, "{report}");
+        assert_eq!(report.matches("linted ").count(), 16, "{report}");
     }
 
     fn statements(doc: &Value) -> &Vec<Value> {

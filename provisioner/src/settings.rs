@@ -11,7 +11,8 @@ use std::time::Duration;
 use das_processor::config::{Config, check_bucket_name, normalize_prefix, var};
 
 use crate::cli::{
-    Arch, AuditPolicy, DownArgs, FilterArgs, StatusArgs, StreamMode, TailArgs, Target, UpArgs,
+    Arch, AuditPolicy, DownArgs, FilterArgs, StatusArgs, StreamMode, TailArgs, Target, UpAlertArgs,
+    UpArgs,
 };
 use crate::naming::{NameError, TargetKind, TargetRef};
 use crate::retention::{ObjectLock, Retention, RetentionError};
@@ -44,8 +45,20 @@ pub struct UpSettings {
     pub object_lock: Option<ObjectLock>,
     /// `--keep-raw`: Firehose's source record backup under `raw/`.
     pub keep_raw: bool,
+    /// `--alert-rules` / `--alerts`: the rules the function evaluates, and `--alert-email`.
+    pub alerts: Option<AlertSettings>,
     pub dry_run: bool,
     pub yes: bool,
+}
+
+/// The alert rules `up` deploys, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// The rule file as the function reads it (`alert-rules.json` in the zip).
+    pub rules_json: String,
+    /// The rules' names, in order (for the plan and `--output json`).
+    pub rule_names: Vec<String>,
+    pub email: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +81,19 @@ pub enum SettingsError {
     Filter { flag: &'static str, reason: String },
     #[error("--lambda-zip {0}: {1}")]
     LambdaZip(PathBuf, String),
+    #[error("{0}")]
+    AlertRules(String),
+    #[error("--alert-email {0:?}: {1}")]
+    AlertEmail(String, &'static str),
     #[error(transparent)]
     Retention(#[from] RetentionError),
     #[error("--since {0:?}: expected a number and a unit (s, m, h, d), e.g. 30m, 1h, 2d{1}")]
     Since(String, &'static str),
 }
+
+/// The EventBridge bus alerts are put on: the account's default bus, where rules of other
+/// tools (and AWS's own events) already are.
+pub const ALERT_EVENT_BUS: &str = "default";
 
 /// The folders Firehose writes; `--prefix` must stay clear of them.
 pub const RESERVED_PREFIXES: [&str; 2] = ["firehose/", "errors/"];
@@ -217,6 +238,7 @@ impl UpSettings {
             .zip(args.object_lock_days)
             .map(|(mode, days)| ObjectLock { mode, days });
         retention.check_lock(object_lock.as_ref())?;
+        let alerts = alert_settings(&args.alerting)?;
         Ok(Self {
             target,
             key: args
@@ -233,19 +255,81 @@ impl UpSettings {
             retention,
             object_lock,
             keep_raw: args.keep_raw,
+            alerts,
             dry_run: args.dry_run,
             yes: args.yes,
         })
     }
 
     /// The processor function's whole environment for this bucket.
-    pub fn lambda_environment(&self, bucket: &str, digest_key: &str) -> BTreeMap<String, String> {
+    /// `alerts`: the topic's ARN and the database's master user, when alerts are on.
+    pub fn lambda_environment(
+        &self,
+        bucket: &str,
+        digest_key: &str,
+        alerts: Option<(&str, Option<&str>)>,
+    ) -> BTreeMap<String, String> {
         let mut env = self.filters.clone();
         env.insert(var::OUTPUT_BUCKET.into(), bucket.to_owned());
         env.insert(var::OUTPUT_PREFIX.into(), self.prefix.clone());
         env.insert(var::DIGEST_KEY.into(), digest_key.to_owned());
+        if let Some((topic_arn, master_user)) = alerts.filter(|_| self.alerts.is_some()) {
+            env.insert(
+                var::ALERT_RULES.into(),
+                das_processor::config::ALERT_RULES_FILE.to_owned(),
+            );
+            env.insert(var::ALERT_TOPIC_ARN.into(), topic_arn.to_owned());
+            env.insert(var::ALERT_EVENT_BUS.into(), ALERT_EVENT_BUS.to_owned());
+            if let Some(user) = master_user {
+                env.insert(var::MASTER_USER.into(), user.to_owned());
+            }
+        }
         env
     }
+}
+
+/// `--alert-rules FILE` / `--alerts default` loaded and compiled as the function will (every
+/// problem named with its rule and field), and `--alert-email` checked.
+fn alert_settings(args: &UpAlertArgs) -> Result<Option<AlertSettings>, SettingsError> {
+    let spec = match (&args.alert_rules, &args.alerts) {
+        (Some(path), _) => path.to_string_lossy().into_owned(),
+        (None, Some(set)) => set.clone(),
+        (None, None) => {
+            return match &args.alert_email {
+                Some(_) => Err(SettingsError::AlertRules(
+                    "--alert-email needs rules: give --alerts default or --alert-rules FILE".into(),
+                )),
+                None => Ok(None),
+            };
+        }
+    };
+    let (file, _) = crate::alerts::load(&spec).map_err(SettingsError::AlertRules)?;
+    let rules_json = serde_json::to_string(&file)
+        .map_err(|e| SettingsError::AlertRules(format!("alert rules {spec}: {e}")))?;
+    let email = args
+        .alert_email
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_owned);
+    if let Some(email) = &email {
+        let valid = email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }) && !email.contains(char::is_whitespace);
+        if !valid {
+            return Err(SettingsError::AlertEmail(
+                email.clone(),
+                "expected an e-mail address such as security@example.com",
+            ));
+        }
+    }
+    Ok(Some(AlertSettings {
+        rules_json,
+        rule_names: file.rules.iter().map(|r| r.name.clone()).collect(),
+        email,
+    }))
 }
 
 /// The processor's filter variables from `--include`, `--exclude`, `--exclude-users` (`up` and
@@ -432,7 +516,7 @@ mod tests {
         assert_eq!(s.key, KeyChoice::Create);
         assert_eq!(s.prefix, "parsed/");
         assert!(s.filters.is_empty());
-        let env = s.lambda_environment("b-1", "arn:aws:kms:eu-west-1:1:key/d");
+        let env = s.lambda_environment("b-1", "arn:aws:kms:eu-west-1:1:key/d", None);
         assert_eq!(env["DAS_OUTPUT_BUCKET"], "b-1");
         assert_eq!(env["DAS_DIGEST_KEY"], "arn:aws:kms:eu-west-1:1:key/d");
         assert_eq!(env["DAS_OUTPUT_PREFIX"], "parsed/");

@@ -29,7 +29,7 @@ use crate::resource::bucket::{self, BucketState};
 use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
-use crate::resource::{Check, Level, Resource, activity_stream, delivery_stream, function};
+use crate::resource::{Check, Level, Resource, activity_stream, delivery_stream, function, topic};
 use crate::session::{self, Refusal, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, StatusSettings, UpSettings};
 use crate::stored;
@@ -128,34 +128,47 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> u8 {
     code
 }
 
-/// What `up` would render for this database, bucket, prefix and key.
+/// The deployed function publishes alerts.
+fn alerting(o: &Deployment) -> bool {
+    o.function.as_ref().is_some_and(|f| {
+        f.environment
+            .contains_key(das_processor::config::var::ALERT_TOPIC_ARN)
+    })
+}
+
+/// What `up` would render for this database, the deployment's bucket and prefix, and the key.
 fn desired_for(
     target: &TargetRef,
     identity: &Identity,
     db: &Database,
-    bucket: &str,
-    prefix: &str,
+    o: &Deployment,
     key_arn: &str,
-    signing_key: Option<&KeyState>,
 ) -> Result<Desired, PolicyError> {
     let settings = UpSettings {
         target: target.clone(),
         key: KeyChoice::Existing(key_arn.to_owned()),
         mode: StreamMode::Async,
         audit_policy: None,
-        bucket: Some(bucket.to_owned()),
-        prefix: prefix.to_owned(),
+        bucket: Some(o.bucket_name.clone()),
+        prefix: o.prefix(),
         filters: BTreeMap::new(),
         arch: crate::cli::Arch::Arm64,
         lambda_zip: None,
         retention: crate::retention::Retention::default(),
         object_lock: None,
         keep_raw: false,
+        // The deployed function's rules are in its zip; what the policy and environment
+        // depend on is only whether there are any.
+        alerts: alerting(o).then(|| crate::settings::AlertSettings {
+            rules_json: String::new(),
+            rule_names: Vec::new(),
+            email: None,
+        }),
         dry_run: true,
         yes: false,
     };
     let mut d = Desired::new(&settings, identity, db, Some(key_arn), "")?;
-    if let Some(k) = signing_key {
+    if let Some(k) = &o.signing_key {
         d.set_key(KeyPurpose::Digests, &k.arn, false)?;
     }
     Ok(d)
@@ -229,6 +242,17 @@ fn resource_checks(
             ),
             Resource::ActivityStream => activity_stream::check(db),
             Resource::Bucket => bucket::check(&o.bucket_name, &o.bucket, want),
+            Resource::AlertsTopic => topic::check(
+                &names.alerts_topic_arn,
+                o.alerts_topic.as_ref(),
+                o.function
+                    .as_ref()
+                    .and_then(|f| {
+                        f.environment
+                            .get(das_processor::config::var::ALERT_TOPIC_ARN)
+                    })
+                    .map(String::as_str),
+            ),
             Resource::ProcessorRole => role::check(
                 resource,
                 o.processor_role.as_ref(),
@@ -281,25 +305,15 @@ async fn checks(
         return Ok((vec![check("database", Level::Fail, detail)], true));
     };
     // What `up` would set, to compare with (when the stream's key is known).
-    let prefix = o.prefix();
     // The stream's key, read once: its own check, and the policies `up` would render.
     let stream_key = match db.stream.kms_key.as_deref() {
         Some(key) => key::observe(clients, key).await?,
         None => None,
     };
     let want = match &stream_key {
-        Some(k) => Some(
-            desired_for(
-                target,
-                identity,
-                db,
-                &o.bucket_name,
-                &prefix,
-                &k.arn,
-                o.signing_key.as_ref(),
-            )
-            .map_err(|e| refuse(e.to_string()))?,
-        ),
+        Some(k) => {
+            Some(desired_for(target, identity, db, &o, &k.arn).map_err(|e| refuse(e.to_string()))?)
+        }
         None => None,
     };
     let mut out = resource_checks(db, stream_key.as_ref(), &names, &o, want.as_ref());
@@ -316,7 +330,7 @@ async fn checks(
         out.insert(at, kinesis);
     }
     if matches!(o.bucket, BucketState::Present(_)) {
-        out.extend(freshness(clients, &o.bucket_name, &prefix, since, retention).await?);
+        out.extend(freshness(clients, &o.bucket_name, &o.prefix(), since, retention).await?);
     }
     out.extend(metrics::checks(clients, &names.delivery_stream, &names.function, since).await);
     Ok((out, true))

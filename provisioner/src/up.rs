@@ -398,7 +398,15 @@ fn processor_zip(settings: &UpSettings, progress: &Progress) -> Result<Vec<u8>, 
         |p| format!("--lambda-zip {}", p.display()),
     );
     package::check_arch(&zip, settings.arch, &what).map_err(refuse)?;
-    Ok(zip)
+    match &settings.alerts {
+        Some(alerts) => package::with_file(
+            &zip,
+            das_processor::config::ALERT_RULES_FILE,
+            alerts.rules_json.as_bytes(),
+        )
+        .map_err(|e| refuse(format!("{what}: adding the alert rules: {e}"))),
+        None => Ok(zip),
+    }
 }
 
 fn document(
@@ -443,6 +451,14 @@ fn document(
             "objectLock": d.object_lock.map(|l| json!({"mode": l.mode.as_str(), "days": l.days})),
             "rawArchive": d.delivery.raw.as_ref().map(|r| json!({"prefix": r.prefix, "kept": r.found})),
         },
+        "alerts": d.alerts.as_ref().map(|a| json!({
+            "topicArn": d.names.alerts_topic_arn,
+            "eventBus": crate::settings::ALERT_EVENT_BUS,
+            "eventSource": das_processor::notify::EVENT_SOURCE,
+            "eventDetailType": das_processor::notify::EVENT_DETAIL_TYPE,
+            "rules": a.rule_names,
+            "email": a.email,
+        })),
         "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

@@ -25,6 +25,7 @@ pub mod function;
 pub mod key;
 pub mod log_group;
 pub mod role;
+pub mod topic;
 
 /// Every resource das-setup creates, in dependency order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,6 +34,7 @@ pub enum Resource {
     SigningKey,
     ActivityStream,
     Bucket,
+    AlertsTopic,
     ProcessorRole,
     FirehoseRole,
     FunctionLogGroup,
@@ -42,11 +44,12 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub const ALL: [Resource; 10] = [
+    pub const ALL: [Resource; 11] = [
         Resource::Key,
         Resource::SigningKey,
         Resource::ActivityStream,
         Resource::Bucket,
+        Resource::AlertsTopic,
         Resource::ProcessorRole,
         Resource::FirehoseRole,
         Resource::FunctionLogGroup,
@@ -62,6 +65,7 @@ impl Resource {
             Resource::SigningKey => "signing-key",
             Resource::ActivityStream => "activity-stream",
             Resource::Bucket => "bucket",
+            Resource::AlertsTopic => "alerts-topic",
             Resource::ProcessorRole => "processor-role",
             Resource::FirehoseRole => "firehose-role",
             Resource::FunctionLogGroup => "function-log-group",
