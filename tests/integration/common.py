@@ -31,6 +31,8 @@ def leftovers(emu, cluster):
     found += [n for n in fh.list_delivery_streams()["DeliveryStreamNames"] if n == base]
     found += [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]
               if g["logGroupName"].endswith("/" + base)]
+    found += [t["TopicArn"] for t in emu.client("sns").list_topics()["Topics"]
+              if t["TopicArn"].endswith(f":{base}-alerts")]
     c = emu.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
     if c.get("ActivityStreamStatus", "stopped") != "stopped":
         found.append(f"activity stream {c['ActivityStreamStatus']}")

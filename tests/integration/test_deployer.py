@@ -155,6 +155,17 @@ def permissions(call):
     if service == "monitoring":
         action = call["path"].rsplit("/operation/", 1)[-1] if "/operation/" in call["path"] else op
         return [(f"cloudwatch:{action}", "*", {})]
+    if service == "sns":
+        # The topic (SNS's only resource type here; Service Authorization Reference, Amazon
+        # SNS). Tags given to CreateTopic need sns:TagResource too (SNS Developer Guide,
+        # "Configuring topic tags": "to add tags at creation ... sns:TagResource").
+        params = {k: v[0] for k, v in parse_qs(body or "").items()}
+        topic = params.get("TopicArn") or params.get("ResourceArn") or (
+            arn("sns", params["Name"]) if "Name" in params else "*")
+        out = [(f"sns:{op}", topic, {})]
+        if op == "CreateTopic" and any(k.startswith("Tags.member") for k in params):
+            out.append(("sns:TagResource", topic, {}))
+        return out
     if service == "sts" and op == "GetCallerIdentity":
         return []  # needs no permission
     if service == "tagging":  # the Resource Groups Tagging API: no resource types, so "*"
@@ -291,7 +302,8 @@ class DeployerPolicyTest(EmulatorCase):
         new_code = os.path.join(self.tmp.name, "new.zip")
         with open(new_code, "wb") as f:
             f.write(zip_bootstrap(self.code + b"\0"))  # a different CodeSha256, still an ELF
-        up = ("up", "--cluster", CLUSTER, "--arch", "x86_64", "--keep-raw", "--yes")
+        up = ("up", "--cluster", CLUSTER, "--arch", "x86_64", "--keep-raw", "--yes",
+              "--alerts", "default", "--alert-email", "security@example.com")
         before = len(self.emu.calls())
         stopped = self.run_setup(*up, "--lambda-zip", self.zip, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": "1"})
         self.assertNotEqual(stopped.returncode, 0, "the first up stops after one change")
@@ -299,6 +311,14 @@ class DeployerPolicyTest(EmulatorCase):
                      [*up, "--lambda-zip", new_code, "--exclude", "DQL"], ["status", "--cluster", CLUSTER]):
             done = self.run_setup(*args)
             self.assertIn(done.returncode, (0, 1), done.stderr)  # status: 1 = warnings
+        # The alerts topic drifts (tags and encryption taken off): up puts both back.
+        sns = self.emu.client("sns")
+        topic = f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:das-setup-{CLUSTER}-alerts"
+        sns.untag_resource(ResourceArn=topic, TagKeys=["managed-by"])
+        sns.set_topic_attributes(TopicArn=topic, AttributeName="KmsMasterKeyId", AttributeValue="")
+        done = self.run_setup(*up, "--lambda-zip", new_code, "--exclude", "DQL")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("update encryption key, tags", done.stdout)
         time.sleep(1.5)  # a heartbeat or two in the stream for tail to decrypt
         done = self.run_setup("tail", "--cluster", CLUSTER, "--since", "1m")
         self.assertEqual(done.returncode, 0, done.stderr)
@@ -385,7 +405,8 @@ class EnforcedDeployerTest(EmulatorCase):
     def test_deployer_json_is_enough_for_up_status_tail_replay_and_down_when_enforced(self):
         self.emu.cluster("enforced")
         env = self.deployer()
-        up = ("up", "--cluster", "enforced", "--arch", "x86_64", "--keep-raw", "--yes", "--lambda-zip", self.zip)
+        up = ("up", "--cluster", "enforced", "--arch", "x86_64", "--keep-raw", "--yes", "--lambda-zip", self.zip,
+              "--alerts", "default")
         done = self.run_setup(*up, env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
         done = self.run_setup(*up, env=env)

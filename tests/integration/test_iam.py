@@ -20,6 +20,10 @@ the role `up` made for it, as Lambda does. Then:
   policy allows succeed with the same credentials, so a refusal is the policy's, not a broken
   signature's. Credentials holding exactly the delivery role's policy cannot decrypt a data key
   (Firehose cannot open the stream's records), read another stream or write another bucket.
+- with alerts on (`up --alerts default`), the function publishes a DROP TABLE's alert to its
+  topic (SNS PublishBatch, authorized as sns:Publish) and puts it on the default bus, allowed;
+  the same credentials cannot publish to another topic, nor put events on another bus or with
+  another source or detail-type (it cannot pass for AWS's own events).
 """
 
 import json
@@ -48,7 +52,8 @@ class LeastPrivilegeTest(EmulatorCase):
         emu = cls.emu
         cluster = emu.cluster(CLUSTER)
         cls.resource_id = cluster["DbClusterResourceId"]
-        done = cls.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", cls.zip, "--yes")
+        done = cls.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", cls.zip, "--yes",
+                             "--alerts", "default")
         if done.returncode != 0:
             raise RuntimeError(f"das-setup up failed under --enforce-iam:\n{done.stderr}")
         emu.wait_for_delivery(FUNCTION)
@@ -90,12 +95,13 @@ class LeastPrivilegeTest(EmulatorCase):
         before = len(self.emu.calls())
         self.emu.admin("inject", {"stream": stream, "events": [
             pg("iam-0", "DDL", "CREATE TABLE", "create table t (id int)"),
-            pg("iam-1", "WRITE", "INSERT", "insert into t values (1)")]})
+            pg("iam-1", "WRITE", "INSERT", "insert into t values (1)"),
+            pg("iam-drop", "DDL", "DROP TABLE", "drop table t")]})
         self.emu.admin("inject", {"stream": stream, "kms_key": self.other_key, "events": [
             pg("iam-foreign", "READ", "SELECT", "select * from t")]})
         self.emu.admin("inject", {"stream": stream, "events": [pg("iam-2", "READ", "SELECT", "select 1")]})
 
-        want = {"iam-0": ["DDL"], "iam-1": ["DML"], "iam-2": ["DQL"]}
+        want = {"iam-0": ["DDL"], "iam-1": ["DML"], "iam-drop": ["DDL"], "iam-2": ["DQL"]}
         deadline = time.time() + 60
         while True:
             events, failed, _ = read_bucket(self.emu, BUCKET)
@@ -121,8 +127,12 @@ class LeastPrivilegeTest(EmulatorCase):
         reads = [c for c in calls if c["op"].startswith(f"GET /{BUCKET}/parsed/_digests/")]
         # Each digest signed with the signing key up made, the way the role's policy allows.
         signs = [c for c in calls if c["op"] == "Sign"]
-        self.assertEqual(len(decrypts) + len(puts) + len(lists) + len(reads) + len(signs), len(calls),
-                         f"no other call: {calls}")
+        # The DROP TABLE's alert: to the topic and the default bus.
+        publishes = [c for c in calls if c["op"] in ("PublishBatch", "PutEvents")]
+        self.assertEqual(len(decrypts) + len(puts) + len(lists) + len(reads) + len(signs) + len(publishes),
+                         len(calls), f"no other call: {calls}")
+        self.assertEqual(sorted(c["op"] for c in publishes), ["PublishBatch", "PutEvents"], publishes)
+        self.assertTrue(all(c["status"] == 200 for c in publishes), publishes)
         self.assertTrue(signs and all(c["status"] == 200 for c in signs), signs)
         self.assertEqual({json.loads(c["body"])["KeyId"] for c in signs}, {self.signing_key})
         self.assertTrue(lists, "the first invocation looks for the chain's head")
@@ -191,6 +201,41 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertError("AccessDeniedException", client("kinesis").describe_stream,
                          StreamName=f"aws-rds-das-{self.resource_id}")
         self.assertError("AccessDenied", client("iam").list_roles)
+
+    def test_the_role_publishes_alerts_to_its_topic_and_bus_only_and_as_das_setup_only(self):
+        client = self.role_policy_holder(self.role, "holds-the-lambda-policy-for-alerts")
+        sns, events = client("sns"), client("events")
+        topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:das-setup-{CLUSTER}-alerts"
+        entry = {"Source": "das-setup", "DetailType": "Database Activity Alert", "Detail": "{}"}
+        # Allowed: its job.
+        sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{"Id": "0", "Message": "probe"}])
+        sns.publish(TopicArn=topic, Message="probe")
+        self.assertEqual(events.put_events(Entries=[entry])["FailedEntryCount"], 0)
+        # Refused: another topic, another bus, another source or detail-type, or a mix.
+        other = self.emu.client("sns").create_topic(Name="not-das-setup-alerts")["TopicArn"]
+        self.assertError("AccessDenied", sns.publish, TopicArn=other, Message="probe")
+        self.assertError("AccessDenied", sns.publish_batch, TopicArn=other,
+                         PublishBatchRequestEntries=[{"Id": "0", "Message": "probe"}])
+        self.emu.client("events").create_event_bus(Name="another-bus")
+        self.assertError("AccessDeniedException", events.put_events, Entries=[dict(entry, EventBusName="another-bus")])
+        self.assertError("AccessDeniedException", events.put_events, Entries=[dict(entry, Source="aws.rds")])
+        self.assertError("AccessDeniedException", events.put_events, Entries=[dict(entry, DetailType="RDS DB Instance Event")])
+        self.assertError("AccessDeniedException", events.put_events, Entries=[entry, dict(entry, Source="aws.rds")])
+        # The topic is encrypted with the stream's key: without the role's grant on it through SNS,
+        # SNS refuses the message (KMSAccessDenied), so that statement is needed, not decoration.
+        iam = self.emu.client("iam")
+        role_name = self.role.rsplit("/", 1)[-1]
+        iam.create_user(UserName="holds-the-lambda-policy-without-kms-for-sns")
+        for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+            document["Statement"] = [st for st in document["Statement"] if st.get("Sid") != "EncryptAlertsThroughSnsOnly"]
+            iam.put_user_policy(UserName="holds-the-lambda-policy-without-kms-for-sns", PolicyName=name,
+                                PolicyDocument=json.dumps(document))
+        key = iam.create_access_key(UserName="holds-the-lambda-policy-without-kms-for-sns")["AccessKey"]
+        without = self.emu.clients_for(key["AccessKeyId"], key["SecretAccessKey"])
+        self.assertError("KMSAccessDenied", without("sns").publish, TopicArn=topic, Message="probe")
+        self.assertError("KMSAccessDenied", without("sns").publish_batch, TopicArn=topic,
+                         PublishBatchRequestEntries=[{"Id": "0", "Message": "probe"}])
 
     def test_credentials_holding_exactly_the_delivery_role_policy_cannot_decrypt_or_stray(self):
         client = self.role_policy_holder(self.firehose_role, "holds-the-firehose-policy")

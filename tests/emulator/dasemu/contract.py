@@ -29,7 +29,7 @@ from botocore.loaders import create_loader
 SERVICES = {
     "kms": "kms", "firehose": "firehose", "kinesis": "kinesis", "logs": "logs",
     "tagging": "resourcegroupstaggingapi", "monitoring": "cloudwatch", "sts": "sts", "iam": "iam",
-    "rds": "rds", "lambda": "lambda", "s3": "s3",
+    "rds": "rds", "lambda": "lambda", "s3": "s3", "sns": "sns", "events": "events",
 }
 # Query parameters a protocol adds beside the members.
 QUERY_ENVELOPE = {"Action", "Version"}

@@ -33,7 +33,7 @@ SPECIAL = {
                          "Please try again."),
 }
 KINDS = ("throttle", "server", "conflict")
-QUERY_SERVICES = {"iam", "rds", "sts"}
+QUERY_SERVICES = {"iam", "rds", "sts", "sns"}
 
 
 class Faults:

@@ -14,9 +14,10 @@ least-privilege policy like das-setup's needs from it, as AWS does:
   Kinesis it is the stream (`StreamARN`, `StreamName`, or the stream a shard iterator reads).
 - Condition keys. moto gives policy conditions no request values. For KMS each pair of the
   request's `EncryptionContext` is `kms:EncryptionContext:<key>`, as in AWS; for S3's
-  ListBucket, `s3:prefix` is the listing's `prefix`.
+  ListBucket, `s3:prefix` is the listing's `prefix`; for EventBridge's PutEvents,
+  `events:source` and `events:detail-type` are its entries'.
 - The refusal. moto answers every refused request with an XML `AccessDenied`; AWS's JSON
-  services (KMS, Kinesis, Firehose, CloudWatch Logs, Lambda) answer JSON
+  services (KMS, Kinesis, Firehose, CloudWatch Logs, Lambda, EventBridge) answer JSON
   `AccessDeniedException`, which is what their SDK clients parse.
 
 Not modelled: key policies (moto evaluates them for DescribeKey only), permission boundaries,
@@ -142,6 +143,22 @@ def condition_values(action, body, path=""):
 
         prefix = parse_qs(urlparse(path or "").query).get("prefix")
         return {"s3:prefix": prefix[0]} if prefix else {}
+    if action == "events:PutEvents":
+        # events:source and events:detail-type: the entries' Source and DetailType (Service
+        # Authorization Reference, Amazon EventBridge condition keys). Entries that disagree
+        # give a value no single-valued condition matches, so every entry must satisfy it.
+        try:
+            entries = [e for e in json.loads(body or b"{}").get("Entries") or [] if isinstance(e, dict)]
+        except (ValueError, AttributeError):
+            return {}
+        values = {}
+        for key, member in (("events:source", "Source"), ("events:detail-type", "DetailType")):
+            seen = {e.get(member) for e in entries}
+            if len(seen) == 1 and isinstance(next(iter(seen)), str):
+                values[key] = next(iter(seen))
+            elif seen:
+                values[key] = "<entries differ>"
+        return values
     if not action.startswith("kms:"):
         return {}
     try:
@@ -207,7 +224,7 @@ def allowed(policies, action, resource, values):
 
 
 # --- the refusal ----------------------------------------------------------------------------
-JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda")
+JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda", "events")
 _raise_access_denied = IAMRequest._raise_access_denied
 
 
@@ -244,11 +261,14 @@ def install(enforce):
 IAM_PREFIX = {
     "kms": "kms", "firehose": "firehose", "kinesis": "kinesis", "logs": "logs", "lambda": "lambda",
     "rds": "rds", "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch",
-    "resourcegroupstaggingapi": "tag",
+    "resourcegroupstaggingapi": "tag", "sns": "sns", "events": "events",
 }
 # Operations whose IAM action has another name (Service Authorization Reference, AWS Lambda:
 # "InvokeFunction ... Grants permission to invoke a function", the permission of the Invoke API).
-ACTION_OF_OPERATION = {"lambda:Invoke": "lambda:InvokeFunction"}
+# SNS's PublishBatch is authorized as sns:Publish (SNS API Reference, PublishBatch: "The
+# PublishBatch API ... requires the same permission as Publish"; the Service Authorization
+# Reference lists no sns:PublishBatch action).
+ACTION_OF_OPERATION = {"lambda:Invoke": "lambda:InvokeFunction", "sns:PublishBatch": "sns:Publish"}
 # The Admin layer puts the operation the botocore model gives the request (contract.py) here.
 OPERATION_HEADER = "HTTP_X_DASEMU_OPERATION"
 _base_init = IAMRequestBase.__init__
@@ -317,6 +337,30 @@ def _rds_resource(self):
     if action == "DescribeDBClusters":
         return _arn(self, "rds", "cluster:*")
     return "*"
+
+
+def _form_param(self, name):
+    data = self.querystring if isinstance(getattr(self, "querystring", None), dict) else {}
+    value = data.get(name)
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _sns_resource(self):
+    """The topic (SNS's resource type in the Service Authorization Reference): `TopicArn`, the
+    `ResourceArn` of a tagging call, or the topic `CreateTopic` names."""
+    arn = _form_param(self, "TopicArn") or _form_param(self, "ResourceArn")
+    if arn:
+        return arn
+    name = _form_param(self, "Name")
+    return _arn(self, "sns", name) if name else "*"
+
+
+def _events_resource(self):
+    """PutEvents: the event bus of its entries (`EventBusName`, a name or an ARN; the default
+    bus when absent; EventBridge API reference, PutEventsRequestEntry)."""
+    entries = _json_param(self, "Entries") or []
+    bus = next((e.get("EventBusName") for e in entries if isinstance(e, dict)), None) or "default"
+    return bus if bus.startswith("arn:") else _arn(self, "events", f"event-bus/{bus}")
 
 
 def _iam_resource(self):
@@ -410,6 +454,8 @@ def install_deployment_checks():
     """Resources and actions as IAM names them for every service das-setup calls, so a principal
     holding exactly policies/deployer.json can run it under --enforce-iam."""
     from moto.awslambda.responses import LambdaResponse
+    from moto.events.responses import EventsHandler
+    from moto.sns.responses import SNSResponse
     from moto.firehose.responses import FirehoseResponse
     from moto.iam.responses import IamResponse
     from moto.logs.responses import LogsResponse
@@ -427,6 +473,8 @@ def install_deployment_checks():
     LogsResponse._determine_resource = _logs_resource
     RDSResponse._determine_resource = _rds_resource
     IamResponse._determine_resource = _iam_resource
+    SNSResponse._determine_resource = _sns_resource
+    EventsHandler._determine_resource = _events_resource
 
 
 # --- checks AWS makes beyond the action itself --------------------------------------------------
@@ -483,6 +531,12 @@ def install_service_checks():
     from moto.awslambda.responses import LambdaResponse
     from moto.kms.responses import KmsResponse
     from moto.s3.responses import S3Response
+    from moto.sns.exceptions import SNSException
+    from moto.sns.responses import SNSResponse
+
+    class KMSAccessDenied(SNSException):
+        code = "KMSAccessDenied"
+        message = "The ciphertext references a key that doesn't exist or that you don't have access to."
 
     create_key = KmsResponse.create_key
 
@@ -550,6 +604,38 @@ def install_service_checks():
                         raise S3AccessDeniedError()
         return put_object(self)
 
+    def publishing_with_the_topic_key(publish):
+        """An encrypted topic (KmsMasterKeyId): SNS asks KMS for the message's data key with the
+        publisher's permissions, so the publisher needs kms:GenerateDataKey and kms:Decrypt on the
+        topic's key (SNS Developer Guide, "Key management": "publishers ... must have the
+        kms:GenerateDataKey* and kms:Decrypt permissions"), asked through SNS (kms:ViaService
+        sns.<region>.amazonaws.com, KMS Developer Guide, "kms:ViaService"); otherwise 400
+        KMSAccessDenied (Publish and PublishBatch API reference, Errors)."""
+
+        def checked(self):
+            caller = _caller(self)
+            if caller is not None:
+                try:
+                    key = self.backend.get_topic(self._get_param("TopicArn")).kms_master_key_id
+                except Exception:
+                    key = ""
+                if key:
+                    from moto.kms.models import kms_backends
+
+                    try:
+                        arn = kms_backends[self.current_account][self.region].describe_key(key).arn
+                    except Exception:
+                        raise KMSAccessDenied()
+                    via = {"kms:ViaService": f"sns.{self.region}.amazonaws.com"}
+                    if not all(allowed(caller[1], action, arn, via)
+                               for action in ("kms:GenerateDataKey", "kms:Decrypt")):
+                        raise KMSAccessDenied()
+            return publish(self)
+
+        return checked
+
+    SNSResponse.publish = publishing_with_the_topic_key(SNSResponse.publish)
+    SNSResponse.publish_batch = publishing_with_the_topic_key(SNSResponse.publish_batch)
     KmsResponse.create_key = create_key_with_the_lockout_check
     LambdaResponse.get_function = get_function_with_tags_for_list_tags_only
     S3Response.put_object = put_object_with_the_bucket_key

@@ -1,0 +1,148 @@
+"""Alerts end to end (issue 18 item 8), against the real processor on the emulator.
+
+A cluster deployed with `up --alerts default` receives a GRANT, a DROP TABLE, a burst of five
+failed logins of one user from one host and ordinary SELECTs. An SQS queue subscribed to the
+alerts topic and an EventBridge rule's SQS target must each receive exactly the expected alerts,
+once, with the documented fields; the SELECTs give none. The first publish to SNS is made to fail
+past the SDK's retries, so the invocation fails and Firehose retries it: the retry publishes what
+had failed and nothing twice. `down` removes the topic and its subscriptions.
+
+The expected alerts are written here from the README's description of the built-in rules, not
+computed by the processor's code.
+"""
+
+import json
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
+sys.path.insert(0, HERE)
+from common import EmulatorCase, leftovers, pg  # noqa: E402
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+CLUSTER = "alerted"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:das-setup-{CLUSTER}-alerts"
+# The built-in rules (README, "Alert rules") these events must raise, each once.
+EXPECTED = {
+    "privilege-or-user-change": ("high", "DCL", "alice"),
+    "table-dropped-or-truncated": ("high", "DDL", "alice"),
+    "failed-login-burst-user": ("high", "AUTH_FAILURE", "mallory"),
+    "failed-login-burst-host": ("high", "AUTH_FAILURE", "mallory"),
+}
+FIELDS = {"alertId", "rule", "severity", "category", "user", "database", "object", "client",
+          "statement", "cluster", "instance", "eventTime", "s3Key", "bucket", "count"}
+
+
+class AlertsTest(EmulatorCase):
+    def drain(self, sqs, url, seconds):
+        """Every message the queue receives within `seconds` (deleted as read)."""
+        got, deadline = [], time.time() + seconds
+        while time.time() < deadline:
+            r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for m in r.get("Messages", []):
+                got.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return got
+
+    def test_the_default_rules_alert_once_on_sns_and_eventbridge_and_selects_do_not(self):
+        cluster = self.emu.cluster(CLUSTER, engine="aurora-postgresql")
+        done = self.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", self.zip,
+                              "--alerts", "default", "--yes", "--output", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        doc = json.loads(done.stdout)
+        self.assertEqual(doc["alerts"]["topicArn"], TOPIC)
+        self.assertEqual(doc["alerts"]["eventBus"], "default")
+        self.assertIn("table-dropped-or-truncated", doc["alerts"]["rules"])
+
+        sns, sqs, events = (self.emu.client(s) for s in ("sns", "sqs", "events"))
+        attributes = sns.get_topic_attributes(TopicArn=TOPIC)["Attributes"]
+        self.assertTrue(attributes.get("KmsMasterKeyId", "").startswith("arn:aws:kms:"), attributes)
+        queues = {}
+        for name in ("from-sns", "from-eventbridge"):
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            queues[name] = (url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+                            ["Attributes"]["QueueArn"])
+        sns.subscribe(TopicArn=TOPIC, Protocol="sqs", Endpoint=queues["from-sns"][1])
+        events.put_rule(Name="das-setup-alerts", EventPattern=json.dumps(
+            {"source": ["das-setup"], "detail-type": ["Database Activity Alert"]}))
+        events.put_targets(Rule="das-setup-alerts", Targets=[{"Id": "q", "Arn": queues["from-eventbridge"][1]}])
+
+        self.emu.wait_for_delivery(f"das-setup-{CLUSTER}")
+        # The first invocation's publish fails past the SDK's three attempts: the invocation
+        # fails and Firehose invokes it again.
+        self.emu.admin("faults", {"faults": [{"operation": "sns:PublishBatch", "kind": "throttle", "times": 3}]})
+        stream = f"aws-rds-das-{cluster['DbClusterResourceId']}"
+        failed = [dict(pg(f"f-{i}", "ERROR", "AUTH FAILURE", None, user="mallory"), remoteHost="203.0.113.7")
+                  for i in range(5)]
+        self.emu.admin("inject", {"stream": stream, "events": [
+            pg("s-1", "READ", "SELECT", "select * from orders"),
+            dict(pg("g-1", "ROLE", "GRANT", "grant all on orders to mallory"), remoteHost="10.0.0.9"),
+            dict(pg("d-1", "DDL", "DROP TABLE", "drop table orders"), objectName="orders"),
+            pg("s-2", "READ", "SELECT", "select count(*) from orders"),
+            *failed,
+        ]})
+
+        from_sns = [json.loads(m["Message"]) for m in self.drain(sqs, queues["from-sns"][0], 20)]
+        from_events = self.drain(sqs, queues["from-eventbridge"][0], 3)
+        stats = self.emu.admin("firehose")[f"das-setup-{CLUSTER}"]["stats"]
+        self.assertGreaterEqual(stats["retries"], 1, f"the failed publish failed the invocation: {stats}")
+
+        for label, got in (("SNS", from_sns), ("EventBridge", [e["detail"] for e in from_events])):
+            rules = sorted(a["rule"] for a in got)
+            self.assertEqual(rules, sorted(EXPECTED), f"{label}: each expected alert once, no other")
+            for a in got:
+                self.assertLessEqual(FIELDS, set(a), f"{label}: documented fields")
+                self.assertEqual((a["severity"], a["category"], a["user"]), EXPECTED[a["rule"]], a)
+                self.assertEqual(a["cluster"], cluster["DbClusterResourceId"])
+                self.assertEqual(a["database"], "shop")
+                self.assertTrue(a["s3Key"].startswith(f"parsed/{a['category']}/"), a)
+                self.assertEqual(a["bucket"], f"das-setup-{CLUSTER}-{ACCOUNT}-{REGION}")
+                # The event is stored where the alert says.
+                body = self.emu.client("s3").get_object(Bucket=a["bucket"], Key=a["s3Key"])["Body"].read()
+                self.assertGreater(len(body), 0)
+        for e in from_events:
+            self.assertEqual((e["source"], e["detail-type"]), ("das-setup", "Database Activity Alert"))
+        by_rule = {a["rule"]: a for a in from_sns}
+        self.assertEqual(by_rule["table-dropped-or-truncated"]["statement"], "drop table orders")
+        self.assertEqual(by_rule["table-dropped-or-truncated"]["object"], "orders")
+        self.assertEqual(by_rule["privilege-or-user-change"]["client"], "10.0.0.9")
+        self.assertEqual(by_rule["failed-login-burst-host"]["client"], "203.0.113.7")
+        self.assertEqual(by_rule["failed-login-burst-user"]["count"], 5)
+        self.assertEqual({a["alertId"] for a in from_sns},
+                         {e["detail"]["alertId"] for e in from_events}, "one identity per alert")
+
+        # Nothing more arrives later (no duplicate from the retry, none from the SELECTs).
+        self.assertEqual(self.drain(sqs, queues["from-sns"][0], 4), [])
+        self.assertEqual(self.drain(sqs, queues["from-eventbridge"][0], 1), [])
+
+        done = self.run_setup("status", "--cluster", CLUSTER, "--output", "json")
+        checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+        self.assertEqual(checks["alerts-topic"]["status"], "OK", checks["alerts-topic"])
+
+        done = self.run_setup("down", "--cluster", CLUSTER, "--yes")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(leftovers(self.emu, CLUSTER), [])
+        self.assertEqual([s for s in sns.list_subscriptions()["Subscriptions"] if s["TopicArn"] == TOPIC], [])
+        topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+        self.assertNotIn(TOPIC, topics)
+
+    def test_bad_rules_are_refused_before_any_change(self):
+        self.emu.cluster("refused", engine="aurora-postgresql")
+        rules = os.path.join(self.tmp.name, "bad.toml")
+        with open(rules, "w") as f:
+            f.write('[[rule]]\nname = "drops"\nseverity = "urgent"\ncategory = "DDL"\n')
+        before = len(self.emu.calls())
+        done = self.run_setup("up", "--cluster", "refused", "--lambda-zip", self.zip, "--alert-rules", rules,
+                              "--yes")
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn('rule "drops": severity', done.stderr)
+        self.assertEqual([c for c in self.emu.calls()[before:] if c["app"] == "das-setup"], [],
+                         "refused before any AWS call")
+
+
+if __name__ == "__main__":
+    unittest.main()
