@@ -644,6 +644,9 @@ pub struct Subject<'a> {
     /// The statement as logged (not masked: rules may look for what masking hides; alerts quote
     /// the masked text).
     pub statement: Option<&'a str>,
+    /// The statement as the caller already masked it (the processor, for the events it
+    /// stores), so an alert quotes it without masking it again; `None`: masked when quoted.
+    pub masked: Option<&'a str>,
     pub time_millis: i64,
     /// The event's identity where it has one that a retry repeats (the processor: its Firehose
     /// record id and its place in the record). A [`Tracker`] that saw it already answers with
@@ -671,6 +674,7 @@ impl<'a> Subject<'a> {
             application: s(&fields.client_application),
             engine: s(&fields.server_type),
             statement: s(&fields.command_text),
+            masked: None,
             time_millis: fields
                 .log_time
                 .as_deref()
@@ -678,6 +682,12 @@ impl<'a> Subject<'a> {
                 .unwrap_or(fallback_millis),
             id: None,
         }
+    }
+
+    /// The same event, with its statement as already masked.
+    #[must_use]
+    pub fn with_masked(self, masked: Option<&'a str>) -> Self {
+        Self { masked, ..self }
     }
 
     /// The same event, with the identity a retry repeats.
@@ -908,9 +918,14 @@ fn dedup_key(fields: &[Field], s: &Subject<'_>) -> String {
 fn alert(rule: &Rule, s: &Subject<'_>, count: u32, suppressed: u32) -> Alert {
     let owned = |v: Option<&str>| v.map(str::to_owned);
     let statement = s.statement.map(|text| {
-        let engine = Engine::from_server_type(s.engine);
-        let masked = redact::redact(text, engine, Mode::Passwords)
-            .map_or_else(|| text.to_owned(), |r| r.text);
+        let masked = match s.masked {
+            Some(masked) => masked.to_owned(),
+            None => {
+                let engine = Engine::from_server_type(s.engine);
+                redact::redact(text, engine, Mode::Passwords)
+                    .map_or_else(|| text.to_owned(), |r| r.text)
+            }
+        };
         if masked.chars().count() > STATEMENT_CHARS {
             masked.chars().take(STATEMENT_CHARS - 1).collect::<String>() + "…"
         } else {
@@ -1217,5 +1232,48 @@ mod tests {
             Rules::compile(&again).unwrap().rules().len(),
             file.rules.len()
         );
+    }
+    #[test]
+    fn an_event_seen_again_raises_what_it_raised_then_and_counts_once() {
+        let rules = rules(serde_json::json!({"rule": [
+            {"name": "burst", "severity": "high", "category": "AUTH_FAILURE",
+             "threshold": {"count": 3, "minutes": 1, "by": "user"}},
+            {"name": "drops", "severity": "high", "category": "DDL", "dedup_minutes": 10}]}))
+        .unwrap();
+        let observe = |tracker: &mut Tracker, event: serde_json::Value, id: u64| {
+            let text = event.to_string();
+            let f = EventFields::parse(&text).unwrap();
+            let command = command_of(&f);
+            let s = Subject::new(&f, classify(&f), &command, 0).with_id(id);
+            tracker.observe(&rules, &s)
+        };
+        let batch = [
+            pg("ERROR", "AUTH FAILURE", "", "eve", "00:01"),
+            pg("DDL", "DROP TABLE", "drop table a", "eve", "00:02"),
+            pg("ERROR", "AUTH FAILURE", "", "eve", "00:03"),
+        ];
+        let mut tracker = Tracker::default();
+        let mut pass = |tracker: &mut Tracker| -> Vec<Alert> {
+            (0..batch.len())
+                .flat_map(|i| observe(tracker, batch[i].clone(), i as u64))
+                .collect()
+        };
+        let first = pass(&mut tracker);
+        assert_eq!(
+            first.iter().map(|a| a.rule.as_str()).collect::<Vec<_>>(),
+            ["drops"]
+        );
+        // The batch again (a retry): the same alert, not held back by its own de-duplication,
+        // and the two failures not counted twice (four would be a burst).
+        assert_eq!(pass(&mut tracker), first);
+        assert_eq!(pass(&mut tracker), first);
+        // A third failure, a new event: the burst, counted three.
+        let burst = observe(
+            &mut tracker,
+            pg("ERROR", "AUTH FAILURE", "", "eve", "00:04"),
+            7,
+        );
+        assert_eq!(burst.len(), 1);
+        assert_eq!((burst[0].rule.as_str(), burst[0].count), ("burst", 3));
     }
 }

@@ -392,7 +392,9 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                 stats.alerts += work.raised.len();
                 for r in work.raised.drain(..) {
                     let alerting = self.alerting.as_ref();
-                    let description = alerting.and_then(|a| a.description(&r.alert.rule));
+                    let description = alerting
+                        .and_then(|a| a.description(&r.alert.rule))
+                        .map(str::to_owned);
                     let origin = Origin {
                         cluster: work.cluster.clone(),
                         instance: work.instance.clone(),
@@ -402,8 +404,8 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                             .map(|g| object_key(&self.config.prefix, &g, &batch)),
                     };
                     notices.push(Notice::new(
-                        &r.alert,
-                        description,
+                        r.alert,
+                        description.as_deref(),
                         origin,
                         Some(&self.config.bucket),
                         &record.record_id,
@@ -648,29 +650,32 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                 continue;
             }
             let category = classify(&fields);
-            let first_raised = raised.len();
-            if let (Some((a, _)), Some(tracker)) = (alerting, tracker.as_mut()) {
-                let command = alert::command_of(&fields);
-                let subject =
-                    Subject::new(&fields, category, &command, arrival_hour.start_millis())
-                        .with_id(event_id(id_base, index));
-                raised.extend(
-                    tracker
-                        .observe(&a.rules, &subject)
-                        .into_iter()
-                        .map(|alert| Raised {
-                            alert,
-                            index,
-                            group: None,
-                        }),
-                );
-            }
+            // Alert rules see every activity event, stored or not; a stored one's alert quotes
+            // the statement as stored (masked once, below).
+            let mut raise =
+                |group: Option<GroupKey>, masked: Option<&str>| {
+                    if let (Some((a, _)), Some(tracker)) = (alerting, tracker.as_mut()) {
+                        let command = alert::command_of(&fields);
+                        let subject =
+                            Subject::new(&fields, category, &command, arrival_hour.start_millis())
+                                .with_masked(masked)
+                                .with_id(event_id(id_base, index));
+                        raised.extend(tracker.observe(&a.rules, &subject).into_iter().map(
+                            |alert| Raised {
+                                alert,
+                                index,
+                                group,
+                            },
+                        ));
+                    }
+                };
             if !self
                 .config
                 .filter
                 .keeps(category, fields.db_user_name.as_deref())
                 || only.is_some_and(|bits| bits & category.bit() == 0)
             {
+                raise(None, None);
                 *filtered += 1;
                 continue;
             }
@@ -681,9 +686,6 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                     arrival_hour
                 }
             };
-            for r in &mut raised[first_raised..] {
-                r.group = Some(GroupKey { category, hour });
-            }
             let mode = self.config.redact;
             let statement = fields.command_text.as_deref().and_then(|text| {
                 redact::redact(
@@ -692,6 +694,13 @@ impl<K: KeySource, S: ObjectSink> Processor<K, S> {
                     mode,
                 )
             });
+            raise(
+                Some(GroupKey { category, hour }),
+                statement
+                    .as_ref()
+                    .map(|r| r.text.as_str())
+                    .or(fields.command_text.as_deref()),
+            );
             let mask_params = fields.has_params
                 && (mode == redact::Mode::Literals || statement.as_ref().is_some_and(|s| s.params));
             if statement.is_some() || mask_params {

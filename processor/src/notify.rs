@@ -17,6 +17,7 @@
 //!   `rule` let a subscription filter policy pick alerts without reading the message.
 
 use std::collections::{HashSet, VecDeque};
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
@@ -69,8 +70,11 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notice {
-    /// The same for every delivery of this alert (record id, event position, rule).
+    /// The same for every delivery of this alert (record id, event position, rule): 24 hex
+    /// digits of `id`.
     pub alert_id: String,
+    #[serde(skip)]
+    pub id: [u8; 12],
     pub rule: String,
     pub severity: &'static str,
     pub description: Option<String>,
@@ -99,7 +103,7 @@ pub struct Notice {
 impl Notice {
     /// `record_id` and `index` (the event's place in its record) make the alert's identity.
     pub fn new(
-        alert: &Alert,
+        alert: Alert,
         description: Option<&str>,
         origin: Origin,
         bucket: Option<&str>,
@@ -112,21 +116,27 @@ impl Notice {
         h.update(index.to_le_bytes());
         h.update(alert.rule.as_bytes());
         let digest = h.finalize();
-        let alert_id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let mut id = [0u8; 12];
+        id.copy_from_slice(&digest[..12]);
+        let mut alert_id = String::with_capacity(24);
+        for b in id {
+            let _ = write!(alert_id, "{b:02x}");
+        }
         Self {
             alert_id,
-            rule: alert.rule.clone(),
+            id,
+            rule: alert.rule,
             severity: alert.severity.as_str(),
             description: description.map(str::to_owned),
             category: alert.category,
-            command: alert.command.clone(),
-            user: alert.user.clone(),
-            database: alert.database.clone(),
-            object: alert.object.clone(),
-            client: alert.client.clone(),
-            application: alert.application.clone(),
-            engine: alert.engine.clone(),
-            statement: alert.statement.clone(),
+            command: alert.command,
+            user: alert.user,
+            database: alert.database,
+            object: alert.object,
+            client: alert.client,
+            application: alert.application,
+            engine: alert.engine,
+            statement: alert.statement,
             cluster: origin.cluster,
             instance: origin.instance,
             event_time: rfc3339_millis(alert.event_time),
@@ -173,19 +183,21 @@ impl Notice {
 
     /// What an e-mail subscriber reads.
     pub fn email_text(&self) -> String {
-        let mut t = format!(
-            "{} alert from das-setup: rule {} on {}\n",
+        let mut t = String::with_capacity(512);
+        let _ = writeln!(
+            t,
+            "{} alert from das-setup: rule {} on {}",
             self.severity,
             self.rule,
             self.target()
         );
         if let Some(d) = &self.description {
-            t.push_str(&format!("{d}\n"));
+            let _ = writeln!(t, "{d}");
         }
         t.push('\n');
         let mut line = |name: &str, value: Option<&str>| {
             if let Some(v) = value {
-                t.push_str(&format!("{name:<12}{v}\n"));
+                let _ = writeln!(t, "{name:<12}{v}");
             }
         };
         line("time", Some(&self.event_time));
@@ -244,18 +256,18 @@ pub struct PublishError {
 /// What each destination accepted already, in one warm environment (bounded, oldest forgotten).
 #[derive(Debug, Default)]
 pub struct Delivered {
-    set: HashSet<(String, Destination)>,
-    order: VecDeque<(String, Destination)>,
+    set: HashSet<([u8; 12], Destination)>,
+    order: VecDeque<([u8; 12], Destination)>,
 }
 
 impl Delivered {
-    pub fn contains(&self, id: &str, destination: Destination) -> bool {
-        self.set.contains(&(id.to_owned(), destination))
+    pub fn contains(&self, id: [u8; 12], destination: Destination) -> bool {
+        self.set.contains(&(id, destination))
     }
 
-    pub fn insert(&mut self, id: &str, destination: Destination) {
-        let key = (id.to_owned(), destination);
-        if self.set.insert(key.clone()) {
+    pub fn insert(&mut self, id: [u8; 12], destination: Destination) {
+        let key = (id, destination);
+        if self.set.insert(key) {
             self.order.push_back(key);
             while self.order.len() > MAX_DELIVERED {
                 if let Some(old) = self.order.pop_front() {
@@ -284,7 +296,7 @@ pub async fn publish(
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             notices
                 .iter()
-                .filter(|n| !done.contains(&n.alert_id, destination))
+                .filter(|n| !done.contains(n.id, destination))
                 .cloned()
                 .collect()
         };
@@ -299,7 +311,7 @@ pub async fn publish(
                 match results.get(i) {
                     Some(Ok(())) => {
                         sent += 1;
-                        done.insert(&notice.alert_id, destination);
+                        done.insert(notice.id, destination);
                     }
                     Some(Err(e)) => {
                         failed += 1;
@@ -353,7 +365,7 @@ mod tests {
 
     fn notice(record: &str, index: usize, rule: &str) -> Notice {
         Notice::new(
-            &alert(rule),
+            alert(rule),
             Some("A table was dropped"),
             Origin {
                 cluster: Some("demo".into()),
@@ -496,13 +508,18 @@ mod tests {
 
     #[test]
     fn delivered_is_bounded() {
+        let id = |i: usize| {
+            let mut id = [0u8; 12];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            id
+        };
         let mut d = Delivered::default();
         for i in 0..MAX_DELIVERED + 10 {
-            d.insert(&i.to_string(), Destination::Topic);
+            d.insert(id(i), Destination::Topic);
         }
-        assert!(!d.contains("0", Destination::Topic));
-        assert!(d.contains(&(MAX_DELIVERED + 9).to_string(), Destination::Topic));
-        assert!(!d.contains(&(MAX_DELIVERED + 9).to_string(), Destination::EventBus));
+        assert!(!d.contains(id(0), Destination::Topic));
+        assert!(d.contains(id(MAX_DELIVERED + 9), Destination::Topic));
+        assert!(!d.contains(id(MAX_DELIVERED + 9), Destination::EventBus));
         assert_eq!(d.set.len(), MAX_DELIVERED);
     }
 }
