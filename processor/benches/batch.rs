@@ -12,6 +12,12 @@
 //!   base64 of the message, Encryption SDK decrypt, gunzip (data key already known)
 //! - handler: Processor::handle with KMS and S3 in memory (no network): the floor plus
 //!   classification, filtering (default: rdsadmin dropped), routing and gzip of the output
+//! - handler with the built-in alert rules (`--alerts default`): the rules on every event, and
+//!   every alert's messages built (SNS and EventBridge) and handed to a sink that keeps nothing.
+//!   The master user is `postgres`, who is not in the batch (a master user kept for emergencies)
+//! - the same with `alice` as the master user: a storm. She makes a quarter of the events, each
+//!   from another client host, so the per-host hour window never holds one back and about one
+//!   event in four raises an alert: the cost of an alert, not of a realistic batch
 //!
 //! KMS and S3 over the network are measured separately, against moto, by
 //! `scripts/bench-processor` (BENCHMARKS.md).
@@ -27,15 +33,17 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use das_processor::alert::{RuleFile, Rules};
 use das_processor::classify::Engine;
 use das_processor::config::Config;
 use das_processor::digest::{DigestSigner, InMemory, Signature};
 use das_processor::envelope::Envelope;
 use das_processor::esdk::{self, RawAesKeyring};
 use das_processor::firehose::{FirehoseEvent, FirehoseRecord, RecordResult};
-use das_processor::handler::Processor;
+use das_processor::handler::{Alerting, Processor};
 use das_processor::inflate;
 use das_processor::keys::{DataKey, EncryptionContext, KeyError, KeySource};
+use das_processor::notify::{AlertSink, Destination, Notice};
 use das_processor::redact;
 use encode::Rng;
 use zeroize::Zeroizing;
@@ -55,6 +63,39 @@ impl DigestSigner for MemKms {
     async fn sign(&self, _: &[u8]) -> Result<Signature, String> {
         Err("the benchmark's deployment has no signing key".into())
     }
+}
+
+/// SNS and EventBridge that accept everything: the messages are built, as for AWS, then dropped.
+struct Discard;
+
+impl AlertSink for Discard {
+    fn send<'a>(
+        &'a self,
+        _: Destination,
+        notices: &'a [&'a Notice],
+    ) -> futures_util::future::BoxFuture<'a, Vec<Result<(), String>>> {
+        Box::pin(async move {
+            notices
+                .iter()
+                .map(|n| {
+                    std::hint::black_box((n.sns_message(), n.subject(), n.to_json()));
+                    Ok(())
+                })
+                .collect()
+        })
+    }
+}
+
+fn default_alerts(master_user: &str) -> Alerting {
+    let file: RuleFile = toml::from_str(das_processor::alert::DEFAULT_RULES).unwrap();
+    let rules = Rules::compile(&file)
+        .unwrap()
+        .with_master_user(Some(master_user.into()));
+    Alerting::new(
+        rules,
+        vec![Destination::Topic, Destination::EventBus],
+        Box::new(Discard),
+    )
 }
 
 struct Batch {
@@ -204,14 +245,22 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    // Level 1, level 6 (the default), level 6 with --redact literals.
-    let processors: Vec<Processor<MemKms, InMemory>> =
+    // Level 1, level 6 (the default), level 6 with --redact literals, the default with the
+    // built-in alert rules, and with an alert storm.
+    let mut processors: Vec<Processor<MemKms, InMemory>> =
         [("1", "passwords"), ("6", "passwords"), ("6", "literals")]
             .iter()
             .map(|(level, redact)| {
                 Processor::new(config(level, redact), MemKms(key), InMemory::default())
             })
             .collect();
+    // (Made again before each of their runs, below.)
+    for master_user in ["postgres", "alice"] {
+        processors.push(
+            Processor::new(config("6", "passwords"), MemKms(key), InMemory::default())
+                .with_alerts(default_alerts(master_user)),
+        );
+    }
 
     // Correctness first: every record answered, every non-admin event kept.
     let (response, stats) = runtime
@@ -230,12 +279,21 @@ fn main() {
 
     // The statements of the batch, to time the secret masking on its own.
     let statements = statements(&batch.event, &key, &mut bufs);
-    let mut times: [Vec<Duration>; 5] = Default::default();
-    let mut s3_bytes = [0usize; 3];
+    let mut times: [Vec<Duration>; 7] = Default::default();
+    let mut s3_bytes = [0usize; 5];
+    let mut alerts = [0; 2];
     for round in 0..rounds {
-        for k in 0..5 {
-            let variant = (round + k) % 5;
+        for k in 0..7 {
+            let variant = (round + k) % 7;
             let event = batch.event.clone();
+            if variant >= 5 {
+                // A processor that has seen nothing: every round's batch is new to the rules
+                // (the same events again would be a retry, answered from memory, or held back
+                // by de-duplication windows).
+                processors[variant - 2] =
+                    Processor::new(config("6", "passwords"), MemKms(key), InMemory::default())
+                        .with_alerts(default_alerts(["postgres", "alice"][variant - 5]));
+            }
             let t = Instant::now();
             if variant == 3 {
                 std::hint::black_box(floor(&event, &key, &mut bufs));
@@ -243,6 +301,13 @@ fn main() {
                 for (text, engine) in &statements {
                     std::hint::black_box(redact::redact(text, *engine, redact::Mode::Passwords));
                 }
+            } else if variant >= 5 {
+                let (_, st) = runtime
+                    .block_on(processors[variant - 2].handle(event))
+                    .unwrap();
+                s3_bytes[variant - 2] = st.s3_bytes;
+                alerts[variant - 5] = st.alerts_sent / 2;
+                assert_eq!(st.alerts_sent, 2 * st.alerts, "every alert sent to both");
             } else {
                 let (_, st) = runtime.block_on(processors[variant].handle(event)).unwrap();
                 s3_bytes[variant] = st.s3_bytes;
@@ -250,7 +315,7 @@ fn main() {
             times[variant].push(t.elapsed());
         }
     }
-    let [l1, l6, lit, fl, masking] = times.map(median);
+    let [l1, l6, lit, fl, masking, with_alerts, storm] = times.map(median);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "batch: {} records, {} events, request {:.2} MB, decrypted JSON {:.1} MB, kept {} (rdsadmin filtered {})",
@@ -277,6 +342,8 @@ fn main() {
         ("handler, gzip level 1", l1, s3_bytes[0]),
         ("handler, gzip level 6", l6, s3_bytes[1]),
         ("handler, redact literals", lit, s3_bytes[2]),
+        ("handler, default alerts", with_alerts, s3_bytes[3]),
+        ("handler, alert storm", storm, s3_bytes[4]),
     ] {
         println!(
             "{:<22} {:>9.1} {:>12.0} {:>10.2} {:>11}",
@@ -296,6 +363,19 @@ fn main() {
     println!(
         "--redact literals vs default: {:.2}x",
         lit.as_secs_f64() / l6.as_secs_f64()
+    );
+    println!(
+        "default alert rules vs default: {:.3}x ({} alerts a batch; {:+.1} ms for the rules on {} events)",
+        with_alerts.as_secs_f64() / l6.as_secs_f64(),
+        alerts[0],
+        (with_alerts.as_secs_f64() - l6.as_secs_f64()) * 1e3,
+        batch.events
+    );
+    println!(
+        "alert storm vs default: {:.3}x ({} alerts a batch, each built for SNS and EventBridge; {:.1} us an alert)",
+        storm.as_secs_f64() / l6.as_secs_f64(),
+        alerts[1],
+        (storm.as_secs_f64() - l6.as_secs_f64()) * 1e6 / alerts[1].max(1) as f64
     );
 }
 

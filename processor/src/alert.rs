@@ -1203,6 +1203,14 @@ mod tests {
             "alice",
             "00:02",
         );
+        // A second ALTER by the same user within 10 minutes is held back.
+        let migration = pg(
+            "DDL",
+            "ALTER TABLE",
+            "alter table customers add d int",
+            "alice",
+            "00:03",
+        );
         let select = pg("READ", "SELECT", "select * from orders", "alice", "00:03");
         let master = pg("READ", "SELECT", "select 1", "admin", "00:04");
         let fail = |t: &str| {
@@ -1210,7 +1218,7 @@ mod tests {
                 "command": "AUTH FAILURE", "dbUserName": "mallory", "remoteHost": "203.0.113.7",
                 "logTime": format!("2026-12-04 10:05:{t}")})
         };
-        let mut events = vec![grant, drop, alter, select, master];
+        let mut events = vec![grant, drop, alter, migration, select, master];
         events.extend(["01", "02", "03", "04", "05"].map(fail));
         let alerts = run(&r, &events);
         let names: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
@@ -1253,7 +1261,7 @@ mod tests {
             pg("ERROR", "AUTH FAILURE", "", "eve", "00:03"),
         ];
         let mut tracker = Tracker::default();
-        let mut pass = |tracker: &mut Tracker| -> Vec<Alert> {
+        let pass = |tracker: &mut Tracker| -> Vec<Alert> {
             (0..batch.len())
                 .flat_map(|i| observe(tracker, batch[i].clone(), i as u64))
                 .collect()

@@ -278,7 +278,7 @@ impl AwsAlerts {
         d
     }
 
-    async fn publish_batch(&self, topic: &str, notices: &[Notice]) -> Vec<Result<(), String>> {
+    async fn publish_batch(&self, topic: &str, notices: &[&Notice]) -> Vec<Result<(), String>> {
         use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
         let attribute = |value: &str| {
             MessageAttributeValue::builder()
@@ -334,7 +334,7 @@ impl AwsAlerts {
             .collect()
     }
 
-    async fn put_events(&self, bus: &str, notices: &[Notice]) -> Vec<Result<(), String>> {
+    async fn put_events(&self, bus: &str, notices: &[&Notice]) -> Vec<Result<(), String>> {
         use aws_sdk_eventbridge::types::PutEventsRequestEntry;
         let entries = notices
             .iter()
@@ -384,7 +384,7 @@ impl AlertSink for AwsAlerts {
     fn send<'a>(
         &'a self,
         destination: Destination,
-        notices: &'a [Notice],
+        notices: &'a [&'a Notice],
     ) -> BoxFuture<'a, Vec<Result<(), String>>> {
         Box::pin(async move {
             let missing = || {

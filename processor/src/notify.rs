@@ -238,7 +238,7 @@ pub trait AlertSink: Send + Sync {
     fn send<'a>(
         &'a self,
         destination: Destination,
-        notices: &'a [Notice],
+        notices: &'a [&'a Notice],
     ) -> BoxFuture<'a, Vec<Result<(), String>>>;
 }
 
@@ -290,14 +290,13 @@ pub async fn publish(
     let mut sent = 0;
     let mut first_error: Option<PublishError> = None;
     for &destination in destinations {
-        let pending: Vec<Notice> = {
+        let pending: Vec<&Notice> = {
             let done = delivered
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             notices
                 .iter()
                 .filter(|n| !done.contains(n.id, destination))
-                .cloned()
                 .collect()
         };
         let mut failed = 0;
@@ -444,7 +443,7 @@ mod tests {
         fn send<'a>(
             &'a self,
             destination: Destination,
-            notices: &'a [Notice],
+            notices: &'a [&'a Notice],
         ) -> BoxFuture<'a, Vec<Result<(), String>>> {
             Box::pin(async move {
                 assert!(notices.len() <= BATCH_ENTRIES);
