@@ -20,6 +20,7 @@ from dasemu import (  # noqa: E402
     activity_streams, eventual, iam_enforcement, iam_propagation, lambda_invoke, moto_fixes, resharding,
 )
 from dasemu.admin import Admin  # noqa: E402
+from dasemu.cloudwatch_rpc import CloudWatchRpc  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
 
@@ -72,7 +73,7 @@ def main(argv):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
-    app = Admin(DomainDispatcherApplication(create_backend_app), producer, runner)
+    app = Admin(CloudWatchRpc(DomainDispatcherApplication(create_backend_app)), producer, runner)
     producer.start()
     runner.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

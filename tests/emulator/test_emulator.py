@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,6 +80,34 @@ def delivery(emu, name, function_role_service="lambda.amazonaws.com", firehose_s
     emu.wait_for_delivery(name, timeout=5)
     time.sleep(0.6)
     return f"{name}-src", f"{name}-bucket"
+
+
+def cloudwatch_rpc(url, operation, params, region="us-east-1", key=("testing", "testing")):
+    """A CloudWatch call in the Smithy RPC v2 CBOR protocol, as the AWS SDK for Rust makes it,
+    serialized, signed and parsed by botocore (an independent implementation of the protocol)."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.parsers import create_parser
+    from botocore.serialize import create_serializer
+
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    op = model.operation_model(operation)
+    request = create_serializer("smithy-rpc-v2-cbor").serialize_to_request(params, op)
+    aws = AWSRequest(method=request["method"], url=url + request["url_path"], data=request["body"],
+                     headers=dict(request["headers"]))
+    SigV4Auth(Credentials(*key), "monitoring", region).add_auth(aws)
+    prepared = aws.prepare()
+    http = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers), method="POST")
+    try:
+        with urllib.request.urlopen(http) as r:
+            status, headers, body = r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        status, headers, body = e.code, dict(e.headers), e.read()
+    parsed = create_parser("smithy-rpc-v2-cbor").parse(
+        {"status_code": status, "headers": headers, "body": body}, op.output_shape)
+    return status, headers, parsed
 
 
 class EmulatorTest(AwsAssertions, unittest.TestCase):
@@ -472,6 +501,47 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         self.assertEqual(failure["attemptsMade"], 2)
         self.assertEqual(self.admin("firehose")["fh-crash"]["stats"]["retries"], 1)
 
+    def test_cloudwatch_serves_the_metrics_of_what_the_runner_and_the_function_did(self):
+        # (Firehose's and Lambda's metrics, in the RPC v2 CBOR protocol the Rust SDK speaks.)
+        src, bucket = self.delivery("fh-metrics")
+        for data in (b"alpha", b"crash now"):
+            self.kinesis.put_record(StreamName=src, Data=data, PartitionKey="p")
+            self.wait_objects(bucket, "ok/" if data == b"alpha" else "errors/", 1)
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def query(i, namespace, name, dimension, stat):
+            return {"Id": f"q{i}", "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": name,
+                    "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}]},
+                    "Period": 300, "Stat": stat}}
+
+        stream, function = ("DeliveryStreamName", "fh-metrics"), ("FunctionName", "fh-metrics-fn")
+        queries = [query(0, "AWS/Firehose", "ExecuteProcessing.Success", stream, "Minimum"),
+                   query(1, "AWS/Firehose", "ExecuteProcessing.Success", stream, "Maximum"),
+                   query(2, "AWS/Lambda", "Invocations", function, "Sum"),
+                   query(3, "AWS/Lambda", "Errors", function, "Sum"),
+                   query(4, "AWS/Firehose", "DeliveryToS3.Success", stream, "Minimum"),
+                   query(5, "AWS/Firehose", "KinesisMillisBehindLatest", stream, "Maximum"),
+                   query(6, "AWS/Lambda", "Errors", ("FunctionName", "no-such-function"), "Sum")]
+        status, headers, out = cloudwatch_rpc(self.url, "GetMetricData", {
+            "StartTime": now - datetime.timedelta(minutes=10), "EndTime": now + datetime.timedelta(minutes=5),
+            "MetricDataQueries": queries})
+        self.assertEqual((status, headers.get("smithy-protocol")), (200, "rpc-v2-cbor"), out)
+        values = {r["Id"]: r["Values"] for r in out["MetricDataResults"]}
+        self.assertTrue(all(r["StatusCode"] == "Complete" for r in out["MetricDataResults"]), out)
+        # One good invocation, one that crashed twice (retried once): 3 runs, 2 errors.
+        self.assertEqual(sum(values["q2"]), 3.0, values)
+        self.assertEqual(sum(values["q3"]), 2.0, values)
+        self.assertEqual((min(values["q0"]), max(values["q1"])), (0.0, 1.0), values)
+        self.assertEqual(min(values["q4"]), 1.0, values)
+        self.assertTrue(values["q5"], "the read lag is reported when records are read")
+        self.assertEqual(values["q6"], [], "no datapoints for a function that never ran")
+        # Timestamps come back as timestamps (CBOR tag 1).
+        self.assertIsInstance(out["MetricDataResults"][0]["Timestamps"][0], datetime.datetime)
+        # What it does not serve, it says so in the protocol's form.
+        status, _, out = cloudwatch_rpc(self.url, "DescribeAlarmHistory", {})
+        self.assertEqual(status, 404)
+        self.assertEqual(out["Error"]["Code"], "UnknownOperationException")
+
     def test_roles_that_do_not_trust_the_service_block_delivery(self):
         src, bucket = self.delivery("fh-untrusted", firehose_service="lambda.amazonaws.com")
         self.kinesis.put_record(StreamName=src, Data=b"alpha", PartitionKey="p")
@@ -712,6 +782,25 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
             {"Version": "2012-10-17", "Statement": statements}))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return self.emu.clients_for(key["AccessKeyId"], key["SecretAccessKey"], region=region)
+
+    def test_cloudwatch_get_metric_data_needs_its_permission(self):
+        iam = self.emu.client("iam")
+        keys = {}
+        for name, statements in (("metrics-reader", [{"Effect": "Allow", "Action": "cloudwatch:GetMetricData",
+                                                      "Resource": "*"}]),
+                                 ("no-metrics", [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}])):
+            self.user(name, statements)
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            keys[name] = (key["AccessKeyId"], key["SecretAccessKey"])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        params = {"StartTime": now - datetime.timedelta(minutes=5), "EndTime": now, "MetricDataQueries": [
+            {"Id": "q", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors"},
+                                       "Period": 60, "Stat": "Sum"}}]}
+        status, _, out = cloudwatch_rpc(self.emu.url, "GetMetricData", params, "eu-west-1", keys["metrics-reader"])
+        self.assertEqual(status, 200, out)
+        status, _, out = cloudwatch_rpc(self.emu.url, "GetMetricData", params, "eu-west-1", keys["no-metrics"])
+        self.assertEqual((status, out["Error"]["Code"]), (403, "AccessDeniedException"), out)
+        self.assertIn("cloudwatch:GetMetricData", out["Error"]["Message"])
 
     def test_kms_create_key_runs_the_policy_lockout_safety_check(self):
         """CreateKey API reference, Policy: the key policy must let the caller PutKeyPolicy

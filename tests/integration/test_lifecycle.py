@@ -137,6 +137,11 @@ class LifecycleTest(EmulatorCase):
         for name in ("activity-stream", "kinesis-stream", "function", "delivery-stream", "processor-role",
                      "firehose-role", "bucket", "freshness", "failed-records"):
             self.assertEqual(checks[name]["status"], "OK", checks[name])
+        # CloudWatch's view, from what the emulator's Firehose and Lambda really did (served in
+        # the RPC v2 CBOR protocol the SDK speaks): the read lag, processing, errors, throttles.
+        for name in ("iterator-age", "firehose-processing", "function-errors", "function-throttles"):
+            self.assertEqual(checks[name]["status"], "OK", checks[name])
+        self.assertIn("processing success 100%", checks["firehose-processing"]["detail"])
         bucket = f"das-setup-life-{ACCOUNT}-eu-west-1"
         keys = [o["Key"] for o in self.emu.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
         events_keys = [k for k in keys if k.startswith("parsed/") and is_event_object(k)]

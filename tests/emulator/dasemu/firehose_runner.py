@@ -44,7 +44,7 @@ import time
 import urllib.parse
 import uuid
 
-from dasemu import iam_enforcement
+from dasemu import cloudwatch_rpc, iam_enforcement
 from dasemu.clients import Clients
 from dasemu.lambda_host import FunctionHost
 
@@ -232,6 +232,9 @@ class FirehoseRunner:
                 state.iterators[shard] = None
                 continue
             state.iterators[shard] = out.get("NextShardIterator")
+            if out.get("Records"):
+                cloudwatch_rpc.firehose(state.arn, "KinesisMillisBehindLatest", out.get("MillisBehindLatest", 0),
+                                        "Milliseconds")
             if state.iterators[shard] is None:
                 # A closed shard read to its end: Firehose goes on in its children, from their
                 # first record (GetRecords API reference, ChildShards).
@@ -355,6 +358,7 @@ class FirehoseRunner:
             state.stats["invocations"] += 1
             kind, body = host.invoke(event)
             problem = self.check_response(kind, body, records)
+            cloudwatch_rpc.firehose(state.arn, "ExecuteProcessing.Success", 1 if problem is None else 0)
             if problem is None:
                 break
             state.error(f"invocation {attempt} of {function_arn} failed: {problem}")
@@ -404,7 +408,12 @@ class FirehoseRunner:
         bucket = destination["BucketARN"].split(":::", 1)[-1]
         if destination.get("CompressionFormat") == "GZIP":
             body, key = gzip.compress(body), key + ".gz"
-        state.as_role(destination["RoleARN"], "s3", self.endpoint).put_object(Bucket=bucket, Key=key, Body=body)
+        try:
+            state.as_role(destination["RoleARN"], "s3", self.endpoint).put_object(Bucket=bucket, Key=key, Body=body)
+        except Exception:
+            cloudwatch_rpc.firehose(state.arn, "DeliveryToS3.Success", 0)
+            raise
+        cloudwatch_rpc.firehose(state.arn, "DeliveryToS3.Success", 1)
 
     def object_name(self, state, t):
         return f"{state.name}-1-{t.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}"

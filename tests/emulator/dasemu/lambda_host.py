@@ -23,6 +23,7 @@ import platform
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -168,7 +169,19 @@ class FunctionHost:
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def invoke(self, payload):
-        """Runs one invocation; returns ("response" | "error", body bytes)."""
+        """Runs one invocation; returns ("response" | "error", body bytes). Each run is counted
+        in CloudWatch as Lambda counts it (dasemu/cloudwatch_rpc.py)."""
+        started = time.time()
+        kind, body = self._invoke(payload)
+        try:
+            from dasemu import cloudwatch_rpc
+
+            cloudwatch_rpc.lambda_ran(self.arn, kind, (time.time() - started) * 1000)
+        except Exception as e:  # the metrics never change what the function answered
+            print(f"dasemu: recording Lambda metrics failed: {e}", file=sys.stderr)
+        return kind, body
+
+    def _invoke(self, payload):
         with self.lock:
             try:
                 self.ensure_process()
