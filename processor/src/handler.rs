@@ -468,6 +468,14 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
             && !notices.is_empty()
         {
             tracing::info!(alerts = notices.len(), "alerts raised");
+            if notices.len() > notify::MAX_NOTICES {
+                tracing::warn!(
+                    alerts = notices.len(),
+                    published = notify::MAX_NOTICES,
+                    "alert storm: the rest summarized, one alert per rule"
+                );
+            }
+            let notices = notify::cap(notices, notify::MAX_NOTICES);
             stats.alerts_sent = notify::publish(
                 alerting.sink.as_ref(),
                 &alerting.destinations,

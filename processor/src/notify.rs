@@ -33,6 +33,10 @@ pub const BATCH_ENTRIES: usize = 10;
 pub const EVENT_SOURCE: &str = "das-setup";
 /// EventBridge `detail-type` of every alert event.
 pub const EVENT_DETAIL_TYPE: &str = "Database Activity Alert";
+/// Alerts one invocation publishes one by one; beyond, one summary per rule (an alert storm: a
+/// rule matching most events is a configuration error, and a batch's thousands of messages
+/// would take the function minutes and stall the pipeline behind it).
+pub const MAX_NOTICES: usize = 500;
 /// (alert id, destination) pairs a [`Delivered`] remembers.
 pub const MAX_DELIVERED: usize = 50_000;
 /// SNS `Subject`: at most 100 printable ASCII characters, no line breaks (Publish API reference).
@@ -96,6 +100,9 @@ pub struct Notice {
     pub count: u32,
     /// Matches the de-duplication window held back before this alert.
     pub suppressed: u32,
+    /// A storm summary (more than [`MAX_NOTICES`] alerts in one invocation): the matches of
+    /// this rule it stands for, not published one by one; 0 for every other alert.
+    pub summarized: u32,
     pub bucket: Option<String>,
     pub s3_key: Option<String>,
 }
@@ -142,6 +149,7 @@ impl Notice {
             event_time: rfc3339_millis(alert.event_time),
             count: alert.count,
             suppressed: alert.suppressed,
+            summarized: 0,
             bucket: origin.s3_key.as_ref().and(bucket.map(str::to_owned)),
             s3_key: origin.s3_key,
         }
@@ -213,6 +221,11 @@ impl Notice {
         line("count", (self.count > 1).then_some(count.as_str()));
         let held = self.suppressed.to_string();
         line("held back", (self.suppressed > 0).then_some(held.as_str()));
+        let summarized = self.summarized.to_string();
+        line(
+            "summarized",
+            (self.summarized > 0).then_some(summarized.as_str()),
+        );
         let stored = match (&self.bucket, &self.s3_key) {
             (Some(b), Some(k)) => Some(format!("s3://{b}/{k}")),
             _ => None,
@@ -230,6 +243,60 @@ impl Notice {
         })
         .to_string()
     }
+}
+
+/// At most `max` notices as they are, then one summary per rule of the rest, in the order the
+/// rules first appear there: the rule, its severity and category, the database, the newest
+/// event time, and in `summarized` how many matches it stands for. Deterministic, so a retry of
+/// the batch publishes the same summaries with the same ids.
+pub fn cap(mut notices: Vec<Notice>, max: usize) -> Vec<Notice> {
+    if notices.len() <= max {
+        return notices;
+    }
+    let excess = notices.split_off(max);
+    let mut summaries: Vec<Notice> = Vec::new();
+    for n in excess {
+        if let Some(s) = summaries.iter_mut().find(|s| s.rule == n.rule) {
+            s.summarized += 1;
+            if n.event_time > s.event_time {
+                s.event_time = n.event_time;
+            }
+            continue;
+        }
+        let digest = Sha256::new()
+            .chain_update(n.id)
+            .chain_update(b"storm summary")
+            .finalize();
+        let mut id = [0u8; 12];
+        id.copy_from_slice(&digest[..12]);
+        let mut alert_id = String::with_capacity(24);
+        for b in id {
+            let _ = write!(alert_id, "{b:02x}");
+        }
+        summaries.push(Notice {
+            alert_id,
+            id,
+            description: Some(format!(
+                "Alert storm: more than {max} alerts in one batch; this rule's further matches are \
+                 counted here (summarized), not published one by one. Every event is stored."
+            )),
+            command: None,
+            user: None,
+            database: None,
+            object: None,
+            client: None,
+            application: None,
+            statement: None,
+            count: 1,
+            suppressed: 0,
+            summarized: 1,
+            bucket: None,
+            s3_key: None,
+            ..n
+        });
+    }
+    notices.extend(summaries);
+    notices
 }
 
 /// Publishes one batch (at most [`BATCH_ENTRIES`]) to one destination; one result per notice,
@@ -503,6 +570,35 @@ mod tests {
             publish(&sink, &both, &delivered, &notices).await.unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn a_storm_is_capped_with_one_summary_per_rule_the_same_every_time() {
+        let mut notices: Vec<Notice> = (0..7).map(|i| notice("r", i, "a")).collect();
+        notices.extend((0..4).map(|i| notice("r", i, "b")));
+        notices[8].event_time = "2026-11-30T00:59:00.000Z".into();
+        assert_eq!(
+            cap(notices.clone(), 20),
+            notices,
+            "under the cap: as they are"
+        );
+        let capped = cap(notices.clone(), 5);
+        assert_eq!(capped.len(), 7);
+        assert_eq!(capped[..5], notices[..5]);
+        let (a, b) = (&capped[5], &capped[6]);
+        assert_eq!((a.rule.as_str(), a.summarized), ("a", 2));
+        assert_eq!((b.rule.as_str(), b.summarized), ("b", 4));
+        assert_eq!(b.event_time, "2026-11-30T00:59:00.000Z", "the newest");
+        assert!(a.statement.is_none() && a.user.is_none() && a.s3_key.is_none());
+        assert!(a.description.as_deref().unwrap().contains("Alert storm"));
+        assert_ne!(a.alert_id, notices[5].alert_id);
+        assert_eq!(
+            cap(notices, 5),
+            capped,
+            "a retry publishes the same summaries"
+        );
+        let v: serde_json::Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(v["summarized"], 4);
     }
 
     #[test]

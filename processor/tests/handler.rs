@@ -1411,7 +1411,7 @@ impl AlertSink for Shared {
     fn send<'a>(
         &'a self,
         destination: Destination,
-        notices: &'a [Notice],
+        notices: &'a [&'a Notice],
     ) -> futures_util::future::BoxFuture<'a, Vec<Result<(), String>>> {
         Box::pin(async move {
             let this = &self.0;
@@ -1422,7 +1422,7 @@ impl AlertSink for Shared {
                     .collect();
             }
             let mut got = this.got.lock().unwrap();
-            got.extend(notices.iter().map(|n| (destination, n.clone())));
+            got.extend(notices.iter().map(|n| (destination, (*n).clone())));
             notices.iter().map(|_| Ok(())).collect()
         })
     }
