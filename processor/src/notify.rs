@@ -39,8 +39,9 @@ pub const EVENT_DETAIL_TYPE: &str = "Database Activity Alert";
 pub const MAX_NOTICES: usize = 500;
 /// (alert id, destination) pairs a [`Delivered`] remembers.
 pub const MAX_DELIVERED: usize = 50_000;
-/// SNS `Subject`: at most 100 printable ASCII characters, no line breaks (Publish API reference).
-const SUBJECT_CHARS: usize = 100;
+/// SNS `Subject`: printable ASCII "less than 100 characters long", no line breaks (Publish API
+/// reference, Subject).
+const SUBJECT_CHARS: usize = 99;
 
 /// Where alerts go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,7 +169,7 @@ impl Notice {
             .unwrap_or("unknown database")
     }
 
-    /// SNS `Subject` (e-mail subject line): printable ASCII, at most 100 characters.
+    /// SNS `Subject` (e-mail subject line): printable ASCII, fewer than 100 characters.
     pub fn subject(&self) -> String {
         let text = format!(
             "das-setup {}: {} on {}",
@@ -492,11 +493,11 @@ mod tests {
     }
 
     #[test]
-    fn a_subject_is_printable_ascii_of_at_most_100_chars() {
+    fn a_subject_is_printable_ascii_of_fewer_than_100_chars() {
         let mut n = notice("r", 0, "x");
         n.cluster = Some(format!("é\n{}", "c".repeat(200)));
         let s = n.subject();
-        assert!(s.chars().count() <= 100);
+        assert_eq!(s.chars().count(), 99);
         assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
     }
 
