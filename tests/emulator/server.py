@@ -20,7 +20,7 @@ from dasemu import (  # noqa: E402
     activity_streams, eventual, iam_enforcement, iam_propagation, lambda_invoke, moto_fixes, resharding,
 )
 from dasemu.admin import Admin  # noqa: E402
-from dasemu.cloudwatch_rpc import CloudWatchRpc  # noqa: E402
+from dasemu.cloudwatch_rpc import Alarms, CloudWatchRpc  # noqa: E402
 from dasemu.firehose_runner import FirehoseRunner  # noqa: E402
 from dasemu.producer import Producer  # noqa: E402
 
@@ -76,6 +76,7 @@ def main(argv):
     app = Admin(CloudWatchRpc(DomainDispatcherApplication(create_backend_app)), producer, runner)
     producer.start()
     runner.start()
+    Alarms().start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 

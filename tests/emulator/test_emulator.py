@@ -542,6 +542,75 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
         self.assertEqual(status, 404)
         self.assertEqual(out["Error"]["Code"], "UnknownOperationException")
 
+    def test_alarms_follow_the_metrics_and_notify_their_topics(self):
+        sns, sqs, kms = (self.emu.client(s, "us-east-1") for s in ("sns", "sqs", "kms"))
+
+        def subscribed_queue(topic_arn, name):
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+            return url
+
+        def notifications(url, seconds=3):
+            got, deadline = [], time.time() + seconds
+            while time.time() < deadline:
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                    body = json.loads(m["Body"])
+                    got.append((body.get("Subject"), json.loads(body["Message"])))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                time.sleep(0.2)
+            return got
+
+        plain = sns.create_topic(Name="alarms-plain")["TopicArn"]
+        # A key whose policy does not let CloudWatch use it, and one whose policy does.
+        closed = kms.create_key()["KeyMetadata"]["Arn"]
+        open_policy = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "CloudWatchAlarms", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}]})
+        opened = kms.create_key(Policy=open_policy)["KeyMetadata"]["Arn"]
+        sealed = sns.create_topic(Name="alarms-sealed", Attributes={"KmsMasterKeyId": closed})["TopicArn"]
+        usable = sns.create_topic(Name="alarms-usable", Attributes={"KmsMasterKeyId": opened})["TopicArn"]
+        queues = {t: subscribed_queue(t, t.rsplit(":", 1)[-1]) for t in (plain, sealed, usable)}
+
+        src, bucket = self.delivery("fh-alarm")
+        alarm = {"AlarmName": "fh-alarm-errors", "Namespace": "AWS/Lambda", "MetricName": "Errors",
+                 "Dimensions": [{"Name": "FunctionName", "Value": "fh-alarm-fn"}], "Statistic": "Sum",
+                 "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0,
+                 "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+                 "AlarmActions": [plain, sealed, usable], "OKActions": [plain]}
+        status, _, out = cloudwatch_rpc(self.url, "PutMetricAlarm", alarm)
+        self.assertEqual(status, 200, out)
+        # No data, and missing data counts as not breaching: OK, notified.
+        [(subject, ok)] = notifications(queues[plain])
+        self.assertEqual((ok["OldStateValue"], ok["NewStateValue"]), ("INSUFFICIENT_DATA", "OK"), ok)
+        self.assertEqual(subject, 'OK: "fh-alarm-errors" in us-east-1')
+
+        self.kinesis.put_record(StreamName=src, Data=b"crash now", PartitionKey="p")
+        self.wait_objects(bucket, "errors/", 1)
+        [(subject, fired)] = notifications(queues[plain])
+        self.assertEqual((fired["NewStateValue"], fired["OldStateValue"]), ("ALARM", "OK"), fired)
+        self.assertEqual(subject, 'ALARM: "fh-alarm-errors" in us-east-1')
+        self.assertEqual(fired["Trigger"]["MetricName"], "Errors")
+        self.assertEqual(fired["Trigger"]["Dimensions"], [{"value": "fh-alarm-fn", "name": "FunctionName"}])
+        self.assertIn("Threshold Crossed", fired["NewStateReason"])
+        self.assertEqual(len(notifications(queues[usable], 1)), 1, "the key lets CloudWatch encrypt")
+        self.assertEqual(notifications(queues[sealed], 1), [], "the key does not: nothing delivered")
+
+        status, _, out = cloudwatch_rpc(self.url, "DescribeAlarms", {"AlarmNames": ["fh-alarm-errors"]})
+        [described] = out["MetricAlarms"]
+        self.assertEqual((described["StateValue"], described["Threshold"]), ("ALARM", 1.0), described)
+        # Updating the configuration keeps the state; deleting an unknown name with it is no error.
+        cloudwatch_rpc(self.url, "PutMetricAlarm", dict(alarm, AlarmDescription="now described"))
+        _, _, out = cloudwatch_rpc(self.url, "DescribeAlarms", {"AlarmNamePrefix": "fh-alarm"})
+        self.assertEqual([(a["StateValue"], a.get("AlarmDescription")) for a in out["MetricAlarms"]],
+                         [("ALARM", "now described")])
+        status, _, _ = cloudwatch_rpc(self.url, "DeleteAlarms", {"AlarmNames": ["fh-alarm-errors", "no-such"]})
+        self.assertEqual(status, 200)
+        _, _, out = cloudwatch_rpc(self.url, "DescribeAlarms", {})
+        self.assertNotIn("fh-alarm-errors", [a["AlarmName"] for a in out["MetricAlarms"]])
+
     def test_roles_that_do_not_trust_the_service_block_delivery(self):
         src, bucket = self.delivery("fh-untrusted", firehose_service="lambda.amazonaws.com")
         self.kinesis.put_record(StreamName=src, Data=b"alpha", PartitionKey="p")
@@ -801,6 +870,22 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
         status, _, out = cloudwatch_rpc(self.emu.url, "GetMetricData", params, "eu-west-1", keys["no-metrics"])
         self.assertEqual((status, out["Error"]["Code"]), (403, "AccessDeniedException"), out)
         self.assertIn("cloudwatch:GetMetricData", out["Error"]["Message"])
+        # Alarms are the resource of PutMetricAlarm and DeleteAlarms.
+        self.user("alarm-keeper", [{"Effect": "Allow", "Action": ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+                                    "Resource": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:mine-*"}])
+        key = iam.create_access_key(UserName="alarm-keeper")["AccessKey"]
+        keeper = (key["AccessKeyId"], key["SecretAccessKey"])
+        alarm = {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Period": 60,
+                 "EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold"}
+        status, _, out = cloudwatch_rpc(self.emu.url, "PutMetricAlarm", dict(alarm, AlarmName="mine-errors"),
+                                        "eu-west-1", keeper)
+        self.assertEqual(status, 200, out)
+        status, _, out = cloudwatch_rpc(self.emu.url, "PutMetricAlarm", dict(alarm, AlarmName="theirs"),
+                                        "eu-west-1", keeper)
+        self.assertEqual(status, 403, out)
+        status, _, out = cloudwatch_rpc(self.emu.url, "DeleteAlarms", {"AlarmNames": ["mine-errors", "theirs"]},
+                                        "eu-west-1", keeper)
+        self.assertEqual(status, 403, "every alarm named must be allowed")
 
     def test_kms_create_key_runs_the_policy_lockout_safety_check(self):
         """CreateKey API reference, Policy: the key policy must let the caller PutKeyPolicy
