@@ -419,6 +419,62 @@ mod tests {
     }
 
     #[test]
+    fn alert_flags_are_checked_before_anything_else() {
+        let s = up(&[
+            "--cluster",
+            "demo",
+            "--alerts",
+            "default",
+            "--alert-email",
+            " sec@example.com ",
+        ])
+        .unwrap();
+        let alerts = s.alerts.unwrap();
+        assert_eq!(alerts.email.as_deref(), Some("sec@example.com"));
+        assert!(
+            alerts
+                .rule_names
+                .contains(&"table-dropped-or-truncated".to_owned())
+        );
+        // What the function reads back is the same rule set.
+        let file: das_processor::alert::RuleFile =
+            serde_json::from_str(&alerts.rules_json).unwrap();
+        assert_eq!(file.rules.len(), alerts.rule_names.len());
+        assert!(up(&["--cluster", "demo"]).unwrap().alerts.is_none());
+        let err = up(&["--cluster", "demo", "--alert-email", "sec@example.com"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--alert-email needs rules"),
+            "{err}"
+        );
+        for bad in [
+            "sec",
+            "sec@example",
+            "@example.com",
+            "a b@example.com",
+            "sec@.com",
+        ] {
+            let err = up(&[
+                "--cluster",
+                "demo",
+                "--alerts",
+                "default",
+                "--alert-email",
+                bad,
+            ])
+            .unwrap_err();
+            assert!(err.to_string().starts_with("--alert-email"), "{bad}: {err}");
+        }
+        let err = up(&[
+            "--cluster",
+            "demo",
+            "--alert-rules",
+            "/nonexistent/rules.toml",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/rules.toml"), "{err}");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
