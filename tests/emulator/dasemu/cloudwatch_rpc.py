@@ -44,6 +44,7 @@ import re
 import struct
 import sys
 import threading
+import time
 
 from botocore.parsers import RpcV2CBORParser
 
@@ -427,13 +428,15 @@ class Alarms:
 
     def __init__(self, interval=1.0):
         self.interval = interval
-        self.stopped = threading.Event()
 
     def start(self):
         threading.Thread(target=self.run, name="dasemu-alarms", daemon=True).start()
 
     def run(self):
-        while not self.stopped.wait(self.interval):
+        # time.sleep, not Event.wait: under libfaketime (scripts/test-later-date) a timed wait
+        # on a lock never returns, while sleep follows the shifted clock.
+        while True:
+            time.sleep(self.interval)
             self.tick()
 
     @staticmethod
