@@ -42,10 +42,13 @@ class AlertsTest(EmulatorCase):
         """Every message the queue receives within `seconds` (deleted as read)."""
         got, deadline = [], time.time() + seconds
         while time.time() < deadline:
-            r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            # Short polls: moto's long poll is a timed wait, which never ends under libfaketime
+            # (scripts/test-later-date).
+            r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
             for m in r.get("Messages", []):
                 got.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            time.sleep(0.3)
         return got
 
     def test_the_default_rules_alert_once_on_sns_and_eventbridge_and_selects_do_not(self):
