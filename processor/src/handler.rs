@@ -392,9 +392,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                 stats.alerts += work.raised.len();
                 for r in work.raised.drain(..) {
                     let alerting = self.alerting.as_ref();
-                    let description = alerting
-                        .and_then(|a| a.description(&r.alert.rule))
-                        .map(str::to_owned);
+                    let description = alerting.and_then(|a| a.description(&r.alert.rule));
                     let origin = Origin {
                         cluster: work.cluster.clone(),
                         instance: work.instance.clone(),
@@ -405,7 +403,7 @@ impl<K: KeySource + DigestSigner, S: ObjectSink + DigestStore> Processor<K, S> {
                     };
                     notices.push(Notice::new(
                         r.alert,
-                        description.as_deref(),
+                        description,
                         origin,
                         Some(&self.config.bucket),
                         &record.record_id,

@@ -123,13 +123,7 @@ impl Notice {
         h.update([0]);
         h.update(index.to_le_bytes());
         h.update(alert.rule.as_bytes());
-        let digest = h.finalize();
-        let mut id = [0u8; 12];
-        id.copy_from_slice(&digest[..12]);
-        let mut alert_id = String::with_capacity(24);
-        for b in id {
-            let _ = write!(alert_id, "{b:02x}");
-        }
+        let (id, alert_id) = identity(&h.finalize());
         Self {
             alert_id,
             id,
@@ -246,6 +240,17 @@ impl Notice {
     }
 }
 
+/// An alert's identity from a SHA-256: its first 12 bytes, and their 24 hex digits.
+fn identity(digest: &[u8]) -> ([u8; 12], String) {
+    let mut id = [0u8; 12];
+    id.copy_from_slice(&digest[..12]);
+    let mut hex = String::with_capacity(24);
+    for b in id {
+        let _ = write!(hex, "{b:02x}");
+    }
+    (id, hex)
+}
+
 /// At most `max` notices as they are, then one summary per rule of the rest, in the order the
 /// rules first appear there: the rule, its severity and category, the database, the newest
 /// event time, and in `summarized` how many matches it stands for. Deterministic, so a retry of
@@ -268,12 +273,7 @@ pub fn cap(mut notices: Vec<Notice>, max: usize) -> Vec<Notice> {
             .chain_update(n.id)
             .chain_update(b"storm summary")
             .finalize();
-        let mut id = [0u8; 12];
-        id.copy_from_slice(&digest[..12]);
-        let mut alert_id = String::with_capacity(24);
-        for b in id {
-            let _ = write!(alert_id, "{b:02x}");
-        }
+        let (id, alert_id) = identity(&digest);
         summaries.push(Notice {
             alert_id,
             id,
