@@ -8,6 +8,7 @@ use das_processor::config::var;
 
 use crate::aws::{AwsError, Clients};
 use crate::naming::Names;
+use crate::resource::alarms::{self, AlarmsState};
 use crate::resource::bucket::{self, BucketState};
 use crate::resource::delivery_stream::{self, DeliveryState};
 use crate::resource::function::{self, FunctionState};
@@ -35,6 +36,7 @@ pub struct Deployment {
     pub function: Option<FunctionState>,
     pub delivery: Option<DeliveryState>,
     pub alerts_topic: Option<TopicState>,
+    pub alarms: AlarmsState,
 }
 
 impl Deployment {
@@ -122,12 +124,19 @@ pub async fn observe(
             None => None,
         }
     };
-    let (resources, (given, alerts_topic)) = join(
+    let (resources, (given, (alerts_topic, alarms))) = join(
         resources,
-        join(given, topic::observe(clients, &names.alerts_topic_arn)),
+        join(
+            given,
+            join(
+                topic::observe(clients, &names.alerts_topic_arn),
+                alarms::observe(clients, names),
+            ),
+        ),
     )
     .await;
     let alerts_topic = alerts_topic?;
+    let alarms = alarms?;
     let (
         signing_key,
         processor_role,
@@ -156,5 +165,6 @@ pub async fn observe(
         function,
         delivery,
         alerts_topic,
+        alarms,
     })
 }

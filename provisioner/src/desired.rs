@@ -360,6 +360,11 @@ impl Desired {
         })
     }
 
+    /// The placeholder values the documents are rendered with.
+    pub fn values(&self) -> &Values {
+        &self.values
+    }
+
     pub fn key_of(&self, purpose: KeyPurpose) -> &KeyRef {
         match purpose {
             KeyPurpose::Stream => &self.key,

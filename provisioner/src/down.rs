@@ -26,7 +26,7 @@ use crate::progress::{Progress, seconds};
 use crate::resource::key::KeyPurpose;
 use crate::resource::log_group::LogGroupSpec;
 use crate::resource::{
-    Resource, Verdict, activity_stream, bucket, delivery_stream, function, key, log_group, role,
+    Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function, key, log_group, role,
     topic,
 };
 use crate::session::{
@@ -227,6 +227,7 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
                     names.alerts_topic.clone(),
                     topic::verdict(o.alerts_topic.as_ref()),
                 ),
+                Resource::Alarms => (format!("{}*", names.alarm_prefix), alarms::verdict(&o.alarms)),
                 Resource::ProcessorRole => (
                     names.processor_role.clone(),
                     role::verdict(o.processor_role.as_ref()),
@@ -275,16 +276,18 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
             names,
             key,
             signing_key,
+            own_key_statement: alarms::key_statement_present(&o.alarms),
             verdicts,
         },
     })
 }
 
 /// The order `down` works in, for the listing.
-const ORDER: [Resource; 11] = [
+const ORDER: [Resource; 12] = [
     Resource::DeliveryStream,
     Resource::Function,
     Resource::AlertsTopic,
+    Resource::Alarms,
     Resource::ProcessorRole,
     Resource::FirehoseRole,
     Resource::FunctionLogGroup,

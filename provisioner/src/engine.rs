@@ -29,7 +29,7 @@ use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{
-    ApplyError, Ctx, Resource, Verdict, activity_stream, bucket, delivery_stream, function, topic,
+    ApplyError, Ctx, Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function, topic,
 };
 
 /// What `apply` did.
@@ -62,6 +62,7 @@ pub async fn apply(
         stream,
         bucket,
         alerts_topic,
+        alarms,
         processor_role,
         firehose_role,
         function_logs,
@@ -111,8 +112,9 @@ pub async fn apply(
         join(
             join(
                 async {
-                    // The topic before the function that publishes to it.
+                    // The topic before the function and the alarms that publish to it.
                     topic::apply(ctx, d, alerts_topic).await?;
+                    alarms::apply(ctx, d, alarms, &observed.alarms).await?;
                     role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
                     function::apply(ctx, d, function, zip).await
                 },
@@ -173,10 +175,20 @@ pub struct Teardown {
     pub key: Option<KeyState>,
     /// The same for the signing key.
     pub signing_key: Option<KeyState>,
+    /// das-setup's stream key holds the alarms' statement (`resource::alarms`).
+    pub own_key_statement: bool,
     pub verdicts: BTreeMap<Resource, (String, Verdict)>,
 }
 
 impl Teardown {
+    /// The ARN of das-setup's stream key when `down` keeps it (the alarms' statement comes
+    /// out of its policy).
+    pub fn key_stays(&self) -> Option<&str> {
+        let key = self.key.as_ref()?;
+        let kept = !matches!(self.verdicts.get(&Resource::Key), Some((_, v)) if v.acts());
+        (kept && self.own_key_statement).then_some(key.arn.as_str())
+    }
+
     pub fn wants(&self, resource: Resource) -> Option<&str> {
         self.verdicts
             .get(&resource)
@@ -209,6 +221,7 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
                 Resource::ActivityStream => format!("stopping the activity stream {name}"),
                 Resource::Bucket => format!("emptying and deleting bucket {name}"),
                 Resource::AlertsTopic
+                | Resource::Alarms
                 | Resource::Key
                 | Resource::SigningKey
                 | Resource::ProcessorRole
@@ -227,6 +240,10 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             Resource::AlertsTopic => topic::delete(clients, &teardown.names.alerts_topic_arn)
                 .await
                 .map(|()| "deleted with its subscriptions".into())
+                .map_err(Into::into),
+            Resource::Alarms => alarms::delete(clients, &teardown.names, teardown.key_stays())
+                .await
+                .map(|()| "deleted".into())
                 .map_err(Into::into),
             Resource::Function => function::delete(clients, name)
                 .await
@@ -292,6 +309,7 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             one(Resource::FirehoseLogGroup),
             one(Resource::ActivityStream),
             one(Resource::AlertsTopic),
+            one(Resource::Alarms),
         ])
         .await,
     );

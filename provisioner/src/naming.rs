@@ -117,6 +117,8 @@ pub struct Names {
     /// The SNS topic alerts are published to (256 characters at most), and its ARN.
     pub alerts_topic: String,
     pub alerts_topic_arn: String,
+    /// What the CloudWatch alarms' names start with: `das-setup-<name>-` (`resource::alarms`).
+    pub alarm_prefix: String,
 }
 
 /// Tag keys on everything das-setup creates.
@@ -150,6 +152,7 @@ impl Names {
                 partition_of(region)
             ),
             alerts_topic,
+            alarm_prefix: format!("{base}-"),
             function,
             delivery_stream,
         }

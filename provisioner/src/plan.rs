@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::deployment::Deployment;
 use crate::desired::Desired;
 use crate::resource::activity_stream::{self, StreamChange};
+use crate::resource::alarms::{self, AlarmsChange};
 use crate::resource::bucket::{self, BucketChange};
 use crate::resource::delivery_stream::{self, DeliveryChange};
 use crate::resource::function::{self, FunctionChange};
@@ -25,6 +26,7 @@ pub struct Plan {
     pub stream: Planned<StreamChange>,
     pub bucket: Planned<BucketChange>,
     pub alerts_topic: Planned<TopicChange>,
+    pub alarms: Planned<AlarmsChange>,
     pub processor_role: Planned<RoleChange>,
     pub firehose_role: Planned<RoleChange>,
     pub function_logs: Planned<LogGroupChange>,
@@ -62,6 +64,7 @@ impl Plan {
             stream,
             bucket,
             alerts_topic,
+            alarms,
             processor_role,
             firehose_role,
             function_logs,
@@ -75,6 +78,7 @@ impl Plan {
             row(Resource::ActivityStream, stream),
             row(Resource::Bucket, bucket),
             row(Resource::AlertsTopic, alerts_topic),
+            row(Resource::Alarms, alarms),
             row(Resource::ProcessorRole, processor_role),
             row(Resource::FirehoseRole, firehose_role),
             row(Resource::FunctionLogGroup, function_logs),
@@ -101,6 +105,7 @@ pub fn diff(d: &Desired, o: &Deployment) -> Plan {
         stream: activity_stream::compare(d),
         bucket: bucket::compare(d, &o.bucket),
         alerts_topic: topic::compare(d, o.alerts_topic.as_ref()),
+        alarms: alarms::compare(d, &o.alarms),
         processor_role: role::compare(RoleSpec::processor(d), o.processor_role.as_ref(), &d.tags),
         firehose_role: role::compare(RoleSpec::firehose(d), o.firehose_role.as_ref(), &d.tags),
         function_logs: log_group::compare(
@@ -139,6 +144,7 @@ fn documents(resource: Resource, d: &Desired) -> Option<Value> {
         })),
         Resource::ActivityStream
         | Resource::AlertsTopic
+        | Resource::Alarms
         | Resource::FunctionLogGroup
         | Resource::FirehoseLogGroup
         | Resource::Function
@@ -235,6 +241,7 @@ mod tests {
             function: None,
             delivery: None,
             alerts_topic: None,
+            alarms: Default::default(),
         }
     }
 
@@ -254,6 +261,11 @@ mod tests {
         };
         let s = &d.delivery;
         Deployment {
+            alarms: d
+                .alerts
+                .as_ref()
+                .map(|_| crate::resource::alarms::tests::found(d))
+                .unwrap_or_default(),
             alerts_topic: d.alerts.as_ref().map(|_| TopicState {
                 arn: d.names.alerts_topic_arn.clone(),
                 kms_key: Some(d.key.arn.clone()),
@@ -363,7 +375,7 @@ mod tests {
             let plan = diff(&d, &converged(&d));
             assert_eq!(plan.changed(), 0, "{args:?}: {plan:#?}");
             assert!(
-                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 11 unchanged")
+                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 12 unchanged")
             );
         }
     }

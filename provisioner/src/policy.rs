@@ -15,12 +15,14 @@ pub enum Template {
     FirehoseDelivery,
     BucketPolicy,
     KeyPolicy,
+    /// The statement added to das-setup's key policy for the alarms (`resource::alarms`).
+    KeyPolicyCloudWatch,
     /// What the principal running `das-setup` needs (not attached by das-setup: for people).
     Deployer,
 }
 
 impl Template {
-    pub const ALL: [Template; 8] = [
+    pub const ALL: [Template; 9] = [
         Template::LambdaTrust,
         Template::LambdaExec,
         Template::LambdaAlerts,
@@ -28,6 +30,7 @@ impl Template {
         Template::FirehoseDelivery,
         Template::BucketPolicy,
         Template::KeyPolicy,
+        Template::KeyPolicyCloudWatch,
         Template::Deployer,
     ];
 
@@ -40,6 +43,7 @@ impl Template {
             Template::FirehoseDelivery => "firehose-delivery.json",
             Template::BucketPolicy => "bucket-policy.json",
             Template::KeyPolicy => "key-policy.json",
+            Template::KeyPolicyCloudWatch => "key-policy-cloudwatch.json",
             Template::Deployer => "deployer.json",
         }
     }
@@ -53,6 +57,9 @@ impl Template {
             Template::FirehoseDelivery => include_str!("../../policies/firehose-delivery.json"),
             Template::BucketPolicy => include_str!("../../policies/bucket-policy.json"),
             Template::KeyPolicy => include_str!("../../policies/key-policy.json"),
+            Template::KeyPolicyCloudWatch => {
+                include_str!("../../policies/key-policy-cloudwatch.json")
+            }
             Template::Deployer => include_str!("../../policies/deployer.json"),
         }
     }
@@ -141,6 +148,7 @@ mod tests {
                 "ALERTS_TOPIC_ARN",
                 format!("arn:aws:sns:eu-west-1:123456789012:{function}-alerts"),
             ),
+            ("ALARM_PREFIX", format!("{function}-")),
         ]
         .into_iter()
         .collect()
@@ -194,7 +202,7 @@ mod tests {
             "IAM lint findings:\n{report}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(report.matches("linted ").count(), 16, "{report}");
+        assert_eq!(report.matches("linted ").count(), 18, "{report}");
     }
 
     fn statements(doc: &Value) -> &Vec<Value> {
@@ -222,7 +230,7 @@ mod tests {
                     "{t:?}: every statement says why it exists"
                 );
                 // No wildcard action except the key policy's administration by the account.
-                if t != Template::KeyPolicy {
+                if !matches!(t, Template::KeyPolicy | Template::KeyPolicyCloudWatch) {
                     assert!(
                         actions(s).iter().all(|a| !a.ends_with('*') || *a == "s3:*"),
                         "{t:?}"

@@ -29,7 +29,9 @@ use crate::resource::bucket::{self, BucketState};
 use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
-use crate::resource::{Check, Level, Resource, activity_stream, delivery_stream, function, topic};
+use crate::resource::{
+    Check, Level, Resource, activity_stream, alarms, delivery_stream, function, topic,
+};
 use crate::session::{self, Refusal, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, StatusSettings, UpSettings};
 use crate::stored;
@@ -252,6 +254,14 @@ fn resource_checks(
                             .get(das_processor::config::var::ALERT_TOPIC_ARN)
                     })
                     .map(String::as_str),
+            ),
+            Resource::Alarms => alarms::check(
+                names,
+                &o.alarms,
+                o.function.as_ref().is_some_and(|f| {
+                    f.environment
+                        .contains_key(das_processor::config::var::ALERT_TOPIC_ARN)
+                }),
             ),
             Resource::ProcessorRole => role::check(
                 resource,

@@ -458,6 +458,8 @@ fn document(
             "eventDetailType": das_processor::notify::EVENT_DETAIL_TYPE,
             "rules": a.rule_names,
             "email": a.email,
+            "alarms": crate::resource::alarms::Signal::ALL
+                .map(|s| crate::resource::alarms::alarm_name(&d.names, s)),
         })),
         "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })

@@ -71,7 +71,7 @@ class UpTest(EmulatorCase):
         # Again, same flags: nothing to do, and not one mutating call.
         out, _, mutating, _ = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
         self.assertIn("Nothing to change", out)
-        self.assertIn("0 to create, 0 to update, 0 to replace, 11 unchanged", out)
+        self.assertIn("0 to create, 0 to update, 0 to replace, 12 unchanged", out)
         self.assertEqual(mutating, [])
 
         # The pipeline runs: injected events land decrypted in their category folders.

@@ -19,6 +19,7 @@ use crate::aws::{AwsError, Clients};
 use crate::progress::{Progress, Step, seconds};
 
 pub mod activity_stream;
+pub mod alarms;
 pub mod bucket;
 pub mod delivery_stream;
 pub mod function;
@@ -35,6 +36,7 @@ pub enum Resource {
     ActivityStream,
     Bucket,
     AlertsTopic,
+    Alarms,
     ProcessorRole,
     FirehoseRole,
     FunctionLogGroup,
@@ -44,12 +46,13 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub const ALL: [Resource; 11] = [
+    pub const ALL: [Resource; 12] = [
         Resource::Key,
         Resource::SigningKey,
         Resource::ActivityStream,
         Resource::Bucket,
         Resource::AlertsTopic,
+        Resource::Alarms,
         Resource::ProcessorRole,
         Resource::FirehoseRole,
         Resource::FunctionLogGroup,
@@ -66,6 +69,7 @@ impl Resource {
             Resource::ActivityStream => "activity-stream",
             Resource::Bucket => "bucket",
             Resource::AlertsTopic => "alerts-topic",
+            Resource::Alarms => "alarms",
             Resource::ProcessorRole => "processor-role",
             Resource::FirehoseRole => "firehose-role",
             Resource::FunctionLogGroup => "function-log-group",
