@@ -26,8 +26,8 @@ use crate::progress::{Progress, seconds};
 use crate::resource::key::KeyPurpose;
 use crate::resource::log_group::LogGroupSpec;
 use crate::resource::{
-    Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function, key, log_group, role,
-    topic,
+    Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function, key, log_group,
+    role, topic,
 };
 use crate::session::{
     self, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Refusal, confirm, emit_json, kind_word,
@@ -227,7 +227,10 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
                     names.alerts_topic.clone(),
                     topic::verdict(o.alerts_topic.as_ref()),
                 ),
-                Resource::Alarms => (format!("{}*", names.alarm_prefix), alarms::verdict(&o.alarms)),
+                Resource::Alarms => (
+                    format!("{}*", names.alarm_prefix),
+                    alarms::verdict(&o.alarms),
+                ),
                 Resource::ProcessorRole => (
                     names.processor_role.clone(),
                     role::verdict(o.processor_role.as_ref()),

@@ -29,7 +29,8 @@ use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{
-    ApplyError, Ctx, Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function, topic,
+    ApplyError, Ctx, Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function,
+    topic,
 };
 
 /// What `apply` did.

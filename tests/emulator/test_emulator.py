@@ -579,7 +579,8 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
                  "Dimensions": [{"Name": "FunctionName", "Value": "fh-alarm-fn"}], "Statistic": "Sum",
                  "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0,
                  "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
-                 "AlarmActions": [plain, sealed, usable], "OKActions": [plain]}
+                 "AlarmActions": [plain, sealed, usable], "OKActions": [plain],
+                 "Tags": [{"Key": "team", "Value": "audit"}]}
         status, _, out = cloudwatch_rpc(self.url, "PutMetricAlarm", alarm)
         self.assertEqual(status, 200, out)
         # No data, and missing data counts as not breaching: OK, notified.
@@ -600,6 +601,17 @@ class EmulatorTest(AwsAssertions, unittest.TestCase):
 
         status, _, out = cloudwatch_rpc(self.url, "DescribeAlarms", {"AlarmNames": ["fh-alarm-errors"]})
         [described] = out["MetricAlarms"]
+        status, _, tags = cloudwatch_rpc(self.url, "ListTagsForResource", {"ResourceARN": described["AlarmArn"]})
+        self.assertEqual((status, tags["Tags"]), (200, [{"Key": "team", "Value": "audit"}]), tags)
+        status, _, out = cloudwatch_rpc(self.url, "ListTagsForResource",
+                                        {"ResourceARN": described["AlarmArn"] + "-gone"})
+        self.assertEqual((status, out["Error"]["Code"]), (404, "ResourceNotFoundException"), out)
+        # The PutMetricAlarm API reference's limits: Period 10, 20, 30 or a multiple of 60;
+        # Period x EvaluationPeriods at most a day under hourly periods; M out of N.
+        for bad in ({"Period": 45}, {"Period": 300, "EvaluationPeriods": 289},
+                    {"EvaluationPeriods": 2, "DatapointsToAlarm": 3}):
+            status, _, out = cloudwatch_rpc(self.url, "PutMetricAlarm", dict(alarm, AlarmName="fh-bad", **bad))
+            self.assertEqual((status, out["Error"]["Code"]), (400, "InvalidParameterValue"), (bad, out))
         self.assertEqual((described["StateValue"], described["Threshold"]), ("ALARM", 1.0), described)
         # Updating the configuration keeps the state; deleting an unknown name with it is no error.
         cloudwatch_rpc(self.url, "PutMetricAlarm", dict(alarm, AlarmDescription="now described"))
@@ -886,6 +898,36 @@ class IamEnforcementTest(AwsAssertions, unittest.TestCase):
         status, _, out = cloudwatch_rpc(self.emu.url, "DeleteAlarms", {"AlarmNames": ["mine-errors", "theirs"]},
                                         "eu-west-1", keeper)
         self.assertEqual(status, 403, "every alarm named must be allowed")
+        # Tags given to a new alarm need cloudwatch:TagResource too (PutMetricAlarm API
+        # reference, Tags); on an existing alarm they are ignored, and so is the permission.
+        tags = [{"Key": "managed-by", "Value": "das-setup"}]
+        status, _, out = cloudwatch_rpc(self.emu.url, "PutMetricAlarm", dict(alarm, AlarmName="mine-new", Tags=tags),
+                                        "eu-west-1", keeper)
+        self.assertEqual(status, 403, out)
+        self.assertIn("cloudwatch:TagResource", out["Error"]["Message"])
+        status, _, out = cloudwatch_rpc(self.emu.url, "PutMetricAlarm", dict(alarm, AlarmName="mine-errors", Tags=tags),
+                                        "eu-west-1", keeper)
+        self.assertEqual(status, 200, out)
+
+    def test_kms_put_key_policy_runs_the_lockout_check_with_the_keys_tags(self):
+        """PutKeyPolicy API reference, BypassPolicyLockoutSafetyCheck: the new policy must let the
+        caller PutKeyPolicy again; aws:ResourceTag/<key> is the key's tag ("ABAC for AWS KMS")."""
+        admin = self.emu.client("kms")
+        tagged = admin.create_key(Tags=[{"TagKey": "managed-by", "TagValue": "das-setup"}])["KeyMetadata"]["Arn"]
+        other = admin.create_key()["KeyMetadata"]["Arn"]
+        kms = self.user("key-policy-writer", [{
+            "Effect": "Allow", "Action": "kms:PutKeyPolicy", "Resource": "arn:aws:kms:eu-west-1:123456789012:key/*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": "das-setup"}}}])("kms")
+        account = {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                   "Action": "kms:*", "Resource": "*"}
+        delegating = json.dumps({"Version": "2012-10-17", "Statement": [account]})
+        kms.put_key_policy(KeyId=tagged, PolicyName="default", Policy=delegating)
+        self.assertError("AccessDeniedException", kms.put_key_policy, KeyId=other, PolicyName="default",
+                         Policy=delegating)
+        locked_out = json.dumps({"Version": "2012-10-17", "Statement": [dict(account, Action="kms:Decrypt")]})
+        message = self.assertError("MalformedPolicyDocumentException", kms.put_key_policy, KeyId=tagged,
+                                   PolicyName="default", Policy=locked_out)
+        self.assertIn("will not allow you to update the key policy", message)
 
     def test_kms_create_key_runs_the_policy_lockout_safety_check(self):
         """CreateKey API reference, Policy: the key policy must let the caller PutKeyPolicy

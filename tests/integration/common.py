@@ -23,7 +23,8 @@ def binaries():
 
 
 def leftovers(emu, cluster):
-    """What das-setup made for this cluster that still exists, but the bucket (and a stopped stream)."""
+    """What das-setup made for this cluster that still exists, but the bucket (and a stopped stream,
+    and its keys but for the statement das-setup adds to the stream key's policy)."""
     base = f"das-setup-{cluster}"
     iam, lam, fh, logs = (emu.client(s) for s in ("iam", "lambda", "firehose", "logs"))
     found = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(base + "-")]
@@ -33,6 +34,13 @@ def leftovers(emu, cluster):
               if g["logGroupName"].endswith("/" + base)]
     found += [t["TopicArn"] for t in emu.client("sns").list_topics()["Topics"]
               if t["TopicArn"].endswith(f":{base}-alerts")]
+    found += [a["AlarmName"] for a in emu.client("cloudwatch").describe_alarms(AlarmNamePrefix=base + "-")["MetricAlarms"]]
+    kms = emu.client("kms")
+    for alias in kms.list_aliases()["Aliases"]:
+        if alias["AliasName"] == f"alias/das-setup/{cluster}" and alias.get("TargetKeyId"):
+            policy = kms.get_key_policy(KeyId=alias["TargetKeyId"], PolicyName="default")["Policy"]
+            if "CloudWatchAlarmsNotifyTheEncryptedAlertsTopic" in policy:
+                found.append(f"the CloudWatch statement in {alias['AliasName']}'s key policy")
     c = emu.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
     if c.get("ActivityStreamStatus", "stopped") != "stopped":
         found.append(f"activity stream {c['ActivityStreamStatus']}")

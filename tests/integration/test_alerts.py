@@ -5,7 +5,10 @@ failed logins of one user from one host and ordinary SELECTs. An SQS queue subsc
 alerts topic and an EventBridge rule's SQS target must each receive exactly the expected alerts,
 once, with the documented fields; the SELECTs give none. The first publish to SNS is made to fail
 past the SDK's retries, so the invocation fails and Firehose retries it: the retry publishes what
-had failed and nothing twice. `down` removes the topic and its subscriptions.
+had failed and nothing twice; that failure sets off the function-errors and processing-failures
+alarms, whose notifications reach the same topic (CloudWatch may use the topic's key) and whose
+states `status` shows. `down` removes the topic, its subscriptions, the alarms and the key policy
+statement.
 
 The expected alerts are written here from the README's description of the built-in rules, not
 computed by the processor's code.
@@ -89,7 +92,14 @@ class AlertsTest(EmulatorCase):
             *failed,
         ]})
 
-        from_sns = [json.loads(m["Message"]) for m in self.drain(sqs, queues["from-sns"][0], 20)]
+        on_topic = [json.loads(m["Message"]) for m in self.drain(sqs, queues["from-sns"][0], 20)]
+        # The topic carries the pipeline's alarms too (item 4): the failed invocation is a
+        # Lambda error and a Firehose processing failure, each an ALARM notification.
+        alarms = [m for m in on_topic if "AlarmName" in m]
+        from_sns = [m for m in on_topic if "AlarmName" not in m]
+        went_off = {m["AlarmName"] for m in alarms if m["NewStateValue"] == "ALARM"}
+        self.assertEqual(went_off, {f"das-setup-{CLUSTER}-lambda-errors", f"das-setup-{CLUSTER}-processing-failures"},
+                         alarms)
         from_events = self.drain(sqs, queues["from-eventbridge"][0], 3)
         stats = self.emu.admin("firehose")[f"das-setup-{CLUSTER}"]["stats"]
         self.assertGreaterEqual(stats["retries"], 1, f"the failed publish failed the invocation: {stats}")
@@ -125,6 +135,9 @@ class AlertsTest(EmulatorCase):
         done = self.run_setup("status", "--cluster", CLUSTER, "--output", "json")
         checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
         self.assertEqual(checks["alerts-topic"]["status"], "OK", checks["alerts-topic"])
+        self.assertEqual(checks["alarms"]["status"], "FAIL", checks["alarms"])
+        self.assertIn("lambda-errors ALARM", checks["alarms"]["detail"])
+        self.assertIn("read-lag OK", checks["alarms"]["detail"])
 
         done = self.run_setup("down", "--cluster", CLUSTER, "--yes")
         self.assertEqual(done.returncode, 0, done.stderr)

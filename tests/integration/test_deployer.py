@@ -112,9 +112,14 @@ def role_passes(body, service):
     return [("iam:PassRole", role, {"iam:PassedToService": service}) for role in sorted(found)]
 
 
-def permissions(call):
+def no_tags(key):
+    return {}
+
+
+def permissions(call, key_tags=no_tags):
     """[(IAM action, resource ARN or "*" or None if not derivable, condition context)] that AWS
-    checks for one logged call; raises KeyError for a call this table does not know."""
+    checks for one logged call; raises KeyError for a call this table does not know. `key_tags`:
+    a KMS key's tags as aws:ResourceTag/<key> condition values (they live in the emulator)."""
     service, op, body = call["service"], call["op"], call["body"]
     if service == "s3":
         parts = call["path"].lstrip("/").split("/", 1)
@@ -153,8 +158,19 @@ def permissions(call):
                 return out + role_passes(body, "lambda.amazonaws.com")
         raise KeyError(f"lambda {call['method']} {call['path']}")
     if service == "monitoring":
+        # Alarms are the resource of PutMetricAlarm, DeleteAlarms and ListTagsForResource
+        # (Service Authorization Reference, Amazon CloudWatch); tags given to PutMetricAlarm need
+        # cloudwatch:TagResource too (PutMetricAlarm API reference, Tags).
         action = call["path"].rsplit("/operation/", 1)[-1] if "/operation/" in call["path"] else op
-        return [(f"cloudwatch:{action}", "*", {})]
+        params = json.loads(body) if body else {}
+        alarms = [arn("cloudwatch", f"alarm:{n}") for n in
+                  ([params["AlarmName"]] if "AlarmName" in params else params.get("AlarmNames", []))]
+        if "ResourceARN" in params:
+            alarms = [params["ResourceARN"]]
+        out = [(f"cloudwatch:{action}", a, {}) for a in alarms or ["*"]]
+        if action == "PutMetricAlarm" and params.get("Tags"):
+            out += [("cloudwatch:TagResource", a, {}) for a in alarms]
+        return out
     if service == "sns":
         # The topic (SNS's only resource type here; Service Authorization Reference, Amazon
         # SNS). Tags given to CreateTopic need sns:TagResource too (SNS Developer Guide,
@@ -218,7 +234,9 @@ def permissions(call):
         if op == "DeleteAlias":
             return [(action, kms_resource(params["AliasName"]), {})]
         if "KeyId" in params:
-            return [(action, kms_resource(params["KeyId"]), {})]
+            # aws:ResourceTag/<key>: the key's tags ("ABAC for AWS KMS"), read from the emulator.
+            key = kms_resource(params["KeyId"])
+            return [(action, key, key_tags(key) if op == "PutKeyPolicy" else {})]
         if op == "Decrypt":  # the key is inside the ciphertext
             context = params.get("EncryptionContext") or {}
             return [(action, None, {"kms:EncryptionContextKeys": sorted(context),
@@ -347,10 +365,15 @@ class DeployerPolicyTest(EmulatorCase):
         self.assertNotIn("{{", text, "deployer.json has only the three placeholders the README names")
         policy = json.loads(text)
 
+        kms = self.emu.client("kms")
+
+        def key_tags(key):
+            return {f"aws:ResourceTag/{t['TagKey']}": t["TagValue"] for t in kms.list_resource_tags(KeyId=key)["Tags"]}
+
         unknown, refused, used = [], [], set()
         for call in calls:
             try:
-                needed = permissions(call)
+                needed = permissions(call, key_tags)
             except (KeyError, ValueError) as e:
                 unknown.append(f"{call['service']} {call['op']} ({e})")
                 continue
@@ -364,7 +387,6 @@ class DeployerPolicyTest(EmulatorCase):
         self.assertEqual(unknown, [], "calls this test cannot name: add them to its table")
         self.assertEqual(sorted(set(refused)), [], "calls deployer.json does not allow")
 
-        # (status's GetMetricData is logged though the emulator cannot answer it: CBOR.)
         granted = {a.lower() for s in policy["Statement"] for a in listed(s["Action"])}
         unreached = sorted(granted - used - {a.lower() for a in NOT_REACHED})
         self.assertEqual(unreached, [], "deployer.json grants actions das-setup never needs here")

@@ -418,7 +418,10 @@ fn has_statement(policy: &Value, statement: &Value) -> bool {
 fn own_key(d: &Desired, state: &AlarmsState) -> bool {
     d.key.pending
         || d.key.alias_missing
-        || state.own_key.as_ref().is_some_and(|k| k.key_arn == d.key.arn)
+        || state
+            .own_key
+            .as_ref()
+            .is_some_and(|k| k.key_arn == d.key.arn)
 }
 
 pub fn compare(d: &Desired, state: &AlarmsState) -> Planned<AlarmsChange> {
@@ -480,9 +483,10 @@ pub async fn apply(
     if d.alerts.is_none() || plan.changes.is_empty() {
         return Ok(());
     }
-    let step = ctx
-        .progress
-        .begin(format!("configuring alarms {}*", d.names.alarm_prefix), false);
+    let step = ctx.progress.begin(
+        format!("configuring alarms {}*", d.names.alarm_prefix),
+        false,
+    );
     if plan.has(AlarmsChange::KeyPolicy) {
         let statement = cloudwatch_statement(&d.names, d.values())?;
         // Read again just before writing: the policy may have changed since it was observed.
@@ -724,11 +728,13 @@ pub(crate) mod tests {
                 "das-setup-demo-lambda-throttles"
             ]
         );
-        let mut nothing = AlarmsState::default();
-        nothing.own_key = Some(KeyPolicyState {
-            key_arn: d.key.arn.clone(),
-            policy: d.documents.key_policy.clone(),
-        });
+        let nothing = AlarmsState {
+            alarms: vec![],
+            own_key: Some(KeyPolicyState {
+                key_arn: d.key.arn.clone(),
+                policy: d.documents.key_policy.clone(),
+            }),
+        };
         assert_eq!(
             compare(&d, &nothing).changes,
             vec![AlarmsChange::KeyPolicy, AlarmsChange::Create]
@@ -773,7 +779,10 @@ pub(crate) mod tests {
     fn the_key_statement_is_scoped_to_this_deployments_alarms_and_merges_once() {
         let d = with_key(&["--cluster", "demo", "--alerts", "default"]);
         let s = cloudwatch_statement(&d.names, d.values()).unwrap();
-        assert_eq!(s["Principal"], json!({"Service": "cloudwatch.amazonaws.com"}));
+        assert_eq!(
+            s["Principal"],
+            json!({"Service": "cloudwatch.amazonaws.com"})
+        );
         assert_eq!(
             s["Condition"]["ArnLike"]["aws:SourceArn"],
             format!(
@@ -785,7 +794,10 @@ pub(crate) mod tests {
         assert_eq!(once["Statement"].as_array().unwrap().len(), 2);
         assert!(merged(&once, &s, true).is_none(), "already there");
         let out = merged(&once, &json!({"Sid": CLOUDWATCH_SID}), false).unwrap();
-        assert_eq!(out, d.documents.key_policy, "down puts the policy back as it was");
+        assert_eq!(
+            out, d.documents.key_policy,
+            "down puts the policy back as it was"
+        );
     }
 
     #[test]
@@ -808,7 +820,11 @@ pub(crate) mod tests {
         state.alarms[3].state = "OK".into();
         let c = check(&d.names, &state, true);
         assert_eq!(c.level, Level::Warn);
-        assert!(c.detail.contains("notifications are dropped"), "{}", c.detail);
+        assert!(
+            c.detail.contains("notifications are dropped"),
+            "{}",
+            c.detail
+        );
         assert_eq!(
             check(&d.names, &AlarmsState::default(), true).level,
             Level::Warn

@@ -40,10 +40,19 @@ LONG_VALUE = 1024  # a JSON string longer than this is logged as its length (a z
 
 
 def logged_body(body, content_type):
-    """What the call log keeps of a request body: a form as sent; JSON with long strings
-    replaced by their length; nothing else."""
-    if body is None or "cbor" in content_type:
+    """What the call log keeps of a request body: a form as sent; JSON (and CBOR, as JSON) with
+    long strings replaced by their length; nothing else."""
+    if body is None:
         return None
+    if "cbor" in content_type:
+        # Smithy RPC v2 CBOR (CloudWatch): decoded with botocore's parser, logged as JSON.
+        from botocore.parsers import RpcV2CBORParser
+
+        try:
+            body = json.dumps(RpcV2CBORParser()._initial_body_parse(body) or {}, default=str).encode()
+        except Exception:
+            return None
+        content_type = "application/json"
     if "json" not in content_type:
         return body.decode("utf-8", "replace")
 
@@ -172,6 +181,10 @@ class Admin:
             # Read it and hand moto an identical stream.
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)
+        if op is None and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+            # Smithy RPC v2 CBOR (CloudWatch): the operation ends the path.
+            found = re.search(r"/operation/(\w+)$", path)
+            op = found.group(1) if found else None
         if op is None:
             action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
             if not action and body is not None and content_type.startswith("application/x-www-form-urlencoded"):

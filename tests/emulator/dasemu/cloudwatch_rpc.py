@@ -8,10 +8,11 @@ serve. This front end decodes such a request with botocore's CBOR parser, answer
 CloudWatch backend (its statistics over the datapoints stored), and encodes the answer in CBOR
 (timestamps as tag 1, epoch seconds), errors as the protocol's `__type` and `message`.
 Operations served: `GetMetricData` (what `das-setup status` asks), `PutMetricAlarm`,
-`DescribeAlarms`, `DeleteAlarms`; any other answers the protocol's `UnknownOperationException`.
+`DescribeAlarms`, `DeleteAlarms`, `ListTagsForResource`; any other answers the protocol's `UnknownOperationException`.
 Under `--enforce-iam` the caller needs `cloudwatch:<Operation>` (Service Authorization
-Reference: alarms are the resource of PutMetricAlarm and DeleteAlarms; GetMetricData and
-DescribeAlarms on `*`).
+Reference: alarms are the resource of PutMetricAlarm, DeleteAlarms and ListTagsForResource;
+GetMetricData and DescribeAlarms on `*`), and tags given to a new alarm need
+`cloudwatch:TagResource` too.
 
 Alarms (`Alarms`, a thread) are evaluated every second over the same datapoints, as the
 CloudWatch User Guide's "Using Amazon CloudWatch alarms" describes: a new alarm starts in
@@ -153,7 +154,15 @@ class CloudWatchRpc:
             names = {"PutMetricAlarm": [params.get("AlarmName")],
                      "DeleteAlarms": params.get("AlarmNames") or []}.get(operation)
             resources = [f"arn:aws:cloudwatch:{region}:{DEFAULT_ACCOUNT}:alarm:{n}" for n in names or []] or ["*"]
+            if operation == "ListTagsForResource":
+                resources = [params.get("ResourceARN") or "*"]
             refused = self.refused(key_id, region, f"cloudwatch:{operation}", resources)
+            if not refused and operation == "PutMetricAlarm" and params.get("Tags") and \
+                    params.get("AlarmName") not in _backend(region).alarms:
+                # "To use this field to set tags for an alarm when you create it, you must be
+                # signed on with both the cloudwatch:PutMetricAlarm and cloudwatch:TagResource
+                # permissions" (PutMetricAlarm API reference, Tags).
+                refused = self.refused(key_id, region, "cloudwatch:TagResource", resources)
             if refused:
                 return self.error(start_response, 403, "AccessDeniedException", refused)
             if operation == "GetMetricData":
@@ -166,10 +175,14 @@ class CloudWatchRpc:
             if operation == "DeleteAlarms":
                 delete_alarms(params, region)
                 return self.answer(start_response, {})
+            if operation == "ListTagsForResource":
+                return self.answer(start_response, list_tags(params, region))
             return self.error(start_response, 404, "UnknownOperationException",
                               f"the emulator's CloudWatch does not serve {operation}")
         except _Invalid as e:
             return self.error(start_response, 400, "InvalidParameterValue", str(e))
+        except _NotFound as e:
+            return self.error(start_response, 404, "ResourceNotFoundException", str(e))
 
     @staticmethod
     def refused(key_id, region, action, resources=("*",)):
@@ -229,6 +242,10 @@ class _Invalid(Exception):
     pass
 
 
+class _NotFound(Exception):
+    pass
+
+
 # --- alarms -----------------------------------------------------------------------------------
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 COMPARE = {
@@ -256,6 +273,16 @@ def put_metric_alarm(p, region):
         raise _Invalid(f"TreatMissingData must be one of {', '.join(MISSING)}")
     if not p.get("Statistic") or not p.get("MetricName") or not p.get("Namespace"):
         raise _Invalid("the emulator's alarms need MetricName, Namespace and Statistic")
+    # PutMetricAlarm API reference, Period: "Valid values are 10, 20, 30, and any multiple of
+    # 60"; Period times EvaluationPeriods at most 604,800 s, and 86,400 s for periods under an
+    # hour. DatapointsToAlarm: at most EvaluationPeriods ("M out of N").
+    period, evaluations = int(p.get("Period") or 0), int(p.get("EvaluationPeriods") or 0)
+    if period not in (10, 20, 30) and (period <= 0 or period % 60):
+        raise _Invalid(f"Period {period}: valid values are 10, 20, 30 and any multiple of 60")
+    if evaluations < 1 or period * evaluations > (86400 if period < 3600 else 604800):
+        raise _Invalid(f"Period {period} times EvaluationPeriods {evaluations} is over the total evaluation period allowed")
+    if p.get("DatapointsToAlarm") is not None and not 1 <= int(p["DatapointsToAlarm"]) <= evaluations:
+        raise _Invalid("DatapointsToAlarm must be between 1 and EvaluationPeriods")
     backend = _backend(region)
     old = backend.alarms.get(p["AlarmName"])
     alarm = backend.put_metric_alarm(
@@ -305,6 +332,16 @@ def describe_alarms(p, region):
                 item[key] = int(value) if key == "DatapointsToAlarm" else value
         out.append(item)
     return {"MetricAlarms": out, "CompositeAlarms": []}
+
+
+def list_tags(p, region):
+    """ListTagsForResource for an alarm (moto keeps the tags PutMetricAlarm was given)."""
+    arn = p.get("ResourceARN") or ""
+    backend = _backend(region)
+    if not any(a.alarm_arn == arn for a in backend.alarms.values()):
+        raise _NotFound(f"{arn} not found")
+    tags = backend.list_tags_for_resource(arn)
+    return {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
 
 
 def delete_alarms(p, region):

@@ -190,11 +190,28 @@ def _check_action_permitted(self, resource):
     if self._action == "sts:GetCallerIdentity":  # always allowed, as in AWS
         return
     values = condition_values(self._action, self._body, getattr(self, "_path", ""))
+    values.update(key_tags(resource))
     permitted = allowed(self._access_key.collect_policies(), self._action, resource, values)
     if self._is_assuming_role_operation(resource):
         permitted = permitted and self._check_role_trust_relationship(resource)
     if not permitted:
         self._raise_access_denied()
+
+
+def key_tags(resource):
+    """aws:ResourceTag/<key> for a request on a KMS key: "You can use the aws:ResourceTag/tag-key
+    global condition key to control access to KMS keys based on the tags on the KMS key" (KMS
+    Developer Guide, "ABAC for AWS KMS", "Tags in policies")."""
+    if not isinstance(resource, str) or ":kms:" not in resource or ":key/" not in resource:
+        return {}
+    from moto.kms.models import kms_backends
+
+    parts = resource.split(":")
+    try:
+        tags = kms_backends[parts[4]][parts[3]].list_resource_tags(resource.rsplit("/", 1)[-1])
+    except Exception:
+        return {}
+    return {f"aws:ResourceTag/{t['TagKey']}": t["TagValue"] for t in tags.get("Tags", [])}
 
 
 # --- checks made inside the emulator ------------------------------------------------------------
@@ -497,7 +514,7 @@ def _lists(value):
     return value if isinstance(value, list) else [value]
 
 
-def _key_policy_lets_caller_put_key_policy(document, caller, policies, account):
+def _key_policy_lets_caller_put_key_policy(document, caller, policies, account, key="*", context=None):
     """KMS's policy lockout safety check: "The key policy must allow the calling principal to make
     a subsequent PutKeyPolicy request on the KMS key" (CreateKey API reference, Policy). A
     statement for the account (its root) delegates the question to the caller's IAM policies."""
@@ -515,7 +532,7 @@ def _key_policy_lets_caller_put_key_policy(document, caller, policies, account):
             if p in ("*", caller):
                 return True
             if p in (account, f"arn:aws:iam::{account}:root"):
-                if allowed(policies, "kms:PutKeyPolicy", "*", {}):
+                if allowed(policies, "kms:PutKeyPolicy", key, context or {}):
                     return True
     return False
 
@@ -552,6 +569,26 @@ def install_service_checks():
                 raise MalformedPolicyDocumentException(
                     "The new key policy will not allow you to update the key policy in the future.")
         return create_key(self)
+
+    put_key_policy = KmsResponse.put_key_policy
+
+    def put_key_policy_with_the_lockout_check(self):
+        """The same check on PutKeyPolicy: "the key policy must allow the principal that is
+        making the PutKeyPolicy request to make a subsequent PutKeyPolicy request on the KMS
+        key" (PutKeyPolicy API reference, BypassPolicyLockoutSafetyCheck)."""
+        caller = _caller(self)
+        params = json.loads(self.body or b"{}")
+        if caller and not params.get("BypassPolicyLockoutSafetyCheck"):
+            try:
+                document = json.loads(params.get("Policy") or "{}")
+                key = self.kms_backend.describe_key(params.get("KeyId", "")).arn
+            except Exception:
+                return put_key_policy(self)  # KMS answers the malformed or unknown itself
+            if not _key_policy_lets_caller_put_key_policy(document, caller[0], caller[1], self.current_account,
+                                                          key, key_tags(key)):
+                raise MalformedPolicyDocumentException(
+                    "The new key policy will not allow you to update the key policy in the future.")
+        return put_key_policy(self)
 
     get_function = LambdaResponse.get_function
 
@@ -637,5 +674,6 @@ def install_service_checks():
     SNSResponse.publish = publishing_with_the_topic_key(SNSResponse.publish)
     SNSResponse.publish_batch = publishing_with_the_topic_key(SNSResponse.publish_batch)
     KmsResponse.create_key = create_key_with_the_lockout_check
+    KmsResponse.put_key_policy = put_key_policy_with_the_lockout_check
     LambdaResponse.get_function = get_function_with_tags_for_list_tags_only
     S3Response.put_object = put_object_with_the_bucket_key
