@@ -16,8 +16,10 @@ use futures_util::future::BoxFuture;
 use zeroize::Zeroizing;
 
 use crate::digest::{DigestSigner, DigestStore, Signature};
+use crate::finding::HubTarget;
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeySource};
 use crate::notify::{AlertSink, Destination, Notice};
+use crate::securityhub::SecurityHub;
 use crate::sink::{ObjectSink, SinkError};
 
 /// Loads region, credentials and endpoint the standard way (environment, profile, container or
@@ -254,15 +256,22 @@ pub struct AwsAlerts {
     events: aws_sdk_eventbridge::Client,
     topic_arn: Option<String>,
     event_bus: Option<String>,
+    security_hub: Option<SecurityHub>,
 }
 
 impl AwsAlerts {
-    pub fn new(config: &SdkConfig, topic_arn: Option<String>, event_bus: Option<String>) -> Self {
+    pub fn new(
+        config: &SdkConfig,
+        topic_arn: Option<String>,
+        event_bus: Option<String>,
+        security_hub: Option<HubTarget>,
+    ) -> Self {
         Self {
             sns: aws_sdk_sns::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
             topic_arn,
             event_bus,
+            security_hub: security_hub.map(|t| SecurityHub::new(config, t)),
         }
     }
 
@@ -274,6 +283,9 @@ impl AwsAlerts {
         }
         if self.event_bus.is_some() {
             d.push(Destination::EventBus);
+        }
+        if self.security_hub.is_some() {
+            d.push(Destination::SecurityHub);
         }
         d
     }
@@ -400,6 +412,10 @@ impl AlertSink for AwsAlerts {
                 },
                 Destination::EventBus => match &self.event_bus {
                     Some(bus) => self.put_events(bus, notices).await,
+                    None => missing(),
+                },
+                Destination::SecurityHub => match &self.security_hub {
+                    Some(hub) => hub.import(notices).await,
                     None => missing(),
                 },
             }

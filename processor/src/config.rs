@@ -30,6 +30,7 @@ pub mod var {
     pub const ALERT_TOPIC_ARN: &str = "DAS_ALERT_TOPIC_ARN";
     pub const ALERT_EVENT_BUS: &str = "DAS_ALERT_EVENT_BUS";
     pub const MASTER_USER: &str = "DAS_MASTER_USER";
+    pub const SECURITY_HUB_DATABASE_ARN: &str = "DAS_SECURITY_HUB_DATABASE_ARN";
 }
 
 /// The file name of the alert rules in the function's zip (`das-setup up --alert-rules`): JSON,
@@ -129,6 +130,9 @@ pub struct AlertConfig {
     pub event_bus: Option<String>,
     /// `DAS_MASTER_USER`: the database's master user, for `master_user` matchers.
     pub master_user: Option<String>,
+    /// `DAS_SECURITY_HUB_DATABASE_ARN`: high and critical alerts also become Security Hub
+    /// findings about this database, in its account and region.
+    pub security_hub: Option<crate::finding::HubTarget>,
 }
 
 /// A configuration value that cannot be used.
@@ -289,6 +293,7 @@ fn alert_config(env: &impl Fn(&str) -> Option<String>) -> Result<Option<AlertCon
         if let Some((var, value)) = topic_arn
             .map(|t| (var::ALERT_TOPIC_ARN, t))
             .or(event_bus.map(|b| (var::ALERT_EVENT_BUS, b)))
+            .or(get(var::SECURITY_HUB_DATABASE_ARN).map(|a| (var::SECURITY_HUB_DATABASE_ARN, a)))
         {
             return Err(ConfigError {
                 var,
@@ -307,11 +312,24 @@ fn alert_config(env: &impl Fn(&str) -> Option<String>) -> Result<Option<AlertCon
             reason: "expected an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)".into(),
         });
     }
+    let security_hub = match get(var::SECURITY_HUB_DATABASE_ARN) {
+        None => None,
+        Some(arn) => Some(
+            crate::finding::HubTarget::from_database_arn(&arn).ok_or_else(|| ConfigError {
+                var: var::SECURITY_HUB_DATABASE_ARN,
+                value: arn.clone(),
+                reason: "expected an RDS cluster or instance ARN \
+                         (arn:aws:rds:<region>:<account>:cluster:<id> or ...:db:<id>)"
+                    .into(),
+            })?,
+        ),
+    };
     Ok(Some(AlertConfig {
         rules_path,
         topic_arn,
         event_bus,
         master_user: get(var::MASTER_USER),
+        security_hub,
     }))
 }
 
@@ -365,6 +383,27 @@ mod tests {
         map.entry("DAS_OUTPUT_BUCKET".into())
             .or_insert_with(|| "audit-bucket".into());
         Config::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn security_hub_names_a_database_arn_and_needs_rules() {
+        let arn = "arn:aws:rds:eu-west-1:123456789012:cluster:shop";
+        let c = config(&[
+            ("DAS_ALERT_RULES", "alert-rules.json"),
+            ("DAS_SECURITY_HUB_DATABASE_ARN", arn),
+        ])
+        .unwrap();
+        let hub = c.alerts.unwrap().security_hub.unwrap();
+        assert_eq!(hub.database_arn, arn);
+        let e = config(&[
+            ("DAS_ALERT_RULES", "alert-rules.json"),
+            ("DAS_SECURITY_HUB_DATABASE_ARN", "shop"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "DAS_SECURITY_HUB_DATABASE_ARN");
+        assert!(e.reason.contains("RDS cluster or instance ARN"), "{e}");
+        let e = config(&[("DAS_SECURITY_HUB_DATABASE_ARN", arn)]).unwrap_err();
+        assert!(e.reason.contains("alerts need rules"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub fn http_client() -> SharedHttpClient {
     SharedHttpClient::new(GraviolaClient::default())
 }
 
+/// A connector of its own, for a call the SDK does not make (`securityhub.rs`).
+pub fn connector(connect: Option<Duration>, read: Option<Duration>) -> SharedHttpConnector {
+    SharedHttpConnector::new(Connector::new(Timeouts { connect, read }))
+}
+
 /// The TLS settings, built once: loading the system's roots reads files.
 static TLS: LazyLock<Result<rustls::ClientConfig, String>> = LazyLock::new(tls_config);
 

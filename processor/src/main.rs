@@ -46,6 +46,9 @@ Configuration (environment):
                              directory). Unset: no alerts
   DAS_ALERT_TOPIC_ARN        SNS topic every alert is published to (PublishBatch)
   DAS_ALERT_EVENT_BUS        EventBridge bus alerts are put on (PutEvents; das-setup: default)
+  DAS_SECURITY_HUB_DATABASE_ARN
+                             high and critical alerts also become Security Hub findings about
+                             this database (BatchImportFindings)
   DAS_MASTER_USER            the database's master user, for rules with master_user
   AWS_ENDPOINT_URL           another endpoint for KMS, S3, SNS and EventBridge (a local emulator)
 Categories: DDL DML DQL DCL TCL CONNECT DISCONNECT AUTH_FAILURE ERROR OTHER";
@@ -110,7 +113,12 @@ fn main() -> ExitCode {
         let alerts = config.alerts.clone();
         let mut processor = Processor::new(config, keys, S3Sink::new(&sdk, bucket));
         if let (Some(rules), Some(alerts)) = (rules, alerts) {
-            let sink = AwsAlerts::new(&sdk, alerts.topic_arn, alerts.event_bus);
+            let sink = AwsAlerts::new(
+                &sdk,
+                alerts.topic_arn,
+                alerts.event_bus,
+                alerts.security_hub,
+            );
             let destinations = sink.destinations();
             processor = processor.with_alerts(Alerting::new(rules, destinations, Box::new(sink)));
         }

@@ -50,6 +50,8 @@ pub enum Destination {
     Topic,
     /// EventBridge (`DAS_ALERT_EVENT_BUS`, `default` as `up` sets it).
     EventBus,
+    /// AWS Security Hub (`DAS_SECURITY_HUB_DATABASE_ARN`): high and critical alerts only.
+    SecurityHub,
 }
 
 impl Destination {
@@ -57,6 +59,15 @@ impl Destination {
         match self {
             Destination::Topic => "sns",
             Destination::EventBus => "eventbridge",
+            Destination::SecurityHub => "securityhub",
+        }
+    }
+
+    /// Whether this destination takes this alert.
+    pub fn takes(self, notice: &Notice) -> bool {
+        match self {
+            Destination::Topic | Destination::EventBus => true,
+            Destination::SecurityHub => crate::finding::wanted(notice.severity),
         }
     }
 }
@@ -184,6 +195,28 @@ impl Notice {
         clean.chars().take(SUBJECT_CHARS).collect()
     }
 
+    /// The event's own fields, named, in the order people read them.
+    pub fn event_fields(&self) -> [(&'static str, Option<&str>); 8] {
+        [
+            ("category", Some(self.category)),
+            ("command", self.command.as_deref()),
+            ("user", self.user.as_deref()),
+            ("database", self.database.as_deref()),
+            ("object", self.object.as_deref()),
+            ("client", self.client.as_deref()),
+            ("application", self.application.as_deref()),
+            ("statement", self.statement.as_deref()),
+        ]
+    }
+
+    /// `s3://bucket/key` of the stored event, when the processor stored it.
+    pub fn stored_in(&self) -> Option<String> {
+        match (&self.bucket, &self.s3_key) {
+            (Some(b), Some(k)) => Some(format!("s3://{b}/{k}")),
+            _ => None,
+        }
+    }
+
     /// What an e-mail subscriber reads.
     pub fn email_text(&self) -> String {
         let mut t = String::with_capacity(512);
@@ -204,14 +237,9 @@ impl Notice {
             }
         };
         line("time", Some(&self.event_time));
-        line("category", Some(self.category));
-        line("command", self.command.as_deref());
-        line("user", self.user.as_deref());
-        line("database", self.database.as_deref());
-        line("object", self.object.as_deref());
-        line("client", self.client.as_deref());
-        line("application", self.application.as_deref());
-        line("statement", self.statement.as_deref());
+        for (name, value) in self.event_fields() {
+            line(name, value);
+        }
         let count = self.count.to_string();
         line("count", (self.count > 1).then_some(count.as_str()));
         let held = self.suppressed.to_string();
@@ -221,11 +249,7 @@ impl Notice {
             "summarized",
             (self.summarized > 0).then_some(summarized.as_str()),
         );
-        let stored = match (&self.bucket, &self.s3_key) {
-            (Some(b), Some(k)) => Some(format!("s3://{b}/{k}")),
-            _ => None,
-        };
-        line("stored in", stored.as_deref());
+        line("stored in", self.stored_in().as_deref());
         line("alert id", Some(&self.alert_id));
         t
     }
@@ -364,7 +388,7 @@ pub async fn publish(
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             notices
                 .iter()
-                .filter(|n| !done.contains(n.id, destination))
+                .filter(|n| destination.takes(n) && !done.contains(n.id, destination))
                 .collect()
         };
         let mut failed = 0;
@@ -407,9 +431,14 @@ pub async fn publish(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::alert::Severity;
+
+    /// A notice of `rule`, for other modules' tests.
+    pub(crate) fn notice_for_tests(rule: &str) -> Notice {
+        notice("record-1", 0, rule)
+    }
 
     fn alert(rule: &str) -> Alert {
         Alert {
@@ -571,6 +600,39 @@ mod tests {
             publish(&sink, &both, &delivered, &notices).await.unwrap(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn security_hub_gets_only_the_high_and_critical_alerts() {
+        let sink = Fake {
+            refuse: Mutex::default(),
+            got: Mutex::default(),
+        };
+        let high = notice("r", 0, "drop");
+        let mut medium = notice("r", 1, "alter");
+        medium.severity = "medium";
+        let mut critical = notice("r", 2, "grant");
+        critical.severity = "critical";
+        let notices = [high.clone(), medium.clone(), critical.clone()];
+        let delivered = Mutex::new(Delivered::default());
+        let sent = publish(
+            &sink,
+            &[Destination::Topic, Destination::SecurityHub],
+            &delivered,
+            &notices,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sent, 5, "three to the topic, two to Security Hub");
+        let hub: Vec<String> = sink
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.0 == Destination::SecurityHub)
+            .map(|g| g.2.clone())
+            .collect();
+        assert_eq!(hub, [high.alert_id, critical.alert_id]);
     }
 
     #[test]

@@ -190,6 +190,10 @@ pub struct UpAlertArgs {
     /// Subscribe this e-mail address to the alerts topic (AWS e-mails a confirmation link).
     #[arg(long, value_name = "ADDRESS")]
     pub alert_email: Option<String>,
+    /// Also import high and critical alerts into AWS Security Hub as findings (ASFF, the
+    /// account's own product; Security Hub must be enabled in the region).
+    #[arg(long)]
+    pub security_hub: bool,
 }
 
 /// Which alert rules apply: a file, or the built-in set.

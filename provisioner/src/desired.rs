@@ -11,7 +11,7 @@ use crate::cli::{Arch, AuditPolicy, StreamMode};
 use crate::naming::{Names, tags};
 use crate::policy::{self, PolicyError, Template, Values};
 use crate::retention::{ObjectLock, Retention};
-use crate::settings::{AlertSettings, UpSettings};
+use crate::settings::{AlertSettings, AlertTargets, UpSettings};
 
 /// The processor function.
 pub const RUNTIME: &str = "provided.al2023";
@@ -287,7 +287,7 @@ impl Desired {
         .collect();
         let documents = Documents {
             processor_trust: policy::render(Template::LambdaTrust, &values)?,
-            processor_policy: processor_policy(settings.alerts.is_some(), &values)?,
+            processor_policy: processor_policy(settings.alerts.as_ref(), &values)?,
             firehose_trust: policy::render(Template::FirehoseTrust, &values)?,
             firehose_policy: policy::render(Template::FirehoseDelivery, &values)?,
             bucket_policy: policy::render(Template::BucketPolicy, &values)?,
@@ -306,7 +306,11 @@ impl Desired {
             environment: settings.lambda_environment(
                 &bucket,
                 &digest_key.arn,
-                Some((&names.alerts_topic_arn, database.master_user.as_deref())),
+                Some(AlertTargets {
+                    topic_arn: &names.alerts_topic_arn,
+                    master_user: database.master_user.as_deref(),
+                    database_arn: &database.arn,
+                }),
             ),
             code_sha256: code_sha256.to_owned(),
         };
@@ -396,20 +400,27 @@ impl Desired {
             alias_missing,
         };
         self.values.insert(placeholder, arn.to_owned());
-        self.documents.processor_policy = processor_policy(self.alerts.is_some(), &self.values)?;
+        self.documents.processor_policy = processor_policy(self.alerts.as_ref(), &self.values)?;
         Ok(())
     }
 }
 
 /// The processor's policy: `lambda-exec.json`, and `lambda-alerts.json`'s statements when it
 /// publishes alerts.
-fn processor_policy(alerts: bool, values: &Values) -> Result<Value, PolicyError> {
+fn processor_policy(alerts: Option<&AlertSettings>, values: &Values) -> Result<Value, PolicyError> {
     let mut doc = policy::render(Template::LambdaExec, values)?;
-    if alerts {
-        let extra = policy::render(Template::LambdaAlerts, values)?;
+    let mut extra = Vec::new();
+    if let Some(a) = alerts {
+        extra.push(Template::LambdaAlerts);
+        if a.security_hub {
+            extra.push(Template::LambdaSecurityHub);
+        }
+    }
+    for template in extra {
+        let more = policy::render(template, values)?;
         if let (Some(all), Some(more)) = (
             doc.get_mut("Statement").and_then(Value::as_array_mut),
-            extra.get("Statement").and_then(Value::as_array),
+            more.get("Statement").and_then(Value::as_array),
         ) {
             all.extend(more.iter().cloned());
         }

@@ -11,6 +11,8 @@ pub enum Template {
     LambdaExec,
     /// Added to `LambdaExec` when the function publishes alerts.
     LambdaAlerts,
+    /// Added too with `--security-hub`.
+    LambdaSecurityHub,
     FirehoseTrust,
     FirehoseDelivery,
     BucketPolicy,
@@ -22,10 +24,11 @@ pub enum Template {
 }
 
 impl Template {
-    pub const ALL: [Template; 9] = [
+    pub const ALL: [Template; 10] = [
         Template::LambdaTrust,
         Template::LambdaExec,
         Template::LambdaAlerts,
+        Template::LambdaSecurityHub,
         Template::FirehoseTrust,
         Template::FirehoseDelivery,
         Template::BucketPolicy,
@@ -39,6 +42,7 @@ impl Template {
             Template::LambdaTrust => "lambda-trust.json",
             Template::LambdaExec => "lambda-exec.json",
             Template::LambdaAlerts => "lambda-alerts.json",
+            Template::LambdaSecurityHub => "lambda-securityhub.json",
             Template::FirehoseTrust => "firehose-trust.json",
             Template::FirehoseDelivery => "firehose-delivery.json",
             Template::BucketPolicy => "bucket-policy.json",
@@ -53,6 +57,9 @@ impl Template {
             Template::LambdaTrust => include_str!("../../policies/lambda-trust.json"),
             Template::LambdaExec => include_str!("../../policies/lambda-exec.json"),
             Template::LambdaAlerts => include_str!("../../policies/lambda-alerts.json"),
+            Template::LambdaSecurityHub => {
+                include_str!("../../policies/lambda-securityhub.json")
+            }
             Template::FirehoseTrust => include_str!("../../policies/firehose-trust.json"),
             Template::FirehoseDelivery => include_str!("../../policies/firehose-delivery.json"),
             Template::BucketPolicy => include_str!("../../policies/bucket-policy.json"),
@@ -202,7 +209,7 @@ mod tests {
             "IAM lint findings:\n{report}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(report.matches("linted ").count(), 18, "{report}");
+        assert_eq!(report.matches("linted ").count(), 20, "{report}");
     }
 
     fn statements(doc: &Value) -> &Vec<Value> {

@@ -51,6 +51,14 @@ pub struct UpSettings {
     pub yes: bool,
 }
 
+/// Where the function's alerts go, and about which database.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertTargets<'a> {
+    pub topic_arn: &'a str,
+    pub master_user: Option<&'a str>,
+    pub database_arn: &'a str,
+}
+
 /// The alert rules `up` deploys, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertSettings {
@@ -59,6 +67,8 @@ pub struct AlertSettings {
     /// The rules' names, in order (for the plan and `--output json`).
     pub rule_names: Vec<String>,
     pub email: Option<String>,
+    /// `--security-hub`: high and critical alerts become Security Hub findings too.
+    pub security_hub: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,21 +277,27 @@ impl UpSettings {
         &self,
         bucket: &str,
         digest_key: &str,
-        alerts: Option<(&str, Option<&str>)>,
+        alerts: Option<AlertTargets<'_>>,
     ) -> BTreeMap<String, String> {
         let mut env = self.filters.clone();
         env.insert(var::OUTPUT_BUCKET.into(), bucket.to_owned());
         env.insert(var::OUTPUT_PREFIX.into(), self.prefix.clone());
         env.insert(var::DIGEST_KEY.into(), digest_key.to_owned());
-        if let Some((topic_arn, master_user)) = alerts.filter(|_| self.alerts.is_some()) {
+        if let (Some(t), Some(settings)) = (alerts, &self.alerts) {
             env.insert(
                 var::ALERT_RULES.into(),
                 das_processor::config::ALERT_RULES_FILE.to_owned(),
             );
-            env.insert(var::ALERT_TOPIC_ARN.into(), topic_arn.to_owned());
+            env.insert(var::ALERT_TOPIC_ARN.into(), t.topic_arn.to_owned());
             env.insert(var::ALERT_EVENT_BUS.into(), ALERT_EVENT_BUS.to_owned());
-            if let Some(user) = master_user {
+            if let Some(user) = t.master_user {
                 env.insert(var::MASTER_USER.into(), user.to_owned());
+            }
+            if settings.security_hub {
+                env.insert(
+                    var::SECURITY_HUB_DATABASE_ARN.into(),
+                    t.database_arn.to_owned(),
+                );
             }
         }
         env
@@ -295,11 +311,15 @@ fn alert_settings(args: &UpAlertArgs) -> Result<Option<AlertSettings>, SettingsE
         (Some(path), _) => path.to_string_lossy().into_owned(),
         (None, Some(set)) => set.clone(),
         (None, None) => {
-            return match &args.alert_email {
-                Some(_) => Err(SettingsError::AlertRules(
+            return match (&args.alert_email, args.security_hub) {
+                (Some(_), _) => Err(SettingsError::AlertRules(
                     "--alert-email needs rules: give --alerts default or --alert-rules FILE".into(),
                 )),
-                None => Ok(None),
+                (None, true) => Err(SettingsError::AlertRules(
+                    "--security-hub needs rules: give --alerts default or --alert-rules FILE"
+                        .into(),
+                )),
+                (None, false) => Ok(None),
             };
         }
     };
@@ -329,6 +349,7 @@ fn alert_settings(args: &UpAlertArgs) -> Result<Option<AlertSettings>, SettingsE
         rules_json,
         rule_names: file.rules.iter().map(|r| r.name.clone()).collect(),
         email,
+        security_hub: args.security_hub,
     }))
 }
 

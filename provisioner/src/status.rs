@@ -165,6 +165,10 @@ fn desired_for(
             rules_json: String::new(),
             rule_names: Vec::new(),
             email: None,
+            security_hub: o.function.as_ref().is_some_and(|f| {
+                f.environment
+                    .contains_key(das_processor::config::var::SECURITY_HUB_DATABASE_ARN)
+            }),
         }),
         dry_run: true,
         yes: false,

@@ -223,6 +223,9 @@ async fn prepare(
         ))
     })?;
     let support_notes = crate::preflight::check(clients, &database, settings.mode).await?;
+    if settings.alerts.as_ref().is_some_and(|a| a.security_hub) {
+        security_hub_enabled(clients, &database).await?;
+    }
     let key = resolve_key(clients, settings, &database, &identity).await?;
     drop(step);
 
@@ -249,6 +252,29 @@ async fn prepare(
         desired,
         zip,
     })
+}
+
+/// `--security-hub`: findings can be imported only where Security Hub is enabled; otherwise
+/// every batch with a high or critical alert would fail. Refused before any change.
+async fn security_hub_enabled(clients: &Clients, database: &Database) -> Result<(), Refusal> {
+    use das_processor::finding::HubTarget;
+    use das_processor::securityhub::SecurityHub;
+    let target = HubTarget::from_database_arn(&database.arn).ok_or_else(|| {
+        refuse(format!(
+            "--security-hub: {} is not an RDS ARN Security Hub findings can name",
+            database.arn
+        ))
+    })?;
+    let region = target.region.clone();
+    match SecurityHub::new(&clients.config, target).enabled().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refuse(format!(
+            "--security-hub: AWS Security Hub is not enabled in {region} for this account;              enable it (aws securityhub enable-security-hub) or leave out --security-hub"
+        ))),
+        Err(e) => Err(refuse(format!(
+            "--security-hub: cannot tell whether AWS Security Hub is enabled in {region}              (securityhub:DescribeHub): {e}"
+        ))),
+    }
 }
 
 /// Where the activity stream's key stands.
@@ -458,6 +484,11 @@ fn document(
             "eventDetailType": das_processor::notify::EVENT_DETAIL_TYPE,
             "rules": a.rule_names,
             "email": a.email,
+            "securityHub": a.security_hub.then(|| json!({
+                "productArn": das_processor::finding::HubTarget::from_database_arn(&d.database.arn)
+                    .map(|t| t.product_arn()),
+                "severities": das_processor::finding::SEVERITIES,
+            })),
             "alarms": crate::resource::alarms::Signal::ALL
                 .map(|s| crate::resource::alarms::alarm_name(&d.names, s)),
         })),

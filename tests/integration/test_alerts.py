@@ -56,10 +56,14 @@ class AlertsTest(EmulatorCase):
 
     def test_the_default_rules_alert_once_on_sns_and_eventbridge_and_selects_do_not(self):
         cluster = self.emu.cluster(CLUSTER, engine="aurora-postgresql")
+        hub = self.emu.client("securityhub")
+        hub.enable_security_hub()
         done = self.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", self.zip,
-                              "--alerts", "default", "--yes", "--output", "json")
+                              "--alerts", "default", "--security-hub", "--yes", "--output", "json")
         self.assertEqual(done.returncode, 0, done.stderr)
         doc = json.loads(done.stdout)
+        product = f"arn:aws:securityhub:{REGION}:{ACCOUNT}:product/{ACCOUNT}/default"
+        self.assertEqual(doc["alerts"]["securityHub"], {"productArn": product, "severities": ["high", "critical"]})
         self.assertEqual(doc["alerts"]["topicArn"], TOPIC)
         self.assertEqual(doc["alerts"]["eventBus"], "default")
         self.assertIn("table-dropped-or-truncated", doc["alerts"]["rules"])
@@ -128,6 +132,20 @@ class AlertsTest(EmulatorCase):
         self.assertEqual({a["alertId"] for a in from_sns},
                          {e["detail"]["alertId"] for e in from_events}, "one identity per alert")
 
+        # Security Hub (item 6): each high alert once, as an ASFF finding about the cluster (the
+        # request was checked against Security Hub's service model by the emulator).
+        findings = hub.get_findings()["Findings"]
+        self.assertEqual(sorted(f["GeneratorId"] for f in findings), sorted(f"das-setup/{r}" for r in EXPECTED))
+        for f in findings:
+            rule = f["GeneratorId"].split("/", 1)[1]
+            self.assertEqual(f["Id"], f"das-setup/{by_rule[rule]['alertId']}")
+            self.assertEqual((f["ProductArn"], f["AwsAccountId"]), (product, ACCOUNT))
+            self.assertEqual(f["Severity"]["Label"], "HIGH")
+            self.assertEqual(f["Resources"][0]["Type"], "AwsRdsDbCluster")
+            self.assertEqual(f["Resources"][0]["Id"], cluster["DBClusterArn"])
+            self.assertEqual(f["CreatedAt"], by_rule[rule]["eventTime"])
+            self.assertEqual(f["ProductFields"]["das-setup/rule"], rule)
+
         # Nothing more arrives later (no duplicate from the retry, none from the SELECTs).
         self.assertEqual(self.drain(sqs, queues["from-sns"][0], 4), [])
         self.assertEqual(self.drain(sqs, queues["from-eventbridge"][0], 1), [])
@@ -145,6 +163,19 @@ class AlertsTest(EmulatorCase):
         self.assertEqual([s for s in sns.list_subscriptions()["Subscriptions"] if s["TopicArn"] == TOPIC], [])
         topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
         self.assertNotIn(TOPIC, topics)
+
+    def test_security_hub_not_enabled_is_refused_before_any_change(self):
+        self.emu.cluster("no-hub", engine="aurora-postgresql")
+        before = len(self.emu.calls())
+        done = self.run_setup("up", "--cluster", "no-hub", "--lambda-zip", self.zip, "--alerts", "default",
+                              "--security-hub", "--yes")
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("Security Hub is not enabled", done.stderr)
+        calls = [c for c in self.emu.calls()[before:] if c["app"] == "das-setup"]
+        self.assertEqual([c["op"] for c in calls if c["mutating"]], [], "refused before any change")
+        done = self.run_setup("up", "--cluster", "no-hub", "--lambda-zip", self.zip, "--security-hub", "--yes")
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("--security-hub needs rules", done.stderr)
 
     def test_bad_rules_are_refused_before_any_change(self):
         self.emu.cluster("refused", engine="aurora-postgresql")

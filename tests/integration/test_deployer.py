@@ -182,6 +182,12 @@ def permissions(call, key_tags=no_tags):
         if op == "CreateTopic" and any(k.startswith("Tags.member") for k in params):
             out.append(("sns:TagResource", topic, {}))
         return out
+    if service == "securityhub":
+        # DescribeHub (GET /accounts) on the account's hub (Service Authorization Reference,
+        # AWS Security Hub: the `hub` resource type).
+        if call["method"] == "GET" and call["path"] == "/accounts":
+            return [("securityhub:DescribeHub", arn("securityhub", "hub/default"), {})]
+        raise KeyError(f"securityhub {call['method']} {call['path']}")
     if service == "sts" and op == "GetCallerIdentity":
         return []  # needs no permission
     if service == "tagging":  # the Resource Groups Tagging API: no resource types, so "*"
@@ -320,8 +326,9 @@ class DeployerPolicyTest(EmulatorCase):
         new_code = os.path.join(self.tmp.name, "new.zip")
         with open(new_code, "wb") as f:
             f.write(zip_bootstrap(self.code + b"\0"))  # a different CodeSha256, still an ELF
+        self.emu.client("securityhub").enable_security_hub()
         up = ("up", "--cluster", CLUSTER, "--arch", "x86_64", "--keep-raw", "--yes",
-              "--alerts", "default", "--alert-email", "security@example.com")
+              "--alerts", "default", "--alert-email", "security@example.com", "--security-hub")
         before = len(self.emu.calls())
         stopped = self.run_setup(*up, "--lambda-zip", self.zip, env={"DAS_SETUP_TEST_STOP_AFTER_MUTATIONS": "1"})
         self.assertNotEqual(stopped.returncode, 0, "the first up stops after one change")
@@ -427,8 +434,9 @@ class EnforcedDeployerTest(EmulatorCase):
     def test_deployer_json_is_enough_for_up_status_tail_replay_and_down_when_enforced(self):
         self.emu.cluster("enforced")
         env = self.deployer()
+        self.emu.client("securityhub").enable_security_hub()
         up = ("up", "--cluster", "enforced", "--arch", "x86_64", "--keep-raw", "--yes", "--lambda-zip", self.zip,
-              "--alerts", "default")
+              "--alerts", "default", "--security-hub")
         done = self.run_setup(*up, env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
         done = self.run_setup(*up, env=env)

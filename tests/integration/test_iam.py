@@ -23,7 +23,8 @@ the role `up` made for it, as Lambda does. Then:
 - with alerts on (`up --alerts default`), the function publishes a DROP TABLE's alert to its
   topic (SNS PublishBatch, authorized as sns:Publish) and puts it on the default bus, allowed;
   the same credentials cannot publish to another topic, nor put events on another bus or with
-  another source or detail-type (it cannot pass for AWS's own events).
+  another source or detail-type (it cannot pass for AWS's own events); with `--security-hub`,
+  it imports findings into the account's own product only.
 """
 
 import json
@@ -52,8 +53,9 @@ class LeastPrivilegeTest(EmulatorCase):
         emu = cls.emu
         cluster = emu.cluster(CLUSTER)
         cls.resource_id = cluster["DbClusterResourceId"]
+        emu.client("securityhub").enable_security_hub()
         done = cls.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", cls.zip, "--yes",
-                             "--alerts", "default")
+                             "--alerts", "default", "--security-hub")
         if done.returncode != 0:
             raise RuntimeError(f"das-setup up failed under --enforce-iam:\n{done.stderr}")
         emu.wait_for_delivery(FUNCTION)
@@ -127,11 +129,12 @@ class LeastPrivilegeTest(EmulatorCase):
         reads = [c for c in calls if c["op"].startswith(f"GET /{BUCKET}/parsed/_digests/")]
         # Each digest signed with the signing key up made, the way the role's policy allows.
         signs = [c for c in calls if c["op"] == "Sign"]
-        # The DROP TABLE's alert: to the topic and the default bus.
-        publishes = [c for c in calls if c["op"] in ("PublishBatch", "PutEvents")]
+        # The DROP TABLE's alert: to the topic, the default bus and (high) Security Hub.
+        publishes = [c for c in calls if c["op"] in ("PublishBatch", "PutEvents", "POST /findings/import")]
         self.assertEqual(len(decrypts) + len(puts) + len(lists) + len(reads) + len(signs) + len(publishes),
                          len(calls), f"no other call: {calls}")
-        self.assertEqual(sorted(c["op"] for c in publishes), ["PublishBatch", "PutEvents"], publishes)
+        self.assertEqual(sorted(c["op"] for c in publishes), ["POST /findings/import", "PublishBatch", "PutEvents"],
+                         publishes)
         self.assertTrue(all(c["status"] == 200 for c in publishes), publishes)
         self.assertTrue(signs and all(c["status"] == 200 for c in signs), signs)
         self.assertEqual({json.loads(c["body"])["KeyId"] for c in signs}, {self.signing_key})
@@ -236,6 +239,20 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertError("KMSAccessDenied", without("sns").publish, TopicArn=topic, Message="probe")
         self.assertError("KMSAccessDenied", without("sns").publish_batch, TopicArn=topic,
                          PublishBatchRequestEntries=[{"Id": "0", "Message": "probe"}])
+
+    def test_the_role_imports_findings_into_its_accounts_own_product_only(self):
+        hub = self.role_policy_holder(self.role, "holds-the-lambda-policy-for-findings")("securityhub")
+        finding = {"SchemaVersion": "2018-10-08", "Id": "das-setup/probe", "GeneratorId": "das-setup/probe",
+                   "AwsAccountId": ACCOUNT, "Types": ["Unusual Behaviors/Database"],
+                   "CreatedAt": "2026-12-06T10:00:00.000Z", "UpdatedAt": "2026-12-06T10:00:00.000Z",
+                   "Severity": {"Label": "HIGH"}, "Title": "probe", "Description": "probe",
+                   "Resources": [{"Type": "AwsRdsDbCluster", "Id": f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:{CLUSTER}"}]}
+        own = f"arn:aws:securityhub:{REGION}:{ACCOUNT}:product/{ACCOUNT}/default"
+        out = hub.batch_import_findings(Findings=[dict(finding, ProductArn=own)])
+        self.assertEqual((out["SuccessCount"], out["FailedCount"]), (1, 0), out)
+        self.assertError("AccessDeniedException", hub.batch_import_findings,
+                         Findings=[dict(finding, ProductArn=f"arn:aws:securityhub:{REGION}::product/aws/guardduty")])
+        self.assertError("AccessDeniedException", hub.describe_hub)
 
     def test_credentials_holding_exactly_the_delivery_role_policy_cannot_decrypt_or_stray(self):
         client = self.role_policy_holder(self.firehose_role, "holds-the-firehose-policy")

@@ -241,7 +241,7 @@ def allowed(policies, action, resource, values):
 
 
 # --- the refusal ----------------------------------------------------------------------------
-JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda", "events")
+JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda", "events", "securityhub")
 _raise_access_denied = IAMRequest._raise_access_denied
 
 
@@ -278,7 +278,7 @@ def install(enforce):
 IAM_PREFIX = {
     "kms": "kms", "firehose": "firehose", "kinesis": "kinesis", "logs": "logs", "lambda": "lambda",
     "rds": "rds", "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch",
-    "resourcegroupstaggingapi": "tag", "sns": "sns", "events": "events",
+    "resourcegroupstaggingapi": "tag", "sns": "sns", "events": "events", "securityhub": "securityhub",
 }
 # Operations whose IAM action has another name (Service Authorization Reference, AWS Lambda:
 # "InvokeFunction ... Grants permission to invoke a function", the permission of the Invoke API).
@@ -380,6 +380,17 @@ def _events_resource(self):
     return bus if bus.startswith("arn:") else _arn(self, "events", f"event-bus/{bus}")
 
 
+def _securityhub_resource(self):
+    """BatchImportFindings: the product its findings name (`ProductArn`; Service Authorization
+    Reference, AWS Security Hub: the `product` resource type); DescribeHub and the rest: the
+    account's hub (`hub/default`)."""
+    findings = _json_param(self, "Findings") or []
+    products = {f.get("ProductArn") for f in findings if isinstance(f, dict)}
+    if self.path.endswith("/findings/import"):
+        return products.pop() if len(products) == 1 else "arn:aws:securityhub:unknown"
+    return _arn(self, "securityhub", "hub/default")
+
+
 def _iam_resource(self):
     name = (self.data.get("RoleName") or [None])[0] if isinstance(self.data, dict) else None
     return f"arn:{get_partition(self.region)}:iam::{self.current_account}:role/{name}" if name else "*"
@@ -477,6 +488,7 @@ def install_deployment_checks():
     from moto.iam.responses import IamResponse
     from moto.logs.responses import LogsResponse
     from moto.rds.responses import RDSResponse
+    from moto.securityhub.responses import SecurityHubResponse
 
     from moto.s3 import responses as s3_responses
 
@@ -492,6 +504,7 @@ def install_deployment_checks():
     IamResponse._determine_resource = _iam_resource
     SNSResponse._determine_resource = _sns_resource
     EventsHandler._determine_resource = _events_resource
+    SecurityHubResponse._determine_resource = _securityhub_resource
 
 
 # --- checks AWS makes beyond the action itself --------------------------------------------------
@@ -535,6 +548,13 @@ def _key_policy_lets_caller_put_key_policy(document, caller, policies, account, 
                 if allowed(policies, "kms:PutKeyPolicy", key, context or {}):
                     return True
     return False
+
+
+class InvalidAccessException(JsonRESTError):
+    code = 401
+
+    def __init__(self, message):
+        super().__init__("InvalidAccessException", message)
 
 
 class MalformedPolicyDocumentException(JsonRESTError):
@@ -589,6 +609,18 @@ def install_service_checks():
                 raise MalformedPolicyDocumentException(
                     "The new key policy will not allow you to update the key policy in the future.")
         return put_key_policy(self)
+
+    from moto.securityhub.responses import SecurityHubResponse
+
+    batch_import_findings = SecurityHubResponse.batch_import_findings
+
+    def batch_import_findings_where_enabled(self):
+        """Security Hub takes findings only in an account and region where it is enabled:
+        otherwise 401 InvalidAccessException, "Account is not subscribed to AWS Security Hub"
+        (BatchImportFindings API reference, Errors; moto imports them anyway)."""
+        if not self.securityhub_backend.enabled:
+            raise InvalidAccessException("Account is not subscribed to AWS Security Hub")
+        return batch_import_findings(self)
 
     get_function = LambdaResponse.get_function
 
@@ -675,5 +707,6 @@ def install_service_checks():
     SNSResponse.publish_batch = publishing_with_the_topic_key(SNSResponse.publish_batch)
     KmsResponse.create_key = create_key_with_the_lockout_check
     KmsResponse.put_key_policy = put_key_policy_with_the_lockout_check
+    SecurityHubResponse.batch_import_findings = batch_import_findings_where_enabled
     LambdaResponse.get_function = get_function_with_tags_for_list_tags_only
     S3Response.put_object = put_object_with_the_bucket_key
