@@ -31,6 +31,7 @@ pub mod var {
     pub const ALERT_EVENT_BUS: &str = "DAS_ALERT_EVENT_BUS";
     pub const MASTER_USER: &str = "DAS_MASTER_USER";
     pub const SECURITY_HUB_DATABASE_ARN: &str = "DAS_SECURITY_HUB_DATABASE_ARN";
+    pub const EVENTS_METRIC: &str = "DAS_EVENTS_METRIC";
 }
 
 /// The file name of the alert rules in the function's zip (`das-setup up --alert-rules`): JSON,
@@ -117,6 +118,8 @@ pub struct Config {
     pub digest_key: Option<String>,
     /// Where alerts come from and go (`DAS_ALERT_*`); `None`: no rules, no alerts.
     pub alerts: Option<AlertConfig>,
+    /// `DAS_EVENTS_METRIC` `on`: each invocation logs the events-stored metric (`emf.rs`).
+    pub events_metric: bool,
 }
 
 /// `DAS_ALERT_RULES` and the destinations.
@@ -276,6 +279,17 @@ impl Config {
                 .map(|k| k.trim().to_owned())
                 .filter(|k| !k.is_empty()),
             alerts: alert_config(&env)?,
+            events_metric: match env(var::EVENTS_METRIC).as_deref().map(str::trim) {
+                None | Some("" | "off") => false,
+                Some("on") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: var::EVENTS_METRIC,
+                        value: other.to_owned(),
+                        reason: "expected on or off".into(),
+                    });
+                }
+            },
         })
     }
 }

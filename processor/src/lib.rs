@@ -23,6 +23,7 @@ pub mod aws;
 pub mod classify;
 pub mod config;
 pub mod digest;
+pub mod emf;
 pub mod envelope;
 pub mod esdk;
 pub mod event;

@@ -46,6 +46,7 @@ Configuration (environment):
                              directory). Unset: no alerts
   DAS_ALERT_TOPIC_ARN        SNS topic every alert is published to (PublishBatch)
   DAS_ALERT_EVENT_BUS        EventBridge bus alerts are put on (PutEvents; das-setup: default)
+  DAS_EVENTS_METRIC          on: log the events-stored metric (CloudWatch embedded metric format)
   DAS_SECURITY_HUB_DATABASE_ARN
                              high and critical alerts also become Security Hub findings about
                              this database (BatchImportFindings)
@@ -111,6 +112,11 @@ fn main() -> ExitCode {
         let bucket = config.bucket.clone();
         let keys = KmsKeys::new(&sdk).signing_with(config.digest_key.clone());
         let alerts = config.alerts.clone();
+        // The function's name, as Lambda sets it, for the events-stored metric.
+        let metric = config
+            .events_metric
+            .then(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+            .flatten();
         let mut processor = Processor::new(config, keys, S3Sink::new(&sdk, bucket));
         if let (Some(rules), Some(alerts)) = (rules, alerts) {
             let sink = AwsAlerts::new(
@@ -124,7 +130,7 @@ fn main() -> ExitCode {
         }
         match mode {
             Mode::Event(path) => local(&processor, &path).await,
-            Mode::Lambda => lambda(&processor).await,
+            Mode::Lambda => lambda(&processor, metric.as_deref()).await,
         }
     })
 }
@@ -216,7 +222,7 @@ fn print_response(response: &FirehoseResponse) -> ExitCode {
 }
 
 /// Serves invocations until the Lambda environment shuts the process down.
-async fn lambda(processor: &Live) -> ExitCode {
+async fn lambda(processor: &Live, metric: Option<&str>) -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         eprintln!(
             "das-processor: not running in AWS Lambda (AWS_LAMBDA_RUNTIME_API is not set); \
@@ -228,6 +234,17 @@ async fn lambda(processor: &Live) -> ExitCode {
         |event: lambda_runtime::LambdaEvent<FirehoseEvent>| async move {
             match processor.handle(event.payload).await {
                 Ok((response, stats)) => {
+                    if let Some(function) = metric {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                        // Standard output: Lambda sends it to the log group, where CloudWatch
+                        // reads the metric.
+                        println!(
+                            "{}",
+                            das_processor::emf::events_stored(function, stats.kept, now)
+                        );
+                    }
                     let stats = serde_json::to_string(&stats).unwrap_or_default();
                     tracing::info!(%stats, "invocation done");
                     Ok(response)

@@ -194,6 +194,11 @@ pub struct UpAlertArgs {
     /// account's own product; Security Hub must be enabled in the region).
     #[arg(long)]
     pub security_hub: bool,
+    /// Also alarm when no event has been stored for this many hours (1-24): the function logs
+    /// an events-stored metric (CloudWatch embedded metric format) and the alarm
+    /// das-setup-<name>-no-events notifies the alerts topic.
+    #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub no_events_alarm: Option<u32>,
 }
 
 /// Which alert rules apply: a file, or the built-in set.

@@ -69,6 +69,8 @@ pub struct AlertSettings {
     pub email: Option<String>,
     /// `--security-hub`: high and critical alerts become Security Hub findings too.
     pub security_hub: bool,
+    /// `--no-events-alarm HOURS`: the events-stored metric and its alarm.
+    pub no_events_hours: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +295,9 @@ impl UpSettings {
             if let Some(user) = t.master_user {
                 env.insert(var::MASTER_USER.into(), user.to_owned());
             }
+            if settings.no_events_hours.is_some() {
+                env.insert(var::EVENTS_METRIC.into(), "on".to_owned());
+            }
             if settings.security_hub {
                 env.insert(
                     var::SECURITY_HUB_DATABASE_ARN.into(),
@@ -311,15 +316,16 @@ fn alert_settings(args: &UpAlertArgs) -> Result<Option<AlertSettings>, SettingsE
         (Some(path), _) => path.to_string_lossy().into_owned(),
         (None, Some(set)) => set.clone(),
         (None, None) => {
-            return match (&args.alert_email, args.security_hub) {
-                (Some(_), _) => Err(SettingsError::AlertRules(
-                    "--alert-email needs rules: give --alerts default or --alert-rules FILE".into(),
-                )),
-                (None, true) => Err(SettingsError::AlertRules(
-                    "--security-hub needs rules: give --alerts default or --alert-rules FILE"
-                        .into(),
-                )),
-                (None, false) => Ok(None),
+            let needing = [
+                ("--alert-email", args.alert_email.is_some()),
+                ("--security-hub", args.security_hub),
+                ("--no-events-alarm", args.no_events_alarm.is_some()),
+            ];
+            return match needing.iter().find(|(_, given)| *given) {
+                Some((flag, _)) => Err(SettingsError::AlertRules(format!(
+                    "{flag} needs rules: give --alerts default or --alert-rules FILE"
+                ))),
+                None => Ok(None),
             };
         }
     };
@@ -350,6 +356,7 @@ fn alert_settings(args: &UpAlertArgs) -> Result<Option<AlertSettings>, SettingsE
         rule_names: file.rules.iter().map(|r| r.name.clone()).collect(),
         email,
         security_hub: args.security_hub,
+        no_events_hours: args.no_events_alarm,
     }))
 }
 

@@ -169,6 +169,16 @@ fn desired_for(
                 f.environment
                     .contains_key(das_processor::config::var::SECURITY_HUB_DATABASE_ARN)
             }),
+            // Whether the metric is on is all the function's environment depends on (the
+            // alarm's hours are the alarm's, which status reads from CloudWatch).
+            no_events_hours: o
+                .function
+                .as_ref()
+                .is_some_and(|f| {
+                    f.environment
+                        .contains_key(das_processor::config::var::EVENTS_METRIC)
+                })
+                .then_some(1),
         }),
         dry_run: true,
         yes: false,

@@ -489,8 +489,10 @@ fn document(
                     .map(|t| t.product_arn()),
                 "severities": das_processor::finding::SEVERITIES,
             })),
-            "alarms": crate::resource::alarms::Signal::ALL
-                .map(|s| crate::resource::alarms::alarm_name(&d.names, s)),
+            "alarms": crate::resource::alarms::wanted(d)
+                .into_iter()
+                .map(|(_, name, _)| name)
+                .collect::<Vec<_>>(),
         })),
         "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })

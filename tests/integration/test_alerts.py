@@ -164,6 +164,44 @@ class AlertsTest(EmulatorCase):
         topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
         self.assertNotIn(TOPIC, topics)
 
+    def test_the_no_events_alarm_goes_off_without_events_and_clears_once_events_are_stored(self):
+        """`--no-events-alarm 2`: no datapoint of the function's EventsStored metric is breaching,
+        so the new alarm goes to ALARM; stored events (the metric the function logs in the
+        embedded metric format) bring it back to OK. Both notify the topic."""
+        name = "quiet"
+        cluster = self.emu.cluster(name, engine="aurora-postgresql")
+        done = self.run_setup("up", "--cluster", name, "--arch", "x86_64", "--lambda-zip", self.zip,
+                              "--alerts", "default", "--no-events-alarm", "2", "--yes", "--output", "json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn(f"das-setup-{name}-no-events", json.loads(done.stdout)["alerts"]["alarms"])
+        sns, sqs = self.emu.client("sns"), self.emu.client("sqs")
+        url = sqs.create_queue(QueueName="quiet-alarms")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=f"arn:aws:sns:{REGION}:{ACCOUNT}:das-setup-{name}-alerts", Protocol="sqs",
+                      Endpoint=queue_arn)
+
+        def state():
+            done = self.run_setup("status", "--cluster", name, "--output", "json")
+            return {c["check"]: c for c in json.loads(done.stdout)["checks"]}["alarms"]
+
+        deadline = time.time() + 30
+        while "no-events ALARM" not in state()["detail"] and time.time() < deadline:
+            time.sleep(0.5)
+        self.assertIn("no-events ALARM", state()["detail"])
+        self.emu.wait_for_delivery(f"das-setup-{name}")
+        self.emu.admin("inject", {"stream": f"aws-rds-das-{cluster['DbClusterResourceId']}",
+                                  "events": [pg("q-1", "READ", "SELECT", "select 1")]})
+        deadline = time.time() + 60
+        while "no-events OK" not in state()["detail"] and time.time() < deadline:
+            time.sleep(0.5)
+        self.assertIn("no-events OK", state()["detail"])
+        changes = [(m["AlarmName"], m["NewStateValue"]) for m in
+                   (json.loads(b["Message"]) for b in self.drain(sqs, url, 3)) if "AlarmName" in m]
+        self.assertIn((f"das-setup-{name}-no-events", "OK"), changes)
+        done = self.run_setup("down", "--cluster", name, "--yes")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(leftovers(self.emu, name), [])
+
     def test_security_hub_not_enabled_is_refused_before_any_change(self):
         self.emu.cluster("no-hub", engine="aurora-postgresql")
         before = len(self.emu.calls())

@@ -36,16 +36,24 @@ pub enum Signal {
     DeliveryFailures,
     LambdaErrors,
     LambdaThrottles,
+    /// `--no-events-alarm HOURS` only.
+    NoEvents,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 5] = [
+    pub const ALL: [Signal; 6] = [
         Signal::ReadLag,
         Signal::ProcessingFailures,
         Signal::DeliveryFailures,
         Signal::LambdaErrors,
         Signal::LambdaThrottles,
+        Signal::NoEvents,
     ];
+
+    /// The alarms every deployment with alerts has.
+    pub fn always(self) -> bool {
+        self != Signal::NoEvents
+    }
 
     /// The alarm name's suffix: a documented interface (README, "Alerts").
     pub fn as_str(self) -> &'static str {
@@ -55,6 +63,7 @@ impl Signal {
             Signal::DeliveryFailures => "delivery-failures",
             Signal::LambdaErrors => "lambda-errors",
             Signal::LambdaThrottles => "lambda-throttles",
+            Signal::NoEvents => "no-events",
         }
     }
 }
@@ -88,9 +97,19 @@ pub const READ_LAG_THRESHOLD_MS: f64 = 3_600_000.0;
 /// `DeliveryToS3.Success`: 1 when all went well, so an Average under 1 is a failure), and the
 /// function's `Errors` and `Throttles` (any in 5 minutes). Periods without data are not
 /// failures there: an idle pipeline is not a broken one.
-pub fn desired(names: &Names, topic_arn: &str) -> Vec<(Signal, String, AlarmConfig)> {
+///
+/// `no_events_hours`: also `no-events`, on the function's own metric (`das-setup` /
+/// `EventsStored`, which it logs in CloudWatch's embedded metric format): a Sum under 1 over each
+/// of that many hourly periods, missing data breaching (no invocation at all stores nothing
+/// either).
+pub fn desired(
+    names: &Names,
+    topic_arn: &str,
+    no_events_hours: Option<u32>,
+) -> Vec<(Signal, String, AlarmConfig)> {
     Signal::ALL
         .into_iter()
+        .filter(|s| s.always() || no_events_hours.is_some())
         .map(|signal| {
             let (namespace, metric, dimension, value, statistic) = match signal {
                 Signal::ReadLag => (
@@ -125,6 +144,13 @@ pub fn desired(names: &Names, topic_arn: &str) -> Vec<(Signal, String, AlarmConf
                     "AWS/Lambda",
                     "Throttles",
                     "FunctionName",
+                    &names.function,
+                    "Sum",
+                ),
+                Signal::NoEvents => (
+                    das_processor::emf::NAMESPACE,
+                    das_processor::emf::EVENTS_STORED,
+                    das_processor::emf::DIMENSION,
                     &names.function,
                     "Sum",
                 ),
@@ -168,6 +194,19 @@ pub fn desired(names: &Names, topic_arn: &str) -> Vec<(Signal, String, AlarmConf
                     "notBreaching",
                     "the processor function was throttled; the read lag grows",
                 ),
+                Signal::NoEvents => (
+                    i32::try_from(no_events_hours.unwrap_or(1)).unwrap_or(1),
+                    1.0,
+                    ComparisonOperator::LessThanThreshold,
+                    "breaching",
+                    "no activity event was stored in the last hours: the database is idle, \
+                     or the pipeline stopped",
+                ),
+            };
+            let period = if signal == Signal::NoEvents {
+                3600
+            } else {
+                300
             };
             let config = AlarmConfig {
                 description: format!(
@@ -177,7 +216,7 @@ pub fn desired(names: &Names, topic_arn: &str) -> Vec<(Signal, String, AlarmConf
                 metric: metric.to_owned(),
                 dimensions: vec![(dimension.to_owned(), value.clone())],
                 statistic: statistic.to_owned(),
-                period: 300,
+                period,
                 evaluation_periods,
                 datapoints_to_alarm: None,
                 threshold,
@@ -237,6 +276,8 @@ pub enum AlarmsChange {
     Create,
     /// `PutMetricAlarm` for the alarms missing or differing.
     Configure,
+    /// `DeleteAlarms` for an optional alarm no longer asked for (`no-events`).
+    Remove,
 }
 
 impl fmt::Display for AlarmsChange {
@@ -245,6 +286,7 @@ impl fmt::Display for AlarmsChange {
             AlarmsChange::KeyPolicy => "key policy: CloudWatch may use the key for the topic",
             AlarmsChange::Create => "create alarms",
             AlarmsChange::Configure => "alarm settings",
+            AlarmsChange::Remove => "remove the no-events alarm",
         })
     }
 }
@@ -253,7 +295,9 @@ impl Change for AlarmsChange {
     fn effect(self) -> Effect {
         match self {
             AlarmsChange::Create => Effect::Create,
-            AlarmsChange::KeyPolicy | AlarmsChange::Configure => Effect::Update,
+            AlarmsChange::KeyPolicy | AlarmsChange::Configure | AlarmsChange::Remove => {
+                Effect::Update
+            }
         }
     }
 }
@@ -425,7 +469,12 @@ fn own_key(d: &Desired, state: &AlarmsState) -> bool {
 }
 
 pub fn compare(d: &Desired, state: &AlarmsState) -> Planned<AlarmsChange> {
-    let name = format!("{}{{{}}}", d.names.alarm_prefix, signals());
+    let listed: Vec<Signal> = if d.alerts.is_some() {
+        wanted(d).into_iter().map(|(s, _, _)| s).collect()
+    } else {
+        Signal::ALL.into_iter().filter(|s| s.always()).collect()
+    };
+    let name = format!("{}{{{}}}", d.names.alarm_prefix, signals(&listed));
     if d.alerts.is_none() {
         let mut p = Planned::new(name, vec![]);
         if !state.alarms.is_empty() {
@@ -452,7 +501,7 @@ pub fn compare(d: &Desired, state: &AlarmsState) -> Planned<AlarmsChange> {
             d.key.arn
         ));
     }
-    let want = desired(&d.names, &d.names.alerts_topic_arn);
+    let want = wanted(d);
     if state.alarms.is_empty() {
         changes.push(AlarmsChange::Create);
     } else if want
@@ -461,13 +510,32 @@ pub fn compare(d: &Desired, state: &AlarmsState) -> Planned<AlarmsChange> {
     {
         changes.push(AlarmsChange::Configure);
     }
+    if !unwanted(state, &want).is_empty() {
+        changes.push(AlarmsChange::Remove);
+    }
     let mut p = Planned::new(name, changes);
     p.notes = notes;
     p
 }
 
-fn signals() -> String {
-    Signal::ALL
+/// The alarms `d` asks for.
+pub fn wanted(d: &Desired) -> Vec<(Signal, String, AlarmConfig)> {
+    let hours = d.alerts.as_ref().and_then(|a| a.no_events_hours);
+    desired(&d.names, &d.names.alerts_topic_arn, hours)
+}
+
+/// Alarms found that `want` does not hold (the optional one, once its flag is gone).
+fn unwanted(state: &AlarmsState, want: &[(Signal, String, AlarmConfig)]) -> Vec<String> {
+    state
+        .alarms
+        .iter()
+        .filter(|a| !want.iter().any(|(s, _, _)| *s == a.signal))
+        .map(|a| a.name.clone())
+        .collect()
+}
+
+fn signals(listed: &[Signal]) -> String {
+    listed
         .iter()
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
@@ -495,8 +563,20 @@ pub async fn apply(
             put_key_policy(ctx, &d.key.arn, &policy).await?;
         }
     }
+    let want = wanted(d);
+    if plan.has(AlarmsChange::Remove) {
+        let names = unwanted(state, &want);
+        ctx.mutate("cloudwatch:DeleteAlarms", &names.join(","))?;
+        ctx.clients
+            .cloudwatch
+            .delete_alarms()
+            .set_alarm_names(Some(names))
+            .send()
+            .await
+            .named("cloudwatch:DeleteAlarms", &d.names.alarm_prefix)?;
+    }
     let mut put = 0;
-    for (signal, name, config) in desired(&d.names, &d.names.alerts_topic_arn) {
+    for (signal, name, config) in want {
         let found = state.get(signal);
         if found.is_some_and(|a| a.config == config) {
             continue;
@@ -650,6 +730,7 @@ pub fn check(names: &Names, state: &AlarmsState, alerting: bool) -> Check {
     let mut parts = Vec::new();
     for signal in Signal::ALL {
         match state.get(signal) {
+            None if !signal.always() => {}
             None => {
                 level = level.max(Level::Warn);
                 parts.push(format!("{} missing (run up)", signal.as_str()));
@@ -674,12 +755,12 @@ pub fn check(names: &Names, state: &AlarmsState, alerting: bool) -> Check {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::desired::tests::desired as wanted;
+    use crate::desired::tests::desired as desired_of;
     use serde_json::json;
 
     /// What AWS would report after `up` of `d` with alerts.
     pub(crate) fn found(d: &Desired) -> AlarmsState {
-        let alarms = desired(&d.names, &d.names.alerts_topic_arn)
+        let alarms = wanted(d)
             .into_iter()
             .map(|(signal, name, config)| AlarmState {
                 signal,
@@ -704,7 +785,7 @@ pub(crate) mod tests {
     }
 
     fn with_key(args: &[&str]) -> Desired {
-        let mut d = wanted(args);
+        let mut d = desired_of(args);
         d.set_key(
             crate::desired::KeyPurpose::Stream,
             "arn:aws:kms:eu-west-1:123456789012:key/own",
@@ -717,7 +798,10 @@ pub(crate) mod tests {
     #[test]
     fn created_with_the_key_statement_then_unchanged() {
         let d = with_key(&["--cluster", "demo", "--alerts", "default"]);
-        let names: Vec<String> = desired(&d.names, "t").into_iter().map(|a| a.1).collect();
+        let names: Vec<String> = desired(&d.names, "t", None)
+            .into_iter()
+            .map(|a| a.1)
+            .collect();
         assert_eq!(
             names,
             [
@@ -798,6 +882,58 @@ pub(crate) mod tests {
             out, d.documents.key_policy,
             "down puts the policy back as it was"
         );
+    }
+
+    #[test]
+    fn the_no_events_alarm_comes_and_goes_with_its_flag() {
+        let with = with_key(&[
+            "--cluster",
+            "demo",
+            "--alerts",
+            "default",
+            "--no-events-alarm",
+            "6",
+        ]);
+        let without = with_key(&["--cluster", "demo", "--alerts", "default"]);
+        let want = wanted(&with);
+        let (_, name, c) = want.iter().find(|a| a.0 == Signal::NoEvents).unwrap();
+        assert_eq!(name, "das-setup-demo-no-events");
+        assert_eq!(
+            (
+                c.period,
+                c.evaluation_periods,
+                c.treat_missing_data.as_str()
+            ),
+            (3600, 6, "breaching")
+        );
+        assert_eq!(
+            (c.namespace.as_str(), c.metric.as_str()),
+            ("das-setup", "EventsStored")
+        );
+        assert_eq!(
+            c.dimensions,
+            [("FunctionName".into(), "das-setup-demo".into())]
+        );
+        // Asked for later: put; asked for no more: removed; unchanged otherwise.
+        assert_eq!(
+            compare(&with, &found(&without)).changes,
+            vec![AlarmsChange::Configure]
+        );
+        assert_eq!(
+            compare(&without, &found(&with)).changes,
+            vec![AlarmsChange::Remove]
+        );
+        assert!(compare(&with, &found(&with)).changes.is_empty());
+        assert!(
+            compare(&with, &found(&with)).name.ends_with(",no-events}"),
+            "the plan names it"
+        );
+        // status: shown when there, not missed when not asked for.
+        let c = check(&with.names, &found(&with), true);
+        assert!(c.detail.contains("no-events OK"), "{}", c.detail);
+        let c = check(&without.names, &found(&without), true);
+        assert_eq!(c.level, Level::Ok, "{}", c.detail);
+        assert!(!c.detail.contains("no-events"), "{}", c.detail);
     }
 
     #[test]

@@ -11,7 +11,7 @@ between invocations; a timeout or a crash ends it and the next invocation starts
 The process gets the function's environment variables plus what Lambda sets: the endpoint
 pointing back at the emulator and, as Lambda does, temporary credentials of the function's
 execution role (so that with `--enforce-iam` the function can do exactly what its role allows). Its output goes to a log file (CloudWatch's
-role). An arm64 `bootstrap` runs through qemu-aarch64 when the machine is x86_64 and qemu's user
+role), and its embedded-metric-format lines become CloudWatch metrics. An arm64 `bootstrap` runs through qemu-aarch64 when the machine is x86_64 and qemu's user
 mode is installed (Debian: qemu-user, and libc6-arm64-cross for glibc binaries); otherwise the
 invocation fails with a message saying so.
 """
@@ -161,12 +161,45 @@ class FunctionHost:
             # Lambda's hosts and S3 share one synchronised time.
             **{k: v for k, v in os.environ.items() if k == "LD_PRELOAD" or k.startswith("FAKETIME")},
         }
-        log = open(self.log_path, "ab")
         self.init_error = None
         # A fresh queue per process: a poll left blocked by a killed process keeps the old one.
         self.pending = queue.Queue()
-        self.process = subprocess.Popen(self.command(), cwd=self.dir, env=env, stdout=log,
+        self.process = subprocess.Popen(self.command(), cwd=self.dir, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self.logs, args=(self.process.stdout,), name=f"logs-{self.name}",
+                         daemon=True).start()
+
+    def logs(self, output):
+        """The function's output, line by line, into its log file (CloudWatch Logs' role), and
+        the metrics of its embedded-metric-format lines, as CloudWatch Logs extracts them: a JSON
+        object whose `_aws.CloudWatchMetrics` directives name a namespace, dimension sets and
+        metrics, the values being members of the root (CloudWatch User Guide, "Specification:
+        Embedded metric format"). Each metric is recorded once per dimension set (sets of one
+        dimension: what das-setup's processor writes)."""
+        with open(self.log_path, "ab") as log:
+            for line in iter(output.readline, b""):
+                log.write(line)
+                log.flush()
+                if line.startswith(b'{"_aws"'):
+                    try:
+                        self.embedded_metrics(json.loads(line))
+                    except Exception as e:  # a malformed line is a log line, as in CloudWatch
+                        print(f"dasemu: an embedded metric line was not recorded: {e}", file=sys.stderr)
+
+    def embedded_metrics(self, document):
+        from dasemu import cloudwatch_rpc
+
+        account, region = self.arn.split(":")[4], self.arn.split(":")[3]
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"]:
+                if len(dimensions) != 1:
+                    continue
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        cloudwatch_rpc.put(account, region, directive["Namespace"], metric["Name"],
+                                           (dimensions[0], document[dimensions[0]]), value,
+                                           metric.get("Unit", "None"))
 
     def invoke(self, payload):
         """Runs one invocation; returns ("response" | "error", body bytes). Each run is counted
