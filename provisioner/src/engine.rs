@@ -4,14 +4,15 @@
 //!
 //! - [`apply`] (`up`): the KMS keys first when created here (the activity stream and the
 //!   processor's policy need the stream's key; its policy and environment the signing key);
-//!   then at once: starting the activity stream (slowest, so asked
-//!   first), the bucket, both roles, the log groups, and the function (after its role, until
-//!   `Active`); then, only if all of that worked, the wait for the stream to be `started` and the
-//!   delivery stream (Firehose reads from LATEST: nothing written before it exists is
-//!   delivered). A failure stops only what depends on it; every failure is reported.
+//!   then at once: starting the activity stream (slowest, so asked first), the bucket, both
+//!   roles, the log groups, the alerts topic and then, side by side, its alarms and the function
+//!   (after its role, until `Active`); then, if all of that but the alarms worked, the wait for
+//!   the stream to be `started` and the delivery stream (Firehose reads from LATEST: nothing
+//!   written before it exists is delivered). A failure stops only what depends on it; every
+//!   failure is reported.
 //! - [`delete`] (`down`): the delivery stream first (nothing reads the activity stream or calls
-//!   the function any more); then at once the function, both roles, the log groups and stopping
-//!   the activity stream; then the bucket and the keys, when asked (the signing key only once
+//!   the function any more); then at once the function, both roles, the log groups, the topic,
+//!   the alarms and stopping the activity stream; then the bucket and the keys, when asked (the signing key only once
 //!   the bucket whose digests it signed is gone).
 
 use std::collections::BTreeMap;
@@ -105,29 +106,43 @@ pub async fn apply(
     }
     let (ctx, d) = (&ctx, &d);
 
-    let ((started, bucket), ((function, firehose_role), (function_logs, firehose_logs))) = join(
-        join(
-            activity_stream::start(ctx, d, stream),
-            bucket::apply(ctx, d, bucket, &observed.bucket),
-        ),
+    let ((started, bucket), (((alarms, function), firehose_role), (function_logs, firehose_logs))) =
         join(
             join(
-                async {
-                    // The topic before the function and the alarms that publish to it.
-                    topic::apply(ctx, d, alerts_topic).await?;
-                    alarms::apply(ctx, d, alarms, &observed.alarms).await?;
-                    role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
-                    function::apply(ctx, d, function, zip).await
-                },
-                role::apply(ctx, d, RoleSpec::firehose(d), firehose_role),
+                activity_stream::start(ctx, d, stream),
+                bucket::apply(ctx, d, bucket, &observed.bucket),
             ),
             join(
-                log_group::apply(ctx, d, LogGroupSpec::function(&d.names), function_logs),
-                log_group::apply(ctx, d, LogGroupSpec::firehose(&d.names), firehose_logs),
+                join(
+                    async {
+                        // The topic before the function and the alarms that publish to it; the
+                        // alarms and the function do not wait for each other.
+                        if let Err(e) = topic::apply(ctx, d, alerts_topic).await {
+                            let skipped = ApplyError::Skipped {
+                                what: format!("alarms {}*", d.names.alarm_prefix),
+                            };
+                            let alarms = if alarms.changes.is_empty() {
+                                Ok(())
+                            } else {
+                                Err(skipped)
+                            };
+                            return (alarms, Err(e));
+                        }
+                        join(alarms::apply(ctx, d, alarms, &observed.alarms), async {
+                            role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
+                            function::apply(ctx, d, function, zip).await
+                        })
+                        .await
+                    },
+                    role::apply(ctx, d, RoleSpec::firehose(d), firehose_role),
+                ),
+                join(
+                    log_group::apply(ctx, d, LogGroupSpec::function(&d.names), function_logs),
+                    log_group::apply(ctx, d, LogGroupSpec::firehose(&d.names), firehose_logs),
+                ),
             ),
-        ),
-    )
-    .await;
+        )
+        .await;
     let started = started.map_err(|e| errors.push(e)).ok();
     for result in [
         bucket,
@@ -161,6 +176,11 @@ pub async fn apply(
             what: format!("delivery stream {}", d.names.delivery_stream),
         }),
         _ => {}
+    }
+    // The delivery stream does not wait for the alarms: their failure is reported, not a reason
+    // to stop the pipeline.
+    if let Err(e) = alarms {
+        errors.push(e);
     }
     report.mutating_calls = ctx.mutations();
     (report, errors)
