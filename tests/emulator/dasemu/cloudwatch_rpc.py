@@ -10,8 +10,8 @@ CloudWatch backend (its statistics over the datapoints stored), and encodes the 
 Operations served: `GetMetricData` (what `das-setup status` asks), `PutMetricAlarm`,
 `DescribeAlarms`, `DeleteAlarms`, `ListTagsForResource`; any other answers the protocol's `UnknownOperationException`.
 Under `--enforce-iam` the caller needs `cloudwatch:<Operation>` (Service Authorization
-Reference: alarms are the resource of PutMetricAlarm, DeleteAlarms and ListTagsForResource;
-GetMetricData and DescribeAlarms on `*`), and tags given to a new alarm need
+Reference: alarms are the resource of PutMetricAlarm, DeleteAlarms, ListTagsForResource and
+DescribeAlarms; GetMetricData on `*`), and tags given to a new alarm need
 `cloudwatch:TagResource` too.
 
 Alarms (`Alarms`, a thread) are evaluated every second over the same datapoints, as the
@@ -156,6 +156,11 @@ class CloudWatchRpc:
             resources = [f"arn:aws:cloudwatch:{region}:{DEFAULT_ACCOUNT}:alarm:{n}" for n in names or []] or ["*"]
             if operation == "ListTagsForResource":
                 resources = [params.get("ResourceARN") or "*"]
+            if operation == "DescribeAlarms":
+                # The alarms named, or any alarm (Service Authorization Reference, Amazon
+                # CloudWatch: DescribeAlarms on the `alarm` resource type).
+                resources = [f"arn:aws:cloudwatch:{region}:{DEFAULT_ACCOUNT}:alarm:{n}"
+                             for n in params.get("AlarmNames") or ["*"]]
             refused = self.refused(key_id, region, f"cloudwatch:{operation}", resources)
             if not refused and operation == "PutMetricAlarm" and params.get("Tags") and \
                     params.get("AlarmName") not in _backend(region).alarms:
