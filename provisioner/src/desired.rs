@@ -282,6 +282,7 @@ impl Desired {
             ("FIREHOSE_LOG_GROUP", names.firehose_log_group.clone()),
             ("FIREHOSE_LOG_STREAM", names.firehose_log_stream.clone()),
             ("ALERTS_TOPIC_ARN", names.alerts_topic_arn.clone()),
+            ("ALARM_PREFIX", names.alarm_prefix.clone()),
         ]
         .into_iter()
         .collect();

@@ -27,6 +27,7 @@ the role `up` made for it, as Lambda does. Then:
   it imports findings into the account's own product only.
 """
 
+import datetime
 import json
 import os
 import sys
@@ -242,9 +243,10 @@ class LeastPrivilegeTest(EmulatorCase):
 
     def test_the_role_imports_findings_into_its_accounts_own_product_only(self):
         hub = self.role_policy_holder(self.role, "holds-the-lambda-policy-for-findings")("securityhub")
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         finding = {"SchemaVersion": "2018-10-08", "Id": "das-setup/probe", "GeneratorId": "das-setup/probe",
                    "AwsAccountId": ACCOUNT, "Types": ["Unusual Behaviors/Database"],
-                   "CreatedAt": "2026-12-06T10:00:00.000Z", "UpdatedAt": "2026-12-06T10:00:00.000Z",
+                   "CreatedAt": now, "UpdatedAt": now,
                    "Severity": {"Label": "HIGH"}, "Title": "probe", "Description": "probe",
                    "Resources": [{"Type": "AwsRdsDbCluster", "Id": f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:{CLUSTER}"}]}
         own = f"arn:aws:securityhub:{REGION}:{ACCOUNT}:product/{ACCOUNT}/default"

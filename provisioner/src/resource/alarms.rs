@@ -416,9 +416,7 @@ async fn key_policy(clients: &Clients, key_arn: &str) -> Result<Value, AwsError>
 
 /// The statement of `policies/key-policy-cloudwatch.json` for these names.
 pub fn cloudwatch_statement(names: &Names, values: &Values) -> Result<Value, AwsError> {
-    let mut values = values.clone();
-    values.insert("ALARM_PREFIX", names.alarm_prefix.clone());
-    let doc = policy::render(Template::KeyPolicyCloudWatch, &values)
+    let doc = policy::render(Template::KeyPolicyCloudWatch, values)
         .map_err(|e| AwsError::invalid("kms:PutKeyPolicy", &names.key_alias, e.to_string()))?;
     doc.get("Statement")
         .and_then(Value::as_array)
@@ -560,20 +558,15 @@ pub async fn apply(
         // Read again just before writing: the policy may have changed since it was observed.
         let current = key_policy(ctx.clients, &d.key.arn).await?;
         if let Some(policy) = merged(&current, &statement, true) {
-            put_key_policy(ctx, &d.key.arn, &policy).await?;
+            ctx.mutate("kms:PutKeyPolicy", &d.key.arn)?;
+            put_key_policy(ctx.clients, &d.key.arn, &policy).await?;
         }
     }
     let want = wanted(d);
     if plan.has(AlarmsChange::Remove) {
         let names = unwanted(state, &want);
         ctx.mutate("cloudwatch:DeleteAlarms", &names.join(","))?;
-        ctx.clients
-            .cloudwatch
-            .delete_alarms()
-            .set_alarm_names(Some(names))
-            .send()
-            .await
-            .named("cloudwatch:DeleteAlarms", &d.names.alarm_prefix)?;
+        delete_alarms(ctx.clients, names, &d.names.alarm_prefix).await?;
     }
     let mut put = 0;
     for (signal, name, config) in want {
@@ -627,9 +620,8 @@ pub async fn apply(
     Ok(())
 }
 
-async fn put_key_policy(ctx: &Ctx<'_>, key_arn: &str, policy: &Value) -> Res {
-    ctx.mutate("kms:PutKeyPolicy", key_arn)?;
-    ctx.clients
+async fn put_key_policy(clients: &Clients, key_arn: &str, policy: &Value) -> Result<(), AwsError> {
+    clients
         .kms
         .put_key_policy()
         .key_id(key_arn)
@@ -638,6 +630,18 @@ async fn put_key_policy(ctx: &Ctx<'_>, key_arn: &str, policy: &Value) -> Res {
         .send()
         .await
         .named("kms:PutKeyPolicy", key_arn)?;
+    Ok(())
+}
+
+/// `DeleteAlarms`: names that do not exist are no error (DeleteAlarms API reference).
+async fn delete_alarms(clients: &Clients, names: Vec<String>, what: &str) -> Result<(), AwsError> {
+    clients
+        .cloudwatch
+        .delete_alarms()
+        .set_alarm_names(Some(names))
+        .send()
+        .await
+        .named("cloudwatch:DeleteAlarms", what)?;
     Ok(())
 }
 
@@ -651,15 +655,12 @@ pub fn verdict(state: &AlarmsState) -> Verdict {
             Verdict::Absent
         };
     }
-    match state
+    state
         .alarms
         .iter()
         .map(|a| Verdict::by_tags(&a.tags))
         .find(|v| *v != Verdict::Delete)
-    {
-        Some(keep) => keep,
-        None => Verdict::Delete,
-    }
+        .unwrap_or(Verdict::Delete)
 }
 
 /// Deletes the alarms of `names`, and takes the CloudWatch statement out of the policy of
@@ -673,27 +674,12 @@ pub async fn delete(
         .into_iter()
         .map(|s| alarm_name(names, s))
         .collect();
-    // Names that do not exist are no error (DeleteAlarms API reference).
-    clients
-        .cloudwatch
-        .delete_alarms()
-        .set_alarm_names(Some(all))
-        .send()
-        .await
-        .named("cloudwatch:DeleteAlarms", &names.alarm_prefix)?;
+    delete_alarms(clients, all, &names.alarm_prefix).await?;
     if let Some(key_arn) = key_stays {
         let current = key_policy(clients, key_arn).await?;
         let any_statement = serde_json::json!({"Sid": CLOUDWATCH_SID});
         if let Some(policy) = merged(&current, &any_statement, false) {
-            clients
-                .kms
-                .put_key_policy()
-                .key_id(key_arn)
-                .policy_name(POLICY_NAME)
-                .policy(policy.to_string())
-                .send()
-                .await
-                .named("kms:PutKeyPolicy", key_arn)?;
+            put_key_policy(clients, key_arn, &policy).await?;
         }
     }
     Ok(())
