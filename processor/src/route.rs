@@ -161,6 +161,15 @@ pub struct GroupKey {
     pub hour: UtcHour,
 }
 
+/// `<root><database>/`: the folder of one database's events, manifests and digests, the prefix
+/// `das-setup up` gives the processor (`DAS_OUTPUT_PREFIX`) under its `--prefix` root. The key
+/// names the database so that several databases' trails can share a bucket and a query prunes
+/// by database before category and hour; DB identifiers start with a letter (RDS naming rules),
+/// so a database's folder never collides with the `_manifests/` or `_digests/` folders.
+pub fn database_prefix(root: &str, database: &str) -> String {
+    format!("{root}{database}/")
+}
+
 /// `<prefix><CATEGORY>/`: the folder of one category's events (lifecycle rules name it).
 pub fn category_prefix(prefix: &str, category: Category) -> String {
     format!("{prefix}{category}/")

@@ -517,7 +517,10 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(text.contains("key/k-1"));
-        assert!(text.contains(&format!("{}/parsed/*", d.bucket)));
+        assert!(
+            text.contains(&format!("{}/parsed/demo/*", d.bucket)),
+            "only under this database's folder: {text}"
+        );
         assert_eq!(d.stream_name, "aws-rds-das-cluster-ABCDEFGHIJKL");
         assert_eq!(
             d.delivery.source_stream_arn,

@@ -232,7 +232,8 @@ impl UpSettings {
         if let Some(bucket) = &args.bucket {
             check_bucket(bucket)?;
         }
-        let prefix = check_prefix(&args.prefix)?;
+        let prefix =
+            das_processor::route::database_prefix(&check_prefix(&args.prefix)?, &target.id);
         let filters = filters(&args.filters)?;
         if let Some(zip) = &args.lambda_zip {
             let meta = std::fs::metadata(zip)
@@ -598,12 +599,12 @@ mod tests {
         let s = up(&["--cluster", "demo"]).unwrap();
         assert_eq!(s.target.id, "demo");
         assert_eq!(s.key, KeyChoice::Create);
-        assert_eq!(s.prefix, "parsed/");
+        assert_eq!(s.prefix, "parsed/demo/", "the key names the database");
         assert!(s.filters.is_empty());
         let env = s.lambda_environment("b-1", "arn:aws:kms:eu-west-1:1:key/d", None);
         assert_eq!(env["DAS_OUTPUT_BUCKET"], "b-1");
         assert_eq!(env["DAS_DIGEST_KEY"], "arn:aws:kms:eu-west-1:1:key/d");
-        assert_eq!(env["DAS_OUTPUT_PREFIX"], "parsed/");
+        assert_eq!(env["DAS_OUTPUT_PREFIX"], "parsed/demo/");
 
         let s = up(&[
             "--cluster",
@@ -637,7 +638,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.key, KeyChoice::Existing("alias/mine".into()));
-        assert_eq!(s.prefix, "audit/");
+        assert_eq!(s.prefix, "audit/ora1/");
     }
 
     #[test]

@@ -70,7 +70,7 @@ def pg(test_id, cls, command, text, user="alice", time=None):
 
 def read_bucket(emu, bucket):
     """What the pipeline left in a bucket: ({testId: [category folder, ...]} for every event under
-    parsed/, [Firehose failure record, ...] under errors/processing-failed/, [(object key,
+    parsed/<database>/, [Firehose failure record, ...] under errors/processing-failed/, [(object key,
     event category)] for every event in a folder not its category's). The processor's manifests
     and digests are not events."""
     s3 = emu.client("s3")
@@ -82,7 +82,7 @@ def read_bucket(emu, bucket):
         text = gzip.decompress(body).decode() if body[:2] == b"\x1f\x8b" else body.decode()
         lines = [json.loads(line) for line in text.splitlines() if line.strip()]
         if o["Key"].startswith("parsed/"):
-            folder = o["Key"].split("/")[1]
+            folder = o["Key"].split("/")[2]  # parsed/<database>/<CATEGORY>/...
             for event in lines:
                 events.setdefault(event.get("testId"), []).append(folder)
                 if event.get("category") != folder:

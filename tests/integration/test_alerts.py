@@ -116,7 +116,7 @@ class AlertsTest(EmulatorCase):
                 self.assertEqual((a["severity"], a["category"], a["user"]), EXPECTED[a["rule"]], a)
                 self.assertEqual(a["cluster"], cluster["DbClusterResourceId"])
                 self.assertEqual(a["database"], "shop")
-                self.assertTrue(a["s3Key"].startswith(f"parsed/{a['category']}/"), a)
+                self.assertTrue(a["s3Key"].startswith(f"parsed/{CLUSTER}/{a['category']}/"), a)
                 self.assertEqual(a["bucket"], f"das-setup-{CLUSTER}-{ACCOUNT}-{REGION}")
                 # The event is stored where the alert says.
                 body = self.emu.client("s3").get_object(Bucket=a["bucket"], Key=a["s3Key"])["Body"].read()

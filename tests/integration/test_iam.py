@@ -29,6 +29,7 @@ the role `up` made for it, as Lambda does. Then:
 
 import datetime
 import json
+from urllib.parse import quote
 import os
 import sys
 import time
@@ -42,6 +43,8 @@ REGION = "eu-west-1"
 CLUSTER = "iam-pg"
 FUNCTION = f"das-setup-{CLUSTER}"
 BUCKET = f"das-setup-{CLUSTER}-{ACCOUNT}-{REGION}"
+# The processor's prefix: its database's folder under up's --prefix (parsed/).
+PREFIX = f"parsed/{CLUSTER}/"
 CONTEXT_KEY = "aws:rds:dbc-id"
 
 
@@ -124,10 +127,10 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertTrue(calls, "the function signs with its role's credentials")
         decrypts = [c["status"] for c in calls if c["op"] == "Decrypt"]
         puts = [c for c in calls if c["op"].startswith(f"PUT /{BUCKET}/")]
-        # The digest chain's head: one listing of `parsed/_digests/` (s3:prefix) and reads of
+        # The digest chain's head: one listing of `<PREFIX>_digests/` (s3:prefix) and reads of
         # digests, when the process starts or loses a sequence number to another invocation.
         lists = [c for c in calls if c["op"] in (f"GET /{BUCKET}", f"GET /{BUCKET}/")]
-        reads = [c for c in calls if c["op"].startswith(f"GET /{BUCKET}/parsed/_digests/")]
+        reads = [c for c in calls if c["op"].startswith(f"GET /{BUCKET}/{PREFIX}_digests/")]
         # Each digest signed with the signing key up made, the way the role's policy allows.
         signs = [c for c in calls if c["op"] == "Sign"]
         # The DROP TABLE's alert: to the topic, the default bus and (high) Security Hub.
@@ -140,16 +143,16 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertTrue(signs and all(c["status"] == 200 for c in signs), signs)
         self.assertEqual({json.loads(c["body"])["KeyId"] for c in signs}, {self.signing_key})
         self.assertTrue(lists, "the first invocation looks for the chain's head")
-        self.assertTrue(all(c["status"] == 200 and "prefix=parsed%2F_digests%2F" in c["query"] for c in lists),
+        self.assertTrue(all(c["status"] == 200 and "prefix=" + quote(PREFIX + "_digests/", safe="") in c["query"] for c in lists),
                         lists)
         self.assertTrue(all(c["status"] == 200 for c in reads), reads)
-        self.assertTrue([c for c in puts if c["op"].startswith(f"PUT /{BUCKET}/parsed/_digests/")],
+        self.assertTrue([c for c in puts if c["op"].startswith(f"PUT /{BUCKET}/{PREFIX}_digests/")],
                         "each invocation appends a digest")
         self.assertIn(200, decrypts, "the stream's data key is decrypted")
         self.assertIn(403, decrypts, "the foreign key's data key is refused by IAM")
         self.assertEqual(set(decrypts), {200, 403})
         self.assertTrue(puts and all(c["status"] == 200 for c in puts), puts)
-        self.assertTrue(all(c["op"].startswith(f"PUT /{BUCKET}/parsed/") for c in puts), puts)
+        self.assertTrue(all(c["op"].startswith(f"PUT /{BUCKET}/{PREFIX}") for c in puts), puts)
         self.assertFalse([c for c in self.emu.calls()[before:] if c["principal"] is None and c["status"] == 200],
                          "no request signed by an unknown key was served")
 
@@ -170,12 +173,12 @@ class LeastPrivilegeTest(EmulatorCase):
         # Allowed: the job (so each refusal below is the policy's, not the signature's).
         self.assertEqual(len(kms.decrypt(CiphertextBlob=self.data_key(self.das_key, self.resource_id),
                                          EncryptionContext=mine)["Plaintext"]), 32)
-        s3.put_object(Bucket=BUCKET, Key="parsed/iam-probe", Body=b"{}")
-        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/iam-probe")
-        s3.list_objects_v2(Bucket=BUCKET, Prefix="parsed/_digests/", MaxKeys=1)
-        self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/_digests/probe", Body=b"{}")
-        self.assertEqual(s3.get_object(Bucket=BUCKET, Key="parsed/_digests/probe")["Body"].read(), b"{}")
-        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/_digests/probe")
+        s3.put_object(Bucket=BUCKET, Key=PREFIX + "iam-probe", Body=b"{}")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key=PREFIX + "iam-probe")
+        s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX + "_digests/", MaxKeys=1)
+        self.emu.client("s3").put_object(Bucket=BUCKET, Key=PREFIX + "_digests/probe", Body=b"{}")
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key=PREFIX + "_digests/probe")["Body"].read(), b"{}")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key=PREFIX + "_digests/probe")
         sign = {"Message": b"das-setup digest 1\nprobe", "SigningAlgorithm": "ECDSA_SHA_384"}
         self.assertTrue(kms.sign(KeyId=self.signing_key, MessageType="RAW", **sign)["Signature"])
         self.assertTrue(kms.sign(KeyId=self.signing_key, **sign)["Signature"], "RAW is the default")
@@ -194,14 +197,16 @@ class LeastPrivilegeTest(EmulatorCase):
         self.assertError("AccessDeniedException", kms.sign, KeyId=self.other_signing_key, **sign)
         self.assertError("AccessDeniedException", kms.sign, KeyId=self.signing_key, MessageType="DIGEST",
                          Message=b"\0" * 48, SigningAlgorithm="ECDSA_SHA_384")
-        self.emu.client("s3").put_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root", Body=b"{}")
-        self.assertError("AccessDenied", s3.get_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
+        self.emu.client("s3").put_object(Bucket=BUCKET, Key=PREFIX + "DDL/written-by-root", Body=b"{}")
+        self.assertError("AccessDenied", s3.get_object, Bucket=BUCKET, Key=PREFIX + "DDL/written-by-root")
         self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET)
-        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET, Prefix="parsed/")
-        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET, Prefix="parsed/_digests/x")
+        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET, Prefix=PREFIX)
+        self.assertError("AccessDenied", s3.list_objects_v2, Bucket=BUCKET, Prefix=PREFIX + "_digests/x")
         self.assertError("AccessDenied", s3.put_object, Bucket=BUCKET, Key="elsewhere/x", Body=b"{}")
-        self.assertError("AccessDenied", s3.delete_object, Bucket=BUCKET, Key="parsed/DDL/written-by-root")
-        self.emu.client("s3").delete_object(Bucket=BUCKET, Key="parsed/DDL/written-by-root")
+        # Another database's folder of the same bucket (several `up`s may share one).
+        self.assertError("AccessDenied", s3.put_object, Bucket=BUCKET, Key="parsed/another-db/DDL/x", Body=b"{}")
+        self.assertError("AccessDenied", s3.delete_object, Bucket=BUCKET, Key=PREFIX + "DDL/written-by-root")
+        self.emu.client("s3").delete_object(Bucket=BUCKET, Key=PREFIX + "DDL/written-by-root")
         self.assertError("AccessDeniedException", client("kinesis").describe_stream,
                          StreamName=f"aws-rds-das-{self.resource_id}")
         self.assertError("AccessDenied", client("iam").list_roles)

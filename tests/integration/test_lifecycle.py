@@ -150,7 +150,7 @@ class LifecycleTest(EmulatorCase):
         events_keys = [k for k in keys if k.startswith("parsed/") and is_event_object(k)]
         self.assertTrue(events_keys)
         for key in events_keys:
-            self.assertEqual(key.split("/")[2:6], hour_folder(old).split("/"), key)
+            self.assertEqual(key.split("/")[3:7], hour_folder(old).split("/"), key)  # parsed/life/<CATEGORY>/
 
         # Break a part behind das-setup's back: status fails and names it.
         self.emu.client("lambda").delete_function(FunctionName="das-setup-life")

@@ -57,7 +57,7 @@ class ReplayTest(EmulatorCase):
             pg("r-ddl", "DDL", "CREATE TABLE", "create table t (id int)"),
             pg("r-read-1", "READ", "SELECT", "select * from t")]})
         self.emu.admin("inject", {"stream": stream, "events": [pg("r-read-2", "READ", "SELECT", "select 2")]})
-        self.wait("the live DDL object", lambda: self.objects("parsed/DDL/"))
+        self.wait("the live DDL object", lambda: self.objects(f"parsed/{CLUSTER}/DDL/"))
         self.wait("the raw archive", lambda: self.objects("raw/"))
         time.sleep(2.5)  # one more buffer interval: both records delivered
         events, _, misfiled = read_bucket(self.emu, BUCKET)
@@ -83,7 +83,7 @@ class ReplayTest(EmulatorCase):
         self.assertTrue(plan["dryRun"])
         self.assertGreaterEqual(plan["rawObjects"], 1)
         self.assertEqual(plan["categories"], ["DQL"])
-        self.assertEqual(self.objects("parsed/DQL/"), {}, "a dry run invokes nothing")
+        self.assertEqual(self.objects(f"parsed/{CLUSTER}/DQL/"), {}, "a dry run invokes nothing")
 
         code, doc, stderr = self.replay("--category", "DQL", "--yes")
         self.assertEqual(code, 0, json.dumps(doc, indent=1) + stderr)
@@ -93,7 +93,7 @@ class ReplayTest(EmulatorCase):
         self.assertEqual(events, {"r-ddl": ["DDL"], "r-read-1": ["DQL"], "r-read-2": ["DQL"]},
                          "the reads once each, the DDL not again")
         self.assertEqual(misfiled, [])
-        replayed = self.objects("parsed/DQL/")
+        replayed = self.objects(f"parsed/{CLUSTER}/DQL/")
         self.assertTrue(all(k.rsplit("/", 1)[1].startswith("replay-") for k in replayed), replayed.keys())
         for key, body in replayed.items():  # the statement as the live pipeline would store it
             self.assertTrue(body.startswith(b"\x1f\x8b"), key)
@@ -108,7 +108,7 @@ class ReplayTest(EmulatorCase):
         self.assertIn("raw archive object(s)", done.stderr)
         self.assertIn(f"s3://{BUCKET}/raw/", done.stderr)
         self.assertIn("replayed: every record of the window went through the function (exit 0)", done.stdout)
-        self.assertEqual(self.objects("parsed/DQL/"), replayed)
+        self.assertEqual(self.objects(f"parsed/{CLUSTER}/DQL/"), replayed)
         self.assertEqual(read_bucket(self.emu, BUCKET)[0], events)
 
         # The replay's objects are in the digest chain.
@@ -127,7 +127,7 @@ class ReplayTest(EmulatorCase):
         self.assertEqual(code, 1, doc)
         [failed] = doc["failedRecords"]
         self.assertIn(failed["object"], set(self.objects("raw/")) - before)
-        self.assertEqual(self.objects("parsed/DQL/"), replayed, "the other records' objects are unchanged")
+        self.assertEqual(self.objects(f"parsed/{CLUSTER}/DQL/"), replayed, "the other records' objects are unchanged")
 
 
 if __name__ == "__main__":

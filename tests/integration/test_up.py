@@ -44,7 +44,7 @@ class UpTest(EmulatorCase):
         base = f"das-setup-{cluster}"
         return {"function": base, "stream": base, "processor_role": f"{base}-processor",
                 "firehose_role": f"{base}-firehose", "bucket": f"{base}-{ACCOUNT}-eu-west-1",
-                "signing_key": f"alias/das-setup/digests/{cluster}"}
+                "signing_key": f"alias/das-setup/digests/{cluster}", "cluster": cluster}
 
     def resource_id(self, cluster):
         return self.emu.client("rds").describe_db_clusters(
@@ -88,8 +88,8 @@ class UpTest(EmulatorCase):
         time.sleep(1)
         self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": events})
         found = self.wait_events(n["bucket"], {"up-ddl", "up-read"})
-        self.assertTrue(found["up-ddl"].startswith(f"parsed/DDL/{hour_folder(when)}/"), found)
-        self.assertTrue(found["up-read"].startswith(f"parsed/DQL/{hour_folder(when)}/"), found)
+        self.assertTrue(found["up-ddl"].startswith(f"parsed/alpha/DDL/{hour_folder(when)}/"), found)
+        self.assertTrue(found["up-read"].startswith(f"parsed/alpha/DQL/{hour_folder(when)}/"), found)
 
     def check_key_and_stream(self, cluster, rid):
         kms = self.emu.client("kms")
@@ -139,7 +139,7 @@ class UpTest(EmulatorCase):
         self.assertEqual(decrypt["Resource"], key_arn)
         self.assertEqual(decrypt["Condition"],
                          {"StringEquals": {"kms:EncryptionContext:aws:rds:dbc-id": rid}})
-        self.assertEqual(by_action['"s3:PutObject"']["Resource"], f"arn:aws:s3:::{n['bucket']}/parsed/*")
+        self.assertEqual(by_action['"s3:PutObject"']["Resource"], f"arn:aws:s3:::{n['bucket']}/parsed/{n['cluster']}/*")
         self.assertNotIn("kinesis", json.dumps(doc), "the processor reads nothing from Kinesis")
 
         role = iam.get_role(RoleName=n["firehose_role"])["Role"]
@@ -172,7 +172,7 @@ class UpTest(EmulatorCase):
         self.assertEqual((signing["KeySpec"], signing["KeyUsage"], signing["KeyState"]),
                          ("ECC_NIST_P384", "SIGN_VERIFY", "Enabled"))
         self.assertEqual(c["Environment"]["Variables"], {
-            "DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": "parsed/", **(environment or {}),
+            "DAS_OUTPUT_BUCKET": n["bucket"], "DAS_OUTPUT_PREFIX": f"parsed/{n['cluster']}/", **(environment or {}),
             "DAS_DIGEST_KEY": signing["Arn"]})
         self.assertEqual(fn["Tags"]["managed-by"], "das-setup")
         return c
@@ -199,7 +199,7 @@ class UpTest(EmulatorCase):
         s3 = self.emu.client("s3")
         deadline, found = time.time() + timeout, {}
         while time.time() < deadline:
-            for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/").get("Contents", []):
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/").get("Contents", []):  # every database
                 if not is_event_object(o["Key"]):
                     continue
                 body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
@@ -231,11 +231,11 @@ class UpTest(EmulatorCase):
                           "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
         rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=n["bucket"])["Rules"]}
         expiry = {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules.values() if "Expiration" in r}
-        self.assertEqual(expiry["parsed/DQL/"], 1)
-        self.assertEqual(expiry["parsed/DDL/"], 2555)
-        self.assertEqual(expiry["parsed/DML/"], 400)
-        self.assertEqual(expiry["parsed/_manifests/"], 2555)
-        self.assertEqual(expiry["parsed/_digests/"], 2555)
+        self.assertEqual(expiry[f"parsed/vault/DQL/"], 1)
+        self.assertEqual(expiry[f"parsed/vault/DDL/"], 2555)
+        self.assertEqual(expiry[f"parsed/vault/DML/"], 400)
+        self.assertEqual(expiry[f"parsed/vault/_manifests/"], 2555)
+        self.assertEqual(expiry[f"parsed/vault/_digests/"], 2555)
         self.assertEqual(expiry["raw/"], 2555)
         self.assertEqual(expiry["errors/"], 400)
         self.assertNotIn("", expiry, "a catch-all expiry would cut DDL's 2555 days to the shortest")

@@ -31,6 +31,7 @@ from harness import is_digest, is_event_object  # noqa: E402
 ACCOUNT = "123456789012"
 CLUSTER = "verified"
 BUCKET = f"das-setup-{CLUSTER}-{ACCOUNT}-eu-west-1"
+PREFIX = f"parsed/{CLUSTER}/"
 
 
 ALIAS = f"alias/das-setup/digests/{CLUSTER}"
@@ -114,7 +115,7 @@ class VerifyTest(EmulatorCase):
         altered, deleted = others[0], others[1]
         s3.put_object(Bucket=BUCKET, Key=altered, Body=b"\x1f\x8b not what was written")
         s3.delete_object(Bucket=BUCKET, Key=deleted)
-        added = "parsed/DDL/2026/01/01/00/planted.json.gz"
+        added = f"{PREFIX}DDL/2026/01/01/00/planted.json.gz"
         s3.put_object(Bucket=BUCKET, Key=added, Body=b"planted")
         s3.delete_object(Bucket=BUCKET, Key=removed)
 
@@ -166,7 +167,7 @@ class VerifyTest(EmulatorCase):
         self.assertEqual(kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyState"], "Enabled")
         # After down the function is gone: --bucket and --prefix find the trail, and the key
         # is found by its alias.
-        done = self.run_setup("verify", "--cluster", CLUSTER, "--bucket", BUCKET, "--prefix", "parsed/",
+        done = self.run_setup("verify", "--cluster", CLUSTER, "--bucket", BUCKET, "--prefix", PREFIX,
                               "--since", "1h", "--output", "json")
         self.assertEqual(done.returncode, 1, done.stderr)
         after = json.loads(done.stdout)
@@ -199,14 +200,14 @@ class VerifyTest(EmulatorCase):
         deadline = time.time() + 60
 
         def digests():
-            return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/_digests/")
+            return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="parsed/conflicted/_digests/")
                           .get("Contents", []))
         while not digests() and time.time() < deadline:
             time.sleep(0.5)
         time.sleep(2.5)
         served = self.emu.admin("faults")["served"]
         self.assertEqual([f["kind"] for f in served], ["conflict", "conflict"], served)
-        puts = [c for c in self.emu.calls() if c["op"].startswith(f"PUT /{bucket}/parsed/_digests/")]
+        puts = [c for c in self.emu.calls() if c["op"].startswith(f"PUT /{bucket}/parsed/conflicted/_digests/")]
         self.assertEqual([c["status"] for c in puts][:2], [409, 409], puts)
         # One digest, number 1: the conflicts cost no number.
         self.assertEqual([k.rsplit("/", 1)[-1] for k in digests()], ["999999999998-1.json"])

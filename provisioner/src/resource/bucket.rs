@@ -1238,7 +1238,7 @@ pub(crate) mod tests {
         let lifecycle = &calls[at("lifecycle")].body;
         assert!(
             lifecycle.contains("<ID>das-setup-retention-DDL</ID>")
-                && lifecycle.contains("<Prefix>parsed/DDL/</Prefix>")
+                && lifecycle.contains("<Prefix>parsed/demo/DDL/</Prefix>")
                 && lifecycle.contains("<Days>2555</Days>"),
             "{lifecycle}"
         );
