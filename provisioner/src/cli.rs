@@ -62,6 +62,8 @@ include!(concat!(env!("OUT_DIR"), "/long_version.rs"));
 pub enum OutputFormat {
     Text,
     Json,
+    /// Comma-separated values: only `query` prints them.
+    Csv,
     /// A path: only `package` writes to one (the others refuse it, naming the choices).
     File(PathBuf),
 }
@@ -72,7 +74,8 @@ fn parse_output(value: &str) -> Result<OutputFormat, String> {
     match value {
         "text" => Ok(OutputFormat::Text),
         "json" => Ok(OutputFormat::Json),
-        "" => Err("expected text, json, or (for `package`) a file path".into()),
+        "csv" => Ok(OutputFormat::Csv),
+        "" => Err("expected text, json, csv (for `query`) or (for `package`) a file path".into()),
         path => Ok(OutputFormat::File(PathBuf::from(path))),
     }
 }
@@ -80,11 +83,19 @@ fn parse_output(value: &str) -> Result<OutputFormat, String> {
 impl GlobalArgs {
     /// The output format of a command that prints (all but `package`).
     pub fn format(&self) -> Result<OutputFormat, String> {
+        self.format_of(false)
+    }
+
+    /// The output format of a command that prints; `csv`: the command prints tables (`query`).
+    pub fn format_of(&self, csv: bool) -> Result<OutputFormat, String> {
         match &self.output {
             OutputFormat::File(path) => Err(format!(
                 "--output {}: expected text or json (only `das-setup package` writes a file)",
                 path.display()
             )),
+            OutputFormat::Csv if !csv => Err(
+                "--output csv: expected text or json (only `das-setup query` prints csv)".into(),
+            ),
             other => Ok(other.clone()),
         }
     }
@@ -136,6 +147,25 @@ pub enum Command {
     /// Reads the stream's Kinesis shards directly (not the bucket), with the processor's own
     /// decryption, key cache and classification. Ctrl-C stops.
     Tail(TailArgs),
+    /// Search the audit trail with SQL: a table `events`, one row per stored event.
+    ///
+    /// Columns: the event fields in lower case (dbusername, commandtext, remotehost, logtime,
+    /// sessionid, command, objectname ...; every one a string), and the partition columns
+    /// `category` (DDL, DML, DQL, DCL, TCL, CONNECT, DISCONNECT, AUTH_FAILURE, ERROR, OTHER)
+    /// and `hour` (yyyy/MM/dd/HH, UTC, of the event's own time). Only the objects of the
+    /// window's hours are read, and only of the categories a `category = ...` or
+    /// `category IN (...)` filter leaves.
+    ///
+    /// Saved queries (--saved NAME, --list-saved to print their SQL): failed-logins, ddl,
+    /// privilege-changes, top-users, user-activity (--user), session (--session).
+    ///
+    /// Examples:
+    ///   das-setup query --cluster prod --saved failed-logins --since 7d
+    ///   das-setup query --cluster prod "SELECT dbusername, count(*) AS n FROM events
+    ///     WHERE category = 'DDL' GROUP BY dbusername ORDER BY n DESC"
+    ///
+    /// Exit codes: 0 answered, 1 the query or a read failed, 2 refused before running.
+    Query(QueryArgs),
     /// Alert rules: check them against sample events, with no AWS.
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -279,7 +309,9 @@ pub struct UpArgs {
     /// Bucket for the events (default: derived from account, region and cluster).
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
-    /// Key prefix for the events in the bucket.
+    /// Key prefix for the events in the bucket. Each database's events go under
+    /// `<PREFIX><DB identifier>/<CATEGORY>/<yyyy>/<MM>/<dd>/<HH>/`, so several databases can
+    /// share one bucket and a query reads only one database's folders.
     #[arg(long, default_value = "parsed/", value_name = "PREFIX")]
     pub prefix: String,
     #[command(flatten)]
@@ -379,6 +411,54 @@ pub struct VerifyArgs {
     /// asking KMS for the deployment's: verification without access to the key.
     #[arg(long, value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryEngine {
+    /// In this process (Apache DataFusion), reading the window's objects from S3.
+    Local,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The SQL, over the table `events` (or use --saved).
+    #[arg(value_name = "SQL", required_unless_present_any = ["saved", "list_saved"], conflicts_with = "saved")]
+    pub sql: Option<String>,
+    /// Run a saved query by name (see --list-saved).
+    #[arg(long, value_name = "NAME")]
+    pub saved: Option<String>,
+    /// Print the saved queries, their parameters and SQL, and exit.
+    #[arg(long, conflicts_with_all = ["sql", "saved"])]
+    pub list_saved: bool,
+    /// The database user, for --saved user-activity.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The session id, for --saved session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Start of the window: a duration back from now (e.g. 24h, 7d) or a time
+    /// (2026-12-01T10:00Z; UTC unless it names an offset). Whole hours are read: an event's
+    /// hour is that of its own time.
+    #[arg(long, default_value = "24h", value_name = "DURATION|TIME")]
+    pub since: String,
+    /// End of the window (default: now), as --since.
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub until: Option<String>,
+    /// Where the query runs.
+    #[arg(long, value_enum, default_value_t = QueryEngine::Local)]
+    pub engine: QueryEngine,
+    /// At most this many rows are printed (the query's own LIMIT aside); 0: all.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_rows: usize,
+    /// The bucket, when the deployment is gone (default: the one the deployment writes to).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// The deployment's prefix, when it is gone (default: the deployed function's, else
+    /// parsed/<DB identifier>/).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -54,6 +54,7 @@ pub mod plan;
 pub mod policy;
 pub mod preflight;
 pub mod progress;
+pub mod query;
 pub mod replay;
 pub mod resource;
 pub mod retention;

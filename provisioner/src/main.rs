@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use das_setup::cli::{AlertsCommand, Cli, Command};
-use das_setup::{alerts, down, package, replay, status, tail, up, verify};
+use das_setup::{alerts, down, package, query, replay, status, tail, up, verify};
 
 /// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
@@ -16,14 +16,23 @@ fn main() -> ExitCode {
     if let Command::Package(args) = &cli.command {
         return ExitCode::from(package::run(&cli.global, args));
     }
-    if let Err(e) = cli.global.format() {
+    if let Err(e) = cli
+        .global
+        .format_of(matches!(cli.command, Command::Query(_)))
+    {
         das_setup::errln!("das-setup: {e}");
         return ExitCode::from(up::EXIT_REFUSED);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // `query` decodes objects on every core (its engine runs on the runtime's workers); the
+    // other commands wait on AWS and need one thread.
+    let runtime = if matches!(cli.command, Command::Query(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             das_setup::errln!("das-setup: cannot start the async runtime: {e}");
@@ -39,6 +48,7 @@ fn main() -> ExitCode {
                 Command::Tail(args) => tail::run(&cli.global, args).await,
                 Command::Verify(args) => verify::run(&cli.global, args).await,
                 Command::Replay(args) => replay::run(&cli.global, args).await,
+                Command::Query(args) => query::run(&cli.global, args).await,
                 Command::Package(args) => package::run(&cli.global, args),
                 Command::Alerts(AlertsCommand::Test(args)) => alerts::test(&cli.global, args),
             }
@@ -46,7 +56,7 @@ fn main() -> ExitCode {
         tokio::select! {
             code = work => code,
             _ = tokio::signal::ctrl_c() => {
-                if matches!(cli.command, Command::Tail(_) | Command::Status(_) | Command::Verify(_)) {
+                if matches!(cli.command, Command::Tail(_) | Command::Status(_) | Command::Verify(_) | Command::Query(_)) {
                     // Read-only commands: Ctrl-C is the normal way to stop.
                     return up::EXIT_OK;
                 }

@@ -22,6 +22,7 @@ A call this table does not know fails the test: a new AWS call in das-setup must
 and so be checked against the policy.
 """
 
+import gzip
 import json
 import os
 import re
@@ -32,8 +33,8 @@ from urllib.parse import parse_qs, unquote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import EmulatorCase  # noqa: E402
-from harness import zip_bootstrap  # noqa: E402
+from common import EmulatorCase, pg  # noqa: E402
+from harness import hour_folder, log_time, zip_bootstrap  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -431,7 +432,7 @@ class EnforcedDeployerTest(EmulatorCase):
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
-    def test_deployer_json_is_enough_for_up_status_tail_replay_and_down_when_enforced(self):
+    def test_deployer_json_is_enough_for_up_status_tail_replay_query_and_down_when_enforced(self):
         self.emu.cluster("enforced")
         env = self.deployer()
         self.emu.client("securityhub").enable_security_hub()
@@ -449,6 +450,21 @@ class EnforcedDeployerTest(EmulatorCase):
         wait_for_raw(self.emu, "enforced")
         done = self.run_setup("replay", "--cluster", "enforced", "--since", "1h", "--yes", env=env)
         self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        # An object where the processor files this hour's DDL. Reading the events is an auditor's
+        # right, not the deployer's (policies/README.md: separation of duties): `query` is
+        # refused, naming the permission it needs, and the same query succeeds for the root.
+        now = log_time()
+        line = json.dumps({**pg("q", "DDL", "CREATE TABLE", "create table q (id int)", time=now), "category": "DDL"})
+        self.emu.client("s3").put_object(Bucket=f"das-setup-enforced-{ACCOUNT}-{REGION}",
+                                         Key=f"parsed/enforced/DDL/{hour_folder(now)}/q.json.gz",
+                                         Body=gzip.compress(line.encode() + b"\n"))
+        query = ("query", "--cluster", "enforced", "--saved", "top-users", "--output", "json")
+        done = self.run_setup(*query, env=env)
+        self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
+        self.assertIn("needs s3:GetObject on s3://das-setup-enforced-", json.loads(done.stdout)["error"])
+        done = self.run_setup(*query)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(json.loads(done.stdout)["rows"], [{"dbusername": "alice", "category": "DDL", "events": 1}])
         done = self.run_setup("down", "--cluster", "enforced", "--yes", "--delete-key", env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
         from common import leftovers
