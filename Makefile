@@ -14,12 +14,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-## bench: the decoder and a full batch against their floors, the binary end to end against moto, `up` from nothing (figures for BENCHMARKS.md)
+## bench: the decoder and a full batch against their floors, the binary end to end against moto, `up` from nothing, `query` over 1 million events against DuckDB (figures for BENCHMARKS.md)
 bench:
 	cargo bench -p das-processor --bench decode
 	cargo bench -p das-processor --bench batch
 	./scripts/bench-processor
 	./scripts/bench-up
+	./scripts/bench-query
 
 ## fuzz: every cargo fuzz target, 10 million runs each from the seed corpus (FUZZING.md)
 fuzz:
