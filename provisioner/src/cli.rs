@@ -159,10 +159,10 @@ pub enum Command {
     /// Saved queries (--saved NAME, --list-saved to print their SQL): failed-logins, ddl,
     /// privilege-changes, top-users, user-activity (--user), session (--session).
     ///
-    /// Examples:
-    ///   das-setup query --cluster prod --saved failed-logins --since 7d
-    ///   das-setup query --cluster prod "SELECT dbusername, count(*) AS n FROM events
-    ///     WHERE category = 'DDL' GROUP BY dbusername ORDER BY n DESC"
+    /// Example: das-setup query --cluster prod --saved failed-logins --since 7d
+    ///
+    /// Example: das-setup query --cluster prod "SELECT dbusername, count(*) AS n FROM events
+    /// WHERE category = 'DDL' GROUP BY dbusername ORDER BY n DESC"
     ///
     /// Exit codes: 0 answered, 1 the query or a read failed, 2 refused before running.
     Query(QueryArgs),

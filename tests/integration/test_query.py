@@ -152,6 +152,7 @@ class QueryTest(EmulatorCase):
             (("--saved", "nope"), "no such saved query"),
             (("--saved", "user-activity"), "needs --user"),
             (("SELECT 1", "--since", "yesterday"), "--since"),
+            (("--saved", "ddl", "--user", "alice"), "--user is a parameter of a saved query that takes it"),
         ]:
             code, doc = self.query(*args)
             self.assertEqual(code, 2, doc)

@@ -169,6 +169,27 @@ async fn prepare(global: &GlobalArgs, args: &QueryArgs) -> Result<Prepared, Refu
         }
         _ => return Err(refuse("give the SQL or --saved NAME")),
     };
+    // A parameter the query does not take would be silently ignored: refuse it.
+    let takes = args
+        .saved
+        .as_deref()
+        .and_then(saved::find)
+        .and_then(|s| s.param);
+    for (given, param) in [
+        (args.user.is_some(), saved::Param::User),
+        (args.session.is_some(), saved::Param::Session),
+    ] {
+        if given && takes != Some(param) {
+            return Err(refuse(format!(
+                "{} is a parameter of a saved query that takes it (--saved {}); put the value in the SQL instead",
+                param.flag(),
+                saved::SAVED
+                    .iter()
+                    .find(|s| s.param == Some(param))
+                    .map_or("", |s| s.name)
+            )));
+        }
+    }
     check_sql(&sql).map_err(|e| refuse(format!("the SQL: {e}")))?;
     let now = session::now_millis();
     let since = parse_time(&args.since, now).ok_or_else(|| {
