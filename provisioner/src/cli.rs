@@ -403,7 +403,8 @@ pub struct VerifyArgs {
     /// The bucket, when the deployment is gone (default: the one the deployment writes to).
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
-    /// The output prefix, when the deployment is gone (default: the deployed function's).
+    /// The output prefix, when the deployment is gone (default: the deployed function's, else
+    /// parsed/<DB identifier>/).
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
     /// Check signatures with this P-384 public key (SubjectPublicKeyInfo, PEM or DER: `aws kms

@@ -17,7 +17,7 @@ use crate::resource::log_group::{self, LogGroupSpec, LogGroupState};
 use crate::resource::role::{self, RoleState};
 use crate::resource::topic::{self, TopicState};
 
-/// The prefix the processor writes under when its environment names none.
+/// The root of the prefix `up` gives the processor by default (`up --prefix`).
 pub const DEFAULT_PREFIX: &str = "parsed/";
 
 /// Every resource of a deployment but the database and the activity stream's key.
@@ -40,12 +40,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The prefix the deployed function writes under.
-    pub fn prefix(&self) -> String {
+    /// The prefix the deployed function writes under; without a function, the one `up` gives
+    /// a function of this database by default (`parsed/<database>/`).
+    pub fn prefix(&self, database: &str) -> String {
         self.function
             .as_ref()
             .and_then(|f| f.environment.get(var::OUTPUT_PREFIX).cloned())
-            .unwrap_or_else(|| DEFAULT_PREFIX.to_owned())
+            .unwrap_or_else(|| das_processor::route::database_prefix(DEFAULT_PREFIX, database))
     }
 
     /// Any of das-setup's resources exists (the bucket and the log groups outlive `down`).

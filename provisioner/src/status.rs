@@ -152,7 +152,7 @@ fn desired_for(
         mode: StreamMode::Async,
         audit_policy: None,
         bucket: Some(o.bucket_name.clone()),
-        prefix: o.prefix(),
+        prefix: o.prefix(&target.id),
         filters: BTreeMap::new(),
         arch: crate::cli::Arch::Arm64,
         lambda_zip: None,
@@ -354,7 +354,16 @@ async fn checks(
         out.insert(at, kinesis);
     }
     if matches!(o.bucket, BucketState::Present(_)) {
-        out.extend(freshness(clients, &o.bucket_name, &o.prefix(), since, retention).await?);
+        out.extend(
+            freshness(
+                clients,
+                &o.bucket_name,
+                &o.prefix(&target.id),
+                since,
+                retention,
+            )
+            .await?,
+        );
     }
     out.extend(metrics::checks(clients, &names.delivery_stream, &names.function, since).await);
     Ok((out, true))

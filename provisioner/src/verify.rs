@@ -522,7 +522,7 @@ async fn gather(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Refus
     let prefix = match &args.prefix {
         Some(p) if p.ends_with('/') => p.clone(),
         Some(p) => format!("{p}/"),
-        None => o.prefix(),
+        None => o.prefix(&target.id),
     };
     // The deployment's signing key: das-setup's alias (it outlives `down` while the bucket is
     // kept), else the one the function is configured with. Never the key a digest names: whoever

@@ -175,6 +175,11 @@ class VerifyTest(EmulatorCase):
         kinds = {(f["kind"], f["key"]) for f in after["findings"]}
         self.assertIn(("digest-missing", removed), kinds)
         self.assertFalse([k for k in kinds if k[0] in ("signature-invalid", "unsigned")], kinds)
+        # Without the flags: the default bucket and the default prefix of this database.
+        done = self.run_setup("verify", "--cluster", CLUSTER, "--since", "1h", "--output", "json")
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertEqual({(f["kind"], f["key"]) for f in json.loads(done.stdout)["findings"]}, kinds)
+        self.assertEqual(json.loads(done.stdout)["prefix"], PREFIX)
 
         # Only with the bucket does the key go (scheduled, recoverable for a week).
         done = self.run_setup("down", "--cluster", CLUSTER, "--delete-bucket", "--yes")
