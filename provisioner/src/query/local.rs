@@ -92,11 +92,11 @@ pub fn partition_of(prefix: &str, key: &str, hours: &Hours) -> Option<Partition>
     let hour = UtcHour::from_folder(hour_text)?;
     let name = rest.get(14..)?;
     let in_window = hour >= hours.first && hour <= hours.last;
-    (in_window && rest.as_bytes()[13] == b'/' && name.ends_with(".json.gz") && !name.contains('/'))
-        .then(|| Partition {
-            category: category.to_owned(),
-            hour: hour_text.to_owned(),
-        })
+    let slash = rest.as_bytes().get(13) == Some(&b'/');
+    (in_window && slash && name.ends_with(".json.gz") && !name.contains('/')).then(|| Partition {
+        category: category.to_owned(),
+        hour: hour_text.to_owned(),
+    })
 }
 
 /// The categories a query's filters leave: `category = 'X'`, `category IN (...)`, and `OR`s of
