@@ -310,8 +310,8 @@ pub struct UpArgs {
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
     /// Key prefix for the events in the bucket. Each database's events go under
-    /// `<PREFIX><DB identifier>/<CATEGORY>/<yyyy>/<MM>/<dd>/<HH>/`, so several databases can
-    /// share one bucket and a query reads only one database's folders.
+    /// `<PREFIX><DB identifier>/<CATEGORY>/<yyyy>/<MM>/<dd>/<HH>/`, its digest chain beside
+    /// them, so a query reads only one database's folders.
     #[arg(long, default_value = "parsed/", value_name = "PREFIX")]
     pub prefix: String,
     #[command(flatten)]
