@@ -182,7 +182,7 @@ impl Decoder {
             .and_then(|()| de.end())
             .map_err(|e| DecodeError {
                 line: n + 1,
-                reason: format!("not a JSON object ({})", e.classify_name()),
+                reason: format!("not a JSON object ({})", kind_of(&e)),
             })?;
             if let Some(i) = self.category {
                 row[i] = Some(Cow::Borrowed(partition.category.as_str()));
@@ -218,19 +218,13 @@ impl Decoder {
     }
 }
 
-/// `serde_json::Error::classify` as a word: the error's text could quote the line.
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "read error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "not an object",
-            serde_json::error::Category::Eof => "truncated",
-        }
+/// What kind of JSON error, as a word: the error's own text could quote the line.
+fn kind_of(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "not an object",
+        serde_json::error::Category::Eof => "truncated",
     }
 }
 
