@@ -38,4 +38,5 @@ pub mod notify;
 pub mod redact;
 pub mod route;
 pub mod securityhub;
+pub mod signed;
 pub mod sink;

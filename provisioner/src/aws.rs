@@ -17,6 +17,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_types::retry::{ErrorKind as RetryKind, ProvideErrorKind};
 
 use crate::cli::GlobalArgs;
+use crate::json_api::{self, JsonApi};
 
 /// das-setup's HTTP client: the SDK's hyper client with rustls on ring. (The processor has its
 /// own, with no C dependency, for the Lambda's cross builds; das-setup runs where it was built,
@@ -46,6 +47,9 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub sns: aws_sdk_sns::Client,
+    /// Glue's Data Catalog and Athena (`json_api`: signed JSON 1.1 calls, no SDK crate).
+    pub glue: JsonApi,
+    pub athena: JsonApi,
 }
 
 impl Clients {
@@ -93,6 +97,8 @@ impl Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
+            glue: JsonApi::new(&config, json_api::GLUE),
+            athena: JsonApi::new(&config, json_api::ATHENA),
             config,
         }
     }
@@ -205,9 +211,17 @@ impl AwsError {
 /// for a missing permission.
 fn classify<E: ProvideErrorMetadata + ProvideErrorKind>(e: &E) -> ErrorKind {
     let code = ProvideErrorMetadata::code(e).unwrap_or_default();
-    if e.retryable_error_kind() == Some(RetryKind::ThrottlingError)
-        || aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
-    {
+    if e.retryable_error_kind() == Some(RetryKind::ThrottlingError) {
+        ErrorKind::Throttling
+    } else {
+        kind_of_code(code, 400)
+    }
+}
+
+/// The kind of an error the service answered with `code` and HTTP `status`, where no modelled
+/// error says (the calls made without a generated SDK crate, `json_api`).
+pub(crate) fn kind_of_code(code: &str, status: u16) -> ErrorKind {
+    if status == 429 || aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code) {
         ErrorKind::Throttling
     } else if ACCESS_DENIED_CODES.contains(&code) {
         ErrorKind::AccessDenied
@@ -251,7 +265,7 @@ pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
-fn trace<T>(action: &str, resource: &str, result: &Result<T, AwsError>) {
+pub(crate) fn trace<T>(action: &str, resource: &str, result: &Result<T, AwsError>) {
     if VERBOSE.load(Ordering::Relaxed) {
         match result {
             Ok(_) => crate::errln!("  · {action} {resource}: ok"),

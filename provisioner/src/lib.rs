@@ -47,6 +47,7 @@ pub mod down;
 pub mod engine;
 #[cfg(test)]
 mod fake_s3;
+pub mod json_api;
 pub mod metrics;
 pub mod naming;
 pub mod package;
