@@ -10,12 +10,14 @@ use crate::aws::{AwsError, Clients};
 use crate::naming::Names;
 use crate::resource::alarms::{self, AlarmsState};
 use crate::resource::bucket::{self, BucketState};
+use crate::resource::catalog::{self, CatalogState};
 use crate::resource::delivery_stream::{self, DeliveryState};
 use crate::resource::function::{self, FunctionState};
 use crate::resource::key::{self, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec, LogGroupState};
 use crate::resource::role::{self, RoleState};
 use crate::resource::topic::{self, TopicState};
+use crate::resource::workgroup::{self, WorkgroupState};
 
 /// The root of the prefix `up` gives the processor by default (`up --prefix`).
 pub const DEFAULT_PREFIX: &str = "parsed/";
@@ -37,6 +39,9 @@ pub struct Deployment {
     pub delivery: Option<DeliveryState>,
     pub alerts_topic: Option<TopicState>,
     pub alarms: AlarmsState,
+    /// The Glue database (and its `events` table) and the Athena workgroup of `query`.
+    pub catalog: Option<CatalogState>,
+    pub workgroup: Option<WorkgroupState>,
 }
 
 impl Deployment {
@@ -125,19 +130,27 @@ pub async fn observe(
             None => None,
         }
     };
-    let (resources, (given, (alerts_topic, alarms))) = join(
+    let (resources, (given, ((alerts_topic, alarms), (catalog, workgroup)))) = join(
         resources,
         join(
             given,
             join(
-                topic::observe(clients, &names.alerts_topic_arn),
-                alarms::observe(clients, names),
+                join(
+                    topic::observe(clients, &names.alerts_topic_arn),
+                    alarms::observe(clients, names),
+                ),
+                join(
+                    catalog::observe(clients, names),
+                    workgroup::observe(clients, names),
+                ),
             ),
         ),
     )
     .await;
     let alerts_topic = alerts_topic?;
     let alarms = alarms?;
+    let catalog = catalog?;
+    let workgroup = workgroup?;
     let (
         signing_key,
         processor_role,
@@ -167,5 +180,7 @@ pub async fn observe(
         delivery,
         alerts_topic,
         alarms,
+        catalog,
+        workgroup,
     })
 }

@@ -26,8 +26,8 @@ use crate::progress::{Progress, seconds};
 use crate::resource::key::KeyPurpose;
 use crate::resource::log_group::LogGroupSpec;
 use crate::resource::{
-    Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function, key, log_group,
-    role, topic,
+    Resource, Verdict, activity_stream, alarms, bucket, catalog, delivery_stream, function, key,
+    log_group, role, topic, workgroup,
 };
 use crate::session::{
     self, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Refusal, confirm, emit_json, kind_word,
@@ -267,6 +267,14 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
                     names.delivery_stream.clone(),
                     delivery_stream::verdict(o.delivery.as_ref()),
                 ),
+                Resource::GlueTable => (
+                    format!("{}.{}", names.glue_database, crate::query::table::TABLE),
+                    catalog::verdict(o.catalog.as_ref()),
+                ),
+                Resource::Workgroup => (
+                    names.workgroup.clone(),
+                    workgroup::verdict(o.workgroup.as_ref()),
+                ),
             };
             (resource, entry)
         })
@@ -286,7 +294,7 @@ async fn look(clients: &Clients, settings: &DownSettings) -> Result<Found, Refus
 }
 
 /// The order `down` works in, for the listing.
-const ORDER: [Resource; 12] = [
+const ORDER: [Resource; 14] = [
     Resource::DeliveryStream,
     Resource::Function,
     Resource::AlertsTopic,
@@ -295,6 +303,8 @@ const ORDER: [Resource; 12] = [
     Resource::FirehoseRole,
     Resource::FunctionLogGroup,
     Resource::FirehoseLogGroup,
+    Resource::GlueTable,
+    Resource::Workgroup,
     Resource::ActivityStream,
     Resource::Bucket,
     Resource::Key,

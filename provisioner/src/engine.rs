@@ -4,15 +4,17 @@
 //!
 //! - [`apply`] (`up`): the KMS keys first when created here (the activity stream and the
 //!   processor's policy need the stream's key; its policy and environment the signing key);
-//!   then at once: starting the activity stream (slowest, so asked first), the bucket, both
-//!   roles, the log groups, the alerts topic and then, side by side, its alarms and the function
-//!   (after its role, until `Active`); then, if all of that but the alarms worked, the wait for
-//!   the stream to be `started` and the delivery stream (Firehose reads from LATEST: nothing
-//!   written before it exists is delivered). A failure stops only what depends on it; every
+//!   then at once: starting the activity stream (slowest, so asked first), the bucket, the
+//!   query's Glue table and Athena workgroup, both roles, the log groups, the alerts topic and
+//!   then, side by side, its alarms and the function (after its role, until `Active`); then,
+//!   if all of that but the alarms worked, the wait for the stream to be `started` and the
+//!   delivery stream (Firehose reads from LATEST: nothing written before it exists is
+//!   delivered). A failure stops only what depends on it; every
 //!   failure is reported.
 //! - [`delete`] (`down`): the delivery stream first (nothing reads the activity stream or calls
 //!   the function any more); then at once the function, both roles, the log groups, the topic,
-//!   the alarms and stopping the activity stream; then the bucket and the keys, when asked (the signing key only once
+//!   the alarms, the query's Glue database and Athena workgroup, and stopping the activity
+//!   stream; then the bucket and the keys, when asked (the signing key only once
 //!   the bucket whose digests it signed is gone).
 
 use std::collections::BTreeMap;
@@ -30,8 +32,8 @@ use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{
-    ApplyError, Ctx, Resource, Verdict, activity_stream, alarms, bucket, delivery_stream, function,
-    topic,
+    ApplyError, Ctx, Resource, Verdict, activity_stream, alarms, bucket, catalog, delivery_stream,
+    function, topic, workgroup,
 };
 
 /// What `apply` did.
@@ -71,6 +73,8 @@ pub async fn apply(
         firehose_logs,
         function,
         delivery,
+        catalog,
+        workgroup,
     } = plan;
 
     for (purpose, plan) in [
@@ -106,43 +110,53 @@ pub async fn apply(
     }
     let (ctx, d) = (&ctx, &d);
 
-    let ((started, bucket), (((alarms, function), firehose_role), (function_logs, firehose_logs))) =
+    let (
+        ((started, bucket), (catalog, workgroup)),
+        (((alarms, function), firehose_role), (function_logs, firehose_logs)),
+    ) = join(
         join(
             join(
                 activity_stream::start(ctx, d, stream),
                 bucket::apply(ctx, d, bucket, &observed.bucket),
             ),
+            // The query's table and workgroup name the bucket; neither reads it, nor
+            // does anything else wait for them.
             join(
-                join(
-                    async {
-                        // The topic before the function and the alarms that publish to it; the
-                        // alarms and the function do not wait for each other.
-                        if let Err(e) = topic::apply(ctx, d, alerts_topic).await {
-                            let skipped = ApplyError::Skipped {
-                                what: format!("alarms {}*", d.names.alarm_prefix),
-                            };
-                            let alarms = if alarms.changes.is_empty() {
-                                Ok(())
-                            } else {
-                                Err(skipped)
-                            };
-                            return (alarms, Err(e));
-                        }
-                        join(alarms::apply(ctx, d, alarms, &observed.alarms), async {
-                            role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
-                            function::apply(ctx, d, function, zip).await
-                        })
-                        .await
-                    },
-                    role::apply(ctx, d, RoleSpec::firehose(d), firehose_role),
-                ),
-                join(
-                    log_group::apply(ctx, d, LogGroupSpec::function(&d.names), function_logs),
-                    log_group::apply(ctx, d, LogGroupSpec::firehose(&d.names), firehose_logs),
-                ),
+                catalog::apply(ctx, d, catalog),
+                workgroup::apply(ctx, d, workgroup),
             ),
-        )
-        .await;
+        ),
+        join(
+            join(
+                async {
+                    // The topic before the function and the alarms that publish to it; the
+                    // alarms and the function do not wait for each other.
+                    if let Err(e) = topic::apply(ctx, d, alerts_topic).await {
+                        let skipped = ApplyError::Skipped {
+                            what: format!("alarms {}*", d.names.alarm_prefix),
+                        };
+                        let alarms = if alarms.changes.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(skipped)
+                        };
+                        return (alarms, Err(e));
+                    }
+                    join(alarms::apply(ctx, d, alarms, &observed.alarms), async {
+                        role::apply(ctx, d, RoleSpec::processor(d), processor_role).await?;
+                        function::apply(ctx, d, function, zip).await
+                    })
+                    .await
+                },
+                role::apply(ctx, d, RoleSpec::firehose(d), firehose_role),
+            ),
+            join(
+                log_group::apply(ctx, d, LogGroupSpec::function(&d.names), function_logs),
+                log_group::apply(ctx, d, LogGroupSpec::firehose(&d.names), firehose_logs),
+            ),
+        ),
+    )
+    .await;
     let started = started.map_err(|e| errors.push(e)).ok();
     for result in [
         bucket,
@@ -179,8 +193,10 @@ pub async fn apply(
     }
     // The delivery stream does not wait for the alarms: their failure is reported, not a reason
     // to stop the pipeline.
-    if let Err(e) = alarms {
-        errors.push(e);
+    for result in [alarms, catalog, workgroup] {
+        if let Err(e) = result {
+            errors.push(e);
+        }
     }
     report.mutating_calls = ctx.mutations();
     (report, errors)
@@ -250,7 +266,9 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
                 | Resource::FunctionLogGroup
                 | Resource::FirehoseLogGroup
                 | Resource::Function
-                | Resource::DeliveryStream => format!("deleting {resource} {name}"),
+                | Resource::DeliveryStream
+                | Resource::GlueTable
+                | Resource::Workgroup => format!("deleting {resource} {name}"),
             },
             matches!(resource, Resource::Bucket | Resource::DeliveryStream),
         );
@@ -286,6 +304,14 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
                     .map(|()| "stopped".into()),
                 None => Ok("stopped".into()),
             },
+            Resource::GlueTable => catalog::delete(clients, &teardown.names.glue_database)
+                .await
+                .map(|()| "deleted (the events stay in S3)".into())
+                .map_err(Into::into),
+            Resource::Workgroup => workgroup::delete(clients, name)
+                .await
+                .map(|()| "deleted with its query history".into())
+                .map_err(Into::into),
             Resource::Bucket => bucket::delete(clients, name)
                 .await
                 .map(|n| format!("deleted with {n} object version(s)")),
@@ -331,6 +357,8 @@ pub async fn delete(clients: &Clients, teardown: &Teardown, progress: &Progress)
             one(Resource::ActivityStream),
             one(Resource::AlertsTopic),
             one(Resource::Alarms),
+            one(Resource::GlueTable),
+            one(Resource::Workgroup),
         ])
         .await,
     );

@@ -119,6 +119,13 @@ pub struct Names {
     pub alerts_topic_arn: String,
     /// What the CloudWatch alarms' names start with: `das-setup-<name>-` (`resource::alarms`).
     pub alarm_prefix: String,
+    /// The Glue database of `das-setup query --engine athena` (Athena User Guide, "Names for
+    /// tables, databases, and columns": lower case letters, digits and underscores only).
+    pub glue_database: String,
+    pub glue_database_arn: String,
+    /// The Athena workgroup (128 characters at most: `[a-zA-Z0-9._-]`), and its ARN.
+    pub workgroup: String,
+    pub workgroup_arn: String,
 }
 
 /// Tag keys on everything das-setup creates.
@@ -137,6 +144,8 @@ impl Names {
         let function = bounded(&base, 64);
         let alerts_topic = format!("{base}-alerts");
         let delivery_stream = bounded(&base, 64);
+        let glue_database = bounded(&base.replace('-', "_"), 255);
+        let workgroup = bounded(&base, 128);
         Self {
             processor_role: bounded(&format!("{base}-processor"), 64),
             firehose_role: bounded(&format!("{base}-firehose"), 64),
@@ -153,6 +162,16 @@ impl Names {
             ),
             alerts_topic,
             alarm_prefix: format!("{base}-"),
+            glue_database_arn: format!(
+                "arn:{}:glue:{region}:{account}:database/{glue_database}",
+                partition_of(region)
+            ),
+            glue_database,
+            workgroup_arn: format!(
+                "arn:{}:athena:{region}:{account}:workgroup/{workgroup}",
+                partition_of(region)
+            ),
+            workgroup,
             function,
             delivery_stream,
         }
@@ -242,7 +261,13 @@ mod tests {
         assert_eq!(n.lambda_log_group, "/aws/lambda/das-setup-demo");
         assert_eq!(n.key_alias, "alias/das-setup/demo");
         assert_eq!(n.digest_key_alias, "alias/das-setup/digests/demo");
+        assert_eq!(n.workgroup, "das-setup-demo");
         assert_eq!(n, Names::new(&cluster("DEMO"), "123456789012", "us-east-1"));
+        let n = Names::new(&cluster("my-db-1"), "1", "r");
+        assert_eq!(
+            n.glue_database, "das_setup_my_db_1",
+            "Athena's names: lower case, digits and underscores"
+        );
 
         let long = "a".repeat(63);
         let n = Names::new(&cluster(&long), "123456789012", "ap-southeast-2");

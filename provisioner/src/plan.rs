@@ -9,12 +9,14 @@ use crate::desired::Desired;
 use crate::resource::activity_stream::{self, StreamChange};
 use crate::resource::alarms::{self, AlarmsChange};
 use crate::resource::bucket::{self, BucketChange};
+use crate::resource::catalog::{self, CatalogChange};
 use crate::resource::delivery_stream::{self, DeliveryChange};
 use crate::resource::function::{self, FunctionChange};
 use crate::resource::key::{self, KeyChange, KeyPurpose};
 use crate::resource::log_group::{self, LogGroupChange, LogGroupSpec};
 use crate::resource::role::{self, RoleChange, RoleSpec};
 use crate::resource::topic::{self, TopicChange};
+use crate::resource::workgroup::{self, WorkgroupChange};
 use crate::resource::{Action, Change, Planned, Resource};
 
 /// One [`Planned`] per resource. Every function over the plan destructures it without `..`:
@@ -33,6 +35,8 @@ pub struct Plan {
     pub firehose_logs: Planned<LogGroupChange>,
     pub function: Planned<FunctionChange>,
     pub delivery: Planned<DeliveryChange>,
+    pub catalog: Planned<CatalogChange>,
+    pub workgroup: Planned<WorkgroupChange>,
 }
 
 /// A resource's plan, whatever its change type: what the reports print.
@@ -71,6 +75,8 @@ impl Plan {
             firehose_logs,
             function,
             delivery,
+            catalog,
+            workgroup,
         } = self;
         vec![
             row(Resource::Key, key),
@@ -85,6 +91,8 @@ impl Plan {
             row(Resource::FirehoseLogGroup, firehose_logs),
             row(Resource::Function, function),
             row(Resource::DeliveryStream, delivery),
+            row(Resource::GlueTable, catalog),
+            row(Resource::Workgroup, workgroup),
         ]
     }
 
@@ -118,6 +126,8 @@ pub fn diff(d: &Desired, o: &Deployment) -> Plan {
         ),
         function: function::compare(d, o.function.as_ref()),
         delivery: delivery_stream::compare(d, o.delivery.as_ref()),
+        catalog: catalog::compare(d, o.catalog.as_ref()),
+        workgroup: workgroup::compare(d, o.workgroup.as_ref()),
     }
 }
 
@@ -148,7 +158,11 @@ fn documents(resource: Resource, d: &Desired) -> Option<Value> {
         | Resource::FunctionLogGroup
         | Resource::FirehoseLogGroup
         | Resource::Function
-        | Resource::DeliveryStream => None,
+        | Resource::DeliveryStream
+        | Resource::Workgroup => None,
+        Resource::GlueTable => Some(json!({
+            "tableInput": catalog::table_input(&d.bucket, &d.prefix),
+        })),
     }
 }
 
@@ -242,6 +256,8 @@ mod tests {
             delivery: None,
             alerts_topic: None,
             alarms: Default::default(),
+            catalog: None,
+            workgroup: None,
         }
     }
 
@@ -273,6 +289,8 @@ mod tests {
                 subscriptions: Vec::new(),
             }),
             signing_key: None,
+            catalog: Some(crate::resource::catalog::tests::found(d)),
+            workgroup: Some(crate::resource::workgroup::tests::found(d)),
             bucket_name: d.bucket.clone(),
             bucket: bucket::tests::converged(d),
             processor_role: Some(role(
@@ -375,7 +393,7 @@ mod tests {
             let plan = diff(&d, &converged(&d));
             assert_eq!(plan.changed(), 0, "{args:?}: {plan:#?}");
             assert!(
-                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 12 unchanged")
+                to_text(&plan).contains("0 to create, 0 to update, 0 to replace, 14 unchanged")
             );
         }
     }

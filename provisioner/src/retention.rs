@@ -26,6 +26,9 @@ pub const ABORT_INCOMPLETE_UPLOADS_DAYS: i32 = 7;
 pub const NONCURRENT_DAYS: i32 = 30;
 /// S3 accepts more; a century is the longest retention anyone has asked for.
 pub const MAX_DAYS: u32 = 36_500;
+/// Athena's results (`resource::workgroup::RESULTS_FOLDER`): copies of audit data made by
+/// queries, not the record; kept a week, then their versions a day more.
+pub const ATHENA_RESULTS_DAYS: i32 = 7;
 
 /// `--retention-days`: `400`, or `DQL=30,DDL=2555,default=400`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -172,6 +175,15 @@ impl Retention {
             noncurrent_days: noncurrent,
             abort_incomplete_days: Some(ABORT_INCOMPLETE_UPLOADS_DAYS),
         };
+        out.insert(
+            format!("{RULE_ID}-athena-results"),
+            Rule {
+                prefix: crate::resource::workgroup::RESULTS_FOLDER.to_owned(),
+                expiration_days: Some(ATHENA_RESULTS_DAYS),
+                noncurrent_days: Some(1),
+                abort_incomplete_days: None,
+            },
+        );
         if self.categories.is_empty() {
             out.insert(RULE_ID.to_owned(), base(self.default.map(as_i32)));
             return out;
@@ -308,7 +320,12 @@ mod tests {
     #[test]
     fn one_default_is_one_rule_over_everything() {
         let rules = Retention::parse("400").unwrap().rules("parsed/");
-        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        // And Athena's results, a week, always (they are copies of audit data).
+        let results = &rules[&format!("{RULE_ID}-athena-results")];
+        assert_eq!(results.prefix, "athena-results/");
+        assert_eq!(results.expiration_days, Some(ATHENA_RESULTS_DAYS));
+        assert_eq!(results.noncurrent_days, Some(1));
         let rule = &rules[RULE_ID];
         assert_eq!(rule.prefix, "");
         assert_eq!(rule.expiration_days, Some(400));
@@ -351,7 +368,8 @@ mod tests {
         assert_eq!(by_prefix["raw/"], 2555, "as long as the longest");
         assert_eq!(by_prefix["errors/"], 400);
         assert_eq!(by_prefix["firehose/"], 400);
-        assert_eq!(by_prefix.len(), Category::ALL.len() + 5);
+        assert_eq!(by_prefix["athena-results/"], ATHENA_RESULTS_DAYS);
+        assert_eq!(by_prefix.len(), Category::ALL.len() + 6);
         // Every expiring prefix is where the processor writes that category.
         let group = route::GroupKey {
             category: Category::Dql,
@@ -365,14 +383,15 @@ mod tests {
                 assert!(a == b || !a.starts_with(b), "{a} overlaps {b}");
             }
         }
-        // Without a default, what no entry names is kept, and so are the manifests.
+        // Without a default, what no entry names is kept, and so are the manifests (Athena's
+        // results, copies, go after their week whatever the events' retention).
         let rules = Retention::parse("DQL=30").unwrap().rules("audit/");
         let expiring: Vec<&str> = rules
             .values()
             .filter(|r| r.expiration_days.is_some())
             .map(|r| r.prefix.as_str())
             .collect();
-        assert_eq!(expiring, ["audit/DQL/"]);
+        assert_eq!(expiring, ["audit/DQL/", "athena-results/"]);
     }
 
     #[test]

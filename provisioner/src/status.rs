@@ -30,7 +30,8 @@ use crate::resource::key::{self, KeyPurpose, KeyState};
 use crate::resource::log_group::{self, LogGroupSpec};
 use crate::resource::role::{self, RoleSpec};
 use crate::resource::{
-    Check, Level, Resource, activity_stream, alarms, delivery_stream, function, topic,
+    Check, Level, Resource, activity_stream, alarms, catalog, delivery_stream, function, topic,
+    workgroup,
 };
 use crate::session::{self, Refusal, emit_json, kind_word, refuse};
 use crate::settings::{KeyChoice, StatusSettings, UpSettings};
@@ -297,11 +298,20 @@ fn resource_checks(
             Resource::DeliveryStream => {
                 delivery_stream::check(&names.delivery_stream, o.delivery.as_ref(), want)
             }
+            Resource::GlueTable => catalog::check(
+                &format!("{}.{}", names.glue_database, crate::query::table::TABLE),
+                o.catalog.as_ref(),
+                &o.bucket_name,
+                &o.prefix(&db.id),
+            ),
+            Resource::Workgroup => {
+                workgroup::check(names, o.workgroup.as_ref(), &o.bucket_name, &db.id)
+            }
         })
         .collect()
 }
 
-async fn checks(
+pub(crate) async fn checks(
     clients: &Clients,
     target: &TargetRef,
     identity: &Identity,

@@ -494,6 +494,14 @@ fn document(
                 .map(|(_, name, _)| name)
                 .collect::<Vec<_>>(),
         })),
+        "query": {
+            "glueDatabase": d.names.glue_database,
+            "table": crate::query::table::TABLE,
+            "tableLocation": crate::resource::catalog::location(&d.bucket, &d.prefix).0,
+            "workgroup": d.names.workgroup,
+            "resultsLocation": crate::resource::workgroup::results_location(&d.bucket, &d.database.id),
+            "resultsExpireDays": crate::retention::ATHENA_RESULTS_DAYS,
+        },
         "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

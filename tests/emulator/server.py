@@ -17,7 +17,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dasemu import (  # noqa: E402
-    activity_streams, eventual, iam_enforcement, iam_propagation, lambda_invoke, moto_fixes, resharding,
+    activity_streams, athena_engine, athena_support, eventual, iam_enforcement, iam_propagation, lambda_invoke, moto_fixes, resharding,
 )
 from dasemu.admin import Admin  # noqa: E402
 from dasemu.cloudwatch_rpc import Alarms, CloudWatchRpc  # noqa: E402
@@ -63,6 +63,8 @@ def main(argv):
     producer = Producer(endpoint, activity_streams.status_of, args.trickle, args.heartbeat)
     activity_streams.install(args.activity_stream_delay, producer)
     moto_fixes.install()
+    athena_support.install()
+    athena_engine.install()
     iam_enforcement.install(args.enforce_iam)
     iam_propagation.install(args.iam_propagation_delay)
     eventual.install(args.alias_lag)

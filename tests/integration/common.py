@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulator"))
@@ -35,6 +36,9 @@ def leftovers(emu, cluster):
     found += [t["TopicArn"] for t in emu.client("sns").list_topics()["Topics"]
               if t["TopicArn"].endswith(f":{base}-alerts")]
     found += [a["AlarmName"] for a in emu.client("cloudwatch").describe_alarms(AlarmNamePrefix=base + "-")["MetricAlarms"]]
+    database = base.replace("-", "_")
+    found += [d["Name"] for d in emu.client("glue").get_databases()["DatabaseList"] if d["Name"] == database]
+    found += [w["Name"] for w in emu.client("athena").list_work_groups()["WorkGroups"] if w["Name"] == base]
     kms = emu.client("kms")
     for alias in kms.list_aliases()["Aliases"]:
         if alias["AliasName"] == f"alias/das-setup/{cluster}" and alias.get("TargetKeyId"):
@@ -122,6 +126,23 @@ class EmulatorCase(AwsAssertions, unittest.TestCase):
         seen = getattr(type(self), "_contract_seen", 0)
         type(self)._contract_seen = len(report["violations"])
         self.assertEqual(report["violations"][seen:], [], "requests AWS would refuse by its service model")
+
+    def deploy_and_store(self, cluster, bucket, events, *up_flags):
+        """`up` for a new Aurora PostgreSQL cluster, then `events` through its activity stream,
+        waited for until every one is stored in `bucket`; `up`'s process."""
+        self.emu.cluster(cluster, engine="aurora-postgresql")
+        done = self.run_setup("up", "--cluster", cluster, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes",
+                              *up_flags)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.emu.wait_for_delivery(f"das-setup-{cluster}")
+        rid = self.emu.client("rds").describe_db_clusters(
+            DBClusterIdentifier=cluster)["DBClusters"][0]["DbClusterResourceId"]
+        self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": events})
+        deadline = time.time() + 60
+        while not {e["testId"] for e in events} <= set(read_bucket(self.emu, bucket)[0]):
+            self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
+            time.sleep(0.5)
+        return done
 
     @classmethod
     def run_setup(cls, *args, env=None):

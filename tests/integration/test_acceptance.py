@@ -48,7 +48,7 @@ class AcceptanceScriptTest(EmulatorCase):
         with open(report) as f:
             doc = json.load(f)
         self.assertTrue(doc["planOnly"] and doc["passed"])
-        self.assertIn("10 change(s) planned", doc["steps"][0]["detail"])
+        self.assertIn("12 change(s) planned", doc["steps"][0]["detail"])
         self.assertEqual([c for c in self.emu.calls(app="das-setup")[before:] if c["mutating"]], [])
 
     def test_the_whole_run_against_the_emulator(self):

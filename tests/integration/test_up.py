@@ -55,7 +55,7 @@ class UpTest(EmulatorCase):
     def test_up_from_nothing_builds_every_resource_as_specified_and_a_second_up_changes_nothing(self):
         self.emu.cluster("alpha")
         out, err, mutating, took = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
-        self.assertIn("10 to create", out)
+        self.assertIn("12 to create", out)
         self.assertLess(took, DELAY + 15, f"up took {took:.1f}s; the target is D + 15 s\n{err}")
         print(f"\n  up from nothing: {took:.1f}s with the activity stream starting in {DELAY}s "
               f"({len(mutating)} mutating calls)", file=sys.stderr)
@@ -71,7 +71,7 @@ class UpTest(EmulatorCase):
         # Again, same flags: nothing to do, and not one mutating call.
         out, _, mutating, _ = self.up("--cluster", "alpha", "--yes", "--retention-days", "400")
         self.assertIn("Nothing to change", out)
-        self.assertIn("0 to create, 0 to update, 0 to replace, 12 unchanged", out)
+        self.assertIn("0 to create, 0 to update, 0 to replace, 14 unchanged", out)
         self.assertEqual(mutating, [])
 
         # The pipeline runs: injected events land decrypted in their category folders.
@@ -261,7 +261,7 @@ class UpTest(EmulatorCase):
         self.assertEqual(s3.get_object_retention(Bucket=n["bucket"], Key=key)["Retention"]["Mode"], "GOVERNANCE")
 
         status = self.run_setup("status", "--cluster", "vault")
-        self.assertIn("Object Lock GOVERNANCE 1 day(s), expiry 1 d: DQL; 400 d:", status.stdout,
+        self.assertIn("Object Lock GOVERNANCE 1 day(s), expiry 1 d: DQL; 7 d: athena-results; 400 d:", status.stdout,
                       status.stdout + status.stderr)
         self.assertIn("2555 d: DDL digests manifests raw", status.stdout)
 
@@ -410,7 +410,7 @@ class UpTest(EmulatorCase):
         out, _, mutating, _ = self.up("--cluster", "delta", "--dry-run", "--output", "json")
         self.assertEqual(mutating, [])
         plan = json.loads(out)
-        self.assertEqual((plan["dryRun"], plan["applied"], plan["changes"]), (True, False, 10))
+        self.assertEqual((plan["dryRun"], plan["applied"], plan["changes"]), (True, False, 12))
         by = {p["resource"]: p for p in plan["plan"]}
         self.assertEqual(by["kms-key"]["action"], "create")
         self.assertEqual(by["signing-key"]["action"], "create")

@@ -1256,7 +1256,7 @@ pub(crate) mod tests {
         let shown = check(&d.bucket, &state, Some(&d)).detail;
         assert!(
             shown.contains("Object Lock GOVERNANCE 30 day(s)")
-                && shown.contains("expiry 30 d: DQL; 400 d: AUTH_FAILURE CONNECT DCL DISCONNECT DML ERROR OTHER TCL errors firehose; 2555 d: DDL digests manifests raw"),
+                && shown.contains("expiry 7 d: athena-results; 30 d: DQL; 400 d: AUTH_FAILURE CONNECT DCL DISCONNECT DML ERROR OTHER TCL errors firehose; 2555 d: DDL digests manifests raw"),
             "{shown}"
         );
         // A lock found but not asked for is kept, and said.

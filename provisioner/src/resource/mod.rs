@@ -21,12 +21,14 @@ use crate::progress::{Progress, Step, seconds};
 pub mod activity_stream;
 pub mod alarms;
 pub mod bucket;
+pub mod catalog;
 pub mod delivery_stream;
 pub mod function;
 pub mod key;
 pub mod log_group;
 pub mod role;
 pub mod topic;
+pub mod workgroup;
 
 /// Every resource das-setup creates, in dependency order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,10 +45,12 @@ pub enum Resource {
     FirehoseLogGroup,
     Function,
     DeliveryStream,
+    GlueTable,
+    Workgroup,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 12] = [
+    pub const ALL: [Resource; 14] = [
         Resource::Key,
         Resource::SigningKey,
         Resource::ActivityStream,
@@ -59,6 +63,8 @@ impl Resource {
         Resource::FirehoseLogGroup,
         Resource::Function,
         Resource::DeliveryStream,
+        Resource::GlueTable,
+        Resource::Workgroup,
     ];
 
     /// The public name.
@@ -76,6 +82,8 @@ impl Resource {
             Resource::FirehoseLogGroup => "firehose-log-group",
             Resource::Function => "function",
             Resource::DeliveryStream => "delivery-stream",
+            Resource::GlueTable => "glue-table",
+            Resource::Workgroup => "athena-workgroup",
         }
     }
 }

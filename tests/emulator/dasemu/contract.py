@@ -30,7 +30,7 @@ SERVICES = {
     "kms": "kms", "firehose": "firehose", "kinesis": "kinesis", "logs": "logs",
     "tagging": "resourcegroupstaggingapi", "monitoring": "cloudwatch", "sts": "sts", "iam": "iam",
     "rds": "rds", "lambda": "lambda", "s3": "s3", "sns": "sns", "events": "events",
-    "securityhub": "securityhub",
+    "securityhub": "securityhub", "glue": "glue", "athena": "athena",
 }
 # Query parameters a protocol adds beside the members.
 QUERY_ENVELOPE = {"Action", "Version"}

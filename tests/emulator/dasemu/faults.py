@@ -5,7 +5,7 @@ Every AWS API reference lists the same common errors ("Common Errors"): Throttli
 (400, "The request was denied due to request throttling"), InternalFailure (500) and
 ServiceUnavailable (503). Services name theirs in their own protocol: the query APIs (IAM, RDS,
 STS) answer `Throttling` in an XML ErrorResponse; Lambda answers 429 TooManyRequestsException
-(Lambda API reference, Errors); S3 answers 503 SlowDown ("Please reduce your request rate.",
+(Lambda API reference, Errors); Athena 400 TooManyRequestsException; S3 answers 503 SlowDown ("Please reduce your request rate.",
 S3 API reference, Error responses) and 500 InternalError.
 
 S3 conditional writes have a failure of their own: "If a conflicting operation occurs during the
@@ -26,6 +26,9 @@ import threading
 # (service, kind) -> (HTTP status, error code, message)
 SPECIAL = {
     ("lambda", "throttle"): (429, "TooManyRequestsException", "Rate exceeded"),
+    # Athena's throttling error (Athena API reference, e.g. StartQueryExecution, Errors:
+    # "TooManyRequestsException: Indicates that the request was throttled", HTTP 400).
+    ("athena", "throttle"): (400, "TooManyRequestsException", "Rate exceeded"),
     ("s3", "throttle"): (503, "SlowDown", "Please reduce your request rate."),
     ("s3", "server"): (500, "InternalError", "We encountered an internal error. Please try again."),
     ("s3", "conflict"): (409, "ConditionalRequestConflict",

@@ -33,6 +33,7 @@ what they do inside the process (the Firehose runner invoking a function) as AWS
 import base64
 import json
 import re
+import threading
 
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -241,7 +242,7 @@ def allowed(policies, action, resource, values):
 
 
 # --- the refusal ----------------------------------------------------------------------------
-JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda", "events", "securityhub")
+JSON_SERVICES = ("kms", "kinesis", "firehose", "logs", "lambda", "events", "securityhub", "glue", "athena")
 _raise_access_denied = IAMRequest._raise_access_denied
 
 
@@ -279,6 +280,7 @@ IAM_PREFIX = {
     "kms": "kms", "firehose": "firehose", "kinesis": "kinesis", "logs": "logs", "lambda": "lambda",
     "rds": "rds", "iam": "iam", "sts": "sts", "cloudwatch": "cloudwatch",
     "resourcegroupstaggingapi": "tag", "sns": "sns", "events": "events", "securityhub": "securityhub",
+    "glue": "glue", "athena": "athena",
 }
 # Operations whose IAM action has another name (Service Authorization Reference, AWS Lambda:
 # "InvokeFunction ... Grants permission to invoke a function", the permission of the Invoke API).
@@ -391,6 +393,55 @@ def _securityhub_resource(self):
     return _arn(self, "securityhub", "hub/default")
 
 
+def glue_resources(self):
+    """The Data Catalog resources a Glue request is authorized on, every one of which must be
+    allowed (Glue Developer Guide, "Specifying AWS Glue resource ARNs": "CreateTable ... requires
+    ARNs for the catalog, the database and the table"; DeleteDatabase also all tables and
+    user-defined functions of the database; the tagging calls, the ARN they name)."""
+    params = {}
+    try:
+        params = json.loads(self.body or b"{}")
+    except ValueError:
+        pass
+    if not isinstance(params, dict):
+        return ["*"]
+    if params.get("ResourceArn"):
+        return [params["ResourceArn"]]
+    catalog = _arn(self, "glue", "catalog")
+    database = params.get("DatabaseName") or params.get("Name") or (params.get("DatabaseInput") or {}).get("Name")
+    if not database:
+        return [catalog]
+    if params.get("DatabaseName"):  # a table's operation
+        table = params.get("Name") or (params.get("TableInput") or {}).get("Name") or "*"
+        return [_arn(self, "glue", f"table/{database}/{table}"), catalog, _arn(self, "glue", f"database/{database}")]
+    found = [_arn(self, "glue", f"database/{database}"), catalog]
+    if self.headers.get("X-Amz-Target", "").endswith(".DeleteDatabase"):
+        found += [_arn(self, "glue", f"table/{database}/*"), _arn(self, "glue", f"userDefinedFunction/{database}/*")]
+    return found
+
+
+# The further resources of the Glue request this thread serves (the server runs one request per
+# thread), computed where the request's region and account are known.
+_glue_extra = threading.local()
+
+
+def _glue_resource(self):
+    found = glue_resources(self)
+    _glue_extra.resources = found[1:]
+    return found[0]
+
+
+def _athena_resource(self):
+    """The workgroup (Service Authorization Reference, Amazon Athena: the `workgroup` resource
+    type): `WorkGroup`, `CreateWorkGroup`'s `Name`, or the tagging calls' `ResourceARN`; the
+    primary workgroup when a query names none."""
+    arn = _json_param(self, "ResourceARN")
+    if arn:
+        return arn
+    name = _json_param(self, "WorkGroup") or _json_param(self, "Name") or "primary"
+    return _arn(self, "athena", f"workgroup/{name}")
+
+
 def _iam_resource(self):
     name = (self.data.get("RoleName") or [None])[0] if isinstance(self.data, dict) else None
     return f"arn:{get_partition(self.region)}:iam::{self.current_account}:role/{name}" if name else "*"
@@ -415,6 +466,10 @@ PASSES_ROLES = {"lambda:CreateFunction", "lambda:UpdateFunctionConfiguration",
 
 def _check_action_permitted_fully(self, resource):
     _check_action_permitted(self, resource)
+    if self._action.startswith("glue:"):
+        for extra in getattr(_glue_extra, "resources", []):
+            if not allowed(self._access_key.collect_policies(), self._action, extra, {}):
+                self._raise_access_denied()
     if self._action in ("kms:CreateAlias", "kms:UpdateAlias"):
         target = _target_key_arn(self)
         if target and not allowed(self._access_key.collect_policies(), self._action, target, {}):
@@ -489,6 +544,8 @@ def install_deployment_checks():
     from moto.logs.responses import LogsResponse
     from moto.rds.responses import RDSResponse
     from moto.securityhub.responses import SecurityHubResponse
+    from moto.glue.responses import GlueResponse
+    from moto.athena.responses import AthenaResponse
 
     from moto.s3 import responses as s3_responses
 
@@ -505,6 +562,8 @@ def install_deployment_checks():
     SNSResponse._determine_resource = _sns_resource
     EventsHandler._determine_resource = _events_resource
     SecurityHubResponse._determine_resource = _securityhub_resource
+    GlueResponse._determine_resource = _glue_resource
+    AthenaResponse._determine_resource = _athena_resource
 
 
 # --- checks AWS makes beyond the action itself --------------------------------------------------
