@@ -164,6 +164,10 @@ pub enum Command {
     /// Example: das-setup query --cluster prod "SELECT dbusername, count(*) AS n FROM events
     /// WHERE category = 'DDL' GROUP BY dbusername ORDER BY n DESC"
     ///
+    /// Example: das-setup query --cluster prod --engine athena --since 90d --saved ddl
+    /// (the same SQL on Athena, over the Glue table and in the workgroup `up` made; the bytes
+    /// Athena scanned are reported)
+    ///
     /// Exit codes: 0 answered, 1 the query or a read failed, 2 refused before running.
     Query(QueryArgs),
     /// Alert rules: check them against sample events, with no AWS.
@@ -418,6 +422,9 @@ pub struct VerifyArgs {
 pub enum QueryEngine {
     /// In this process (Apache DataFusion), reading the window's objects from S3.
     Local,
+    /// On Amazon Athena, in the deployment's workgroup over the Glue table `up` made: for
+    /// trails too large to read here. Athena bills the bytes it scans.
+    Athena,
 }
 
 #[derive(Debug, Args)]
@@ -450,6 +457,10 @@ pub struct QueryArgs {
     /// Where the query runs.
     #[arg(long, value_enum, default_value_t = QueryEngine::Local)]
     pub engine: QueryEngine,
+    /// --engine athena: the longest wait for Athena's answer, in seconds (then the query is
+    /// stopped).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub timeout: u64,
     /// At most this many rows are printed (the query's own LIMIT aside); 0: all.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_rows: usize,

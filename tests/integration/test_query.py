@@ -9,13 +9,12 @@ import gzip
 import json
 import os
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
-from common import EmulatorCase, pg, read_bucket  # noqa: E402
+from common import EmulatorCase, pg  # noqa: E402
 from harness import hour_folder, log_time  # noqa: E402
 
 ACCOUNT = "123456789012"
@@ -54,18 +53,7 @@ class QueryTest(EmulatorCase):
         return doc["rows"]
 
     def test_known_events_give_exact_answers_reading_only_the_windows_partitions(self):
-        self.emu.cluster(CLUSTER, engine="aurora-postgresql")
-        done = self.run_setup("up", "--cluster", CLUSTER, "--arch", "x86_64", "--lambda-zip", self.zip, "--yes")
-        self.assertEqual(done.returncode, 0, done.stderr)
-        self.emu.wait_for_delivery(f"das-setup-{CLUSTER}")
-        rid = self.emu.client("rds").describe_db_clusters(
-            DBClusterIdentifier=CLUSTER)["DBClusters"][0]["DbClusterResourceId"]
-        self.emu.admin("inject", {"stream": f"aws-rds-das-{rid}", "events": EVENTS})
-        wanted = {e["testId"] for e in EVENTS}
-        deadline = time.time() + 60
-        while not wanted <= set(read_bucket(self.emu, BUCKET)[0]):
-            self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
-            time.sleep(0.5)
+        self.deploy_and_store(CLUSTER, BUCKET, EVENTS)
 
         # An object three days old, where the processor would have filed it: outside a 24 h
         # window, inside a 7 d one.
@@ -142,6 +130,49 @@ class QueryTest(EmulatorCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("| grant select on orders to bob", done.stdout)
         self.assertIn("1 row(s); read 1 object(s)", done.stderr)
+
+        # The same questions on Athena (the emulator runs them with DuckDB over the Glue table's
+        # projected partitions), the same answers, in the same windows.
+        for args in [("--saved", "failed-logins"), ("--saved", "ddl"), ("--saved", "privilege-changes"),
+                     ("--saved", "top-users"), ("--saved", "user-activity", "--user", "alice"),
+                     ("--saved", "session", "--session", "202"), ("--saved", "ddl", "--since", "7d"),
+                     ("SELECT category, count(*) AS n FROM events GROUP BY category ORDER BY category",),
+                     ("SELECT exitcode FROM events WHERE category = 'DML'",)]:
+            self.assertEqual(self.rows(*args, "--engine", "athena"), self.rows(*args), args)
+        before = len(self.emu.calls(app="das-setup"))
+        code, doc = self.query("SELECT dbusername, count(*) AS n FROM events GROUP BY dbusername "
+                               "ORDER BY dbusername", "--engine", "athena", "--max-rows", "2")
+        self.assertEqual(code, 0, doc)
+        self.assertEqual((doc["rows"], doc["truncated"]), ([{"dbusername": "alice", "n": 3},
+                                                            {"dbusername": "bob", "n": 3}], True))
+        self.assertEqual((doc["engine"], doc["workgroup"], doc["glueDatabase"]),
+                         ("athena", f"das-setup-{CLUSTER}", f"das_setup_{CLUSTER}"))
+        self.assertGreater(doc["bytesScanned"], 0)
+        results = doc["resultsLocation"]
+        self.assertEqual(results, f"s3://{BUCKET}/athena-results/{CLUSTER}/{doc['queryExecutionId']}.csv")
+        stored = s3.get_object(Bucket=BUCKET, Key=results.split("/", 3)[3])["Body"].read().decode()
+        self.assertEqual(stored.splitlines()[0], '"dbusername","n"')
+        polled = [c["operation"] for c in self.emu.calls(app="das-setup")[before:] if c["service"] == "athena"]
+        self.assertEqual(polled[0], "athena:StartQueryExecution")
+        self.assertGreater(polled.count("athena:GetQueryExecution"), 1, "Athena was polled until the query ended")
+        self.assertIn("athena:GetQueryResults", polled)
+        # Athena throttles (400 TooManyRequestsException) and fails a start (500): retried.
+        self.emu.admin("faults", {"faults": [
+            {"operation": "athena:GetQueryExecution", "kind": "throttle", "times": 2},
+            {"operation": "athena:StartQueryExecution", "kind": "server", "times": 1}]})
+        self.assertEqual(self.rows("--saved", "privilege-changes", "--engine", "athena"),
+                         self.rows("--saved", "privilege-changes"))
+        served = [f["operation"] for f in self.emu.admin("faults")["served"] if f["operation"].startswith("athena:")]
+        self.assertEqual(sorted(served), ["athena:GetQueryExecution", "athena:GetQueryExecution",
+                                          "athena:StartQueryExecution"])
+        # A query Athena fails: its reason, exit code 1. One that outlasts --timeout: stopped.
+        code, doc = self.query("SELECT nosuchcolumn FROM events", "--engine", "athena")
+        self.assertEqual(code, 1, doc)
+        self.assertIn("FAILED", doc["error"])
+        self.assertIn("nosuchcolumn", doc["error"])
+        code, doc = self.query("SELECT count(*) FROM events", "--engine", "athena", "--timeout", "0")
+        self.assertEqual(code, 1, doc)
+        self.assertIn("it was stopped", doc["error"])
 
         # Read-only, and refusals that name what is wrong, before any AWS call.
         before = len(self.emu.calls(app="das-setup"))

@@ -1,9 +1,12 @@
 //! `das-setup query`: SQL over the audit trail, a table `events` of one deployment's window.
 //!
 //! `table` defines the table (one definition for every engine), `local` reads it in-process
-//! with Apache DataFusion, `saved` holds the saved questions. Read-only: the SQL may only query
-//! (DataFusion's DDL, DML and statements are refused), and the only AWS calls are reads.
+//! with Apache DataFusion, `athena` runs it on Amazon Athena over the Glue table `up` made,
+//! `saved` holds the saved questions. Read-only: the SQL may only query (anything else is
+//! refused before any AWS call); the local engine's AWS calls are reads, and Athena's only write
+//! is its results file under `athena-results/`.
 
+pub mod athena;
 pub mod local;
 pub mod saved;
 pub mod table;
@@ -32,9 +35,15 @@ pub const EXIT_FAILED: u8 = 1;
 /// What `query` found out before running: where, which window, which SQL.
 struct Prepared {
     clients: Clients,
-    at: Location,
+    at: Where,
     window: Window,
     sql: String,
+}
+
+/// Where the query runs.
+enum Where {
+    Local(Location),
+    Athena(athena::Target),
 }
 
 /// The answer.
@@ -43,6 +52,16 @@ pub struct Answer {
     /// More rows than `--max-rows` were produced: the rest were not printed.
     pub truncated: bool,
     pub stats: Arc<local::Stats>,
+}
+
+/// What the engine read to answer.
+enum Read {
+    Local(local::Read),
+    Athena {
+        execution_id: String,
+        bytes_scanned: u64,
+        output: Option<String>,
+    },
 }
 
 /// `das-setup query`.
@@ -72,20 +91,58 @@ pub async fn run(global: &GlobalArgs, args: &QueryArgs) -> u8 {
     } = prepared;
     let hours = Hours::of(window.since_millis, window.until_millis);
     if format == OutputFormat::Text {
+        let source = match &at {
+            Where::Local(at) => format!("s3://{}/{}", at.bucket, at.prefix),
+            Where::Athena(t) => format!(
+                "Athena, table {}.{} in workgroup {}",
+                t.database,
+                table::TABLE,
+                t.workgroup
+            ),
+        };
         crate::errln!(
-            "das-setup query: s3://{}/{}, {} hour(s) from {} UTC",
-            at.bucket,
-            at.prefix,
+            "das-setup query: {source}, {} hour(s) from {} UTC",
             hours.len(),
             hours.first
         );
     }
     let started = Instant::now();
-    let result = match args.engine {
-        QueryEngine::Local => run_local(&clients, &at, hours, &sql, args.max_rows).await,
+    let result = match &at {
+        Where::Local(location) => run_local(&clients, location, hours, &sql, args.max_rows)
+            .await
+            .map(|a| {
+                let read = Read::Local(a.stats.snapshot());
+                (a.batches, a.truncated, read)
+            }),
+        Where::Athena(target) => {
+            let progress = crate::progress::Progress::new(format != OutputFormat::Text);
+            let result = match athena::windowed(&sql, &target.database, &hours) {
+                Ok(windowed) => {
+                    athena::run(
+                        &clients,
+                        target,
+                        &windowed,
+                        args.max_rows,
+                        std::time::Duration::from_secs(args.timeout),
+                        &progress,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            progress.finish();
+            result.map(|a| {
+                let read = Read::Athena {
+                    execution_id: a.execution_id,
+                    bytes_scanned: a.bytes_scanned,
+                    output: a.output,
+                };
+                (a.batches, a.truncated, read)
+            })
+        }
     };
     let seconds = started.elapsed().as_secs_f64();
-    let answer = match result {
+    let (batches, truncated, read) = match result {
         Ok(a) => a,
         Err(e) => {
             crate::errln!("das-setup query: {e}");
@@ -96,15 +153,11 @@ pub async fn run(global: &GlobalArgs, args: &QueryArgs) -> u8 {
             return EXIT_FAILED;
         }
     };
-    let rows: usize = answer.batches.iter().map(RecordBatch::num_rows).sum();
-    let stats = answer.stats.snapshot();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     match format {
         OutputFormat::Json => {
-            let doc = json!({
+            let mut doc = json!({
                 "command": "query",
-                "engine": "local",
-                "bucket": at.bucket,
-                "prefix": at.prefix,
                 "window": {
                     "since": millis_text(window.since_millis),
                     "until": millis_text(window.until_millis),
@@ -112,24 +165,50 @@ pub async fn run(global: &GlobalArgs, args: &QueryArgs) -> u8 {
                     "lastHour": hours.last.to_string(),
                 },
                 "sql": sql,
-                "columns": columns(&answer.batches),
-                "rows": json_rows(&answer.batches),
-                "truncated": answer.truncated,
-                "objectsRead": stats.objects,
-                "bytesRead": stats.bytes,
+                "columns": columns(&batches),
+                "rows": json_rows(&batches),
+                "truncated": truncated,
                 "seconds": (seconds * 1000.0).round() / 1000.0,
                 "exitCode": EXIT_ANSWERED,
             });
+            let source = match (&at, &read) {
+                (Where::Local(at), Read::Local(stats)) => json!({
+                    "engine": "local",
+                    "bucket": at.bucket,
+                    "prefix": at.prefix,
+                    "objectsRead": stats.objects,
+                    "bytesRead": stats.bytes,
+                }),
+                (
+                    Where::Athena(t),
+                    Read::Athena {
+                        execution_id,
+                        bytes_scanned,
+                        output,
+                    },
+                ) => json!({
+                    "engine": "athena",
+                    "glueDatabase": t.database,
+                    "workgroup": t.workgroup,
+                    "queryExecutionId": execution_id,
+                    "bytesScanned": bytes_scanned,
+                    "resultsLocation": output,
+                }),
+                _ => json!({}),
+            };
+            if let (Some(doc), Value::Object(more)) = (doc.as_object_mut(), source) {
+                doc.extend(more);
+            }
             emit_json(true, &doc);
         }
         OutputFormat::Csv => {
-            if let Err(e) = write_csv(&answer.batches) {
+            if let Err(e) = write_csv(&batches) {
                 crate::errln!("das-setup query: writing csv: {e}");
                 return EXIT_FAILED;
             }
         }
         _ => {
-            match datafusion::arrow::util::pretty::pretty_format_batches(&answer.batches) {
+            match datafusion::arrow::util::pretty::pretty_format_batches(&batches) {
                 Ok(table) if rows > 0 => crate::outln!("{table}"),
                 Ok(_) => crate::outln!("(no rows)"),
                 Err(e) => {
@@ -137,15 +216,23 @@ pub async fn run(global: &GlobalArgs, args: &QueryArgs) -> u8 {
                     return EXIT_FAILED;
                 }
             }
+            let read = match &read {
+                Read::Local(stats) => {
+                    format!("read {} object(s), {} bytes", stats.objects, stats.bytes)
+                }
+                Read::Athena {
+                    execution_id,
+                    bytes_scanned,
+                    ..
+                } => format!("Athena scanned {bytes_scanned} bytes (query {execution_id})"),
+            };
             crate::errln!(
-                "{rows} row(s){}; read {} object(s), {} bytes, in {seconds:.1} s",
-                if answer.truncated {
+                "{rows} row(s){}; {read}, in {seconds:.1} s",
+                if truncated {
                     format!(" (more not shown: --max-rows {})", args.max_rows)
                 } else {
                     String::new()
                 },
-                stats.objects,
-                stats.bytes
             );
         }
     }
@@ -191,14 +278,49 @@ async fn prepare(global: &GlobalArgs, args: &QueryArgs) -> Result<Prepared, Refu
         }
     }
     check_sql(&sql).map_err(|e| refuse(format!("the SQL: {e}")))?;
+    let window = window(&args.since, args.until.as_deref())?;
+    let clients = Clients::load(global).await;
+    let at = match args.engine {
+        QueryEngine::Local => Where::Local(
+            location(
+                &clients,
+                &target,
+                args.bucket.as_deref(),
+                args.prefix.as_deref(),
+            )
+            .await?,
+        ),
+        QueryEngine::Athena => {
+            if args.bucket.is_some() || args.prefix.is_some() {
+                return Err(refuse(
+                    "--bucket and --prefix are for --engine local: Athena reads where the Glue table says",
+                ));
+            }
+            let (identity, _) = session::resolve(&clients, &target).await?;
+            let names = Names::new(&target, &identity.account, &identity.region);
+            Where::Athena(athena::Target {
+                database: names.glue_database,
+                workgroup: names.workgroup,
+            })
+        }
+    };
+    Ok(Prepared {
+        clients,
+        at,
+        window,
+        sql,
+    })
+}
+
+/// The window of `--since` and `--until` (default: now).
+pub(crate) fn window(since: &str, until: Option<&str>) -> Result<Window, Refusal> {
     let now = session::now_millis();
-    let since = parse_time(&args.since, now).ok_or_else(|| {
+    let since_millis = parse_time(since, now).ok_or_else(|| {
         refuse(format!(
-            "--since {:?}: expected a duration such as 24h or 7d, or a time such as 2026-12-01T10:00Z",
-            args.since
+            "--since {since:?}: expected a duration such as 24h or 7d, or a time such as 2026-12-01T10:00Z"
         ))
     })?;
-    let until = match &args.until {
+    let until_millis = match until {
         Some(text) => parse_time(text, now).ok_or_else(|| {
             refuse(format!(
                 "--until {text:?}: expected a duration such as 1h, or a time such as 2026-12-01T10:00Z"
@@ -206,15 +328,7 @@ async fn prepare(global: &GlobalArgs, args: &QueryArgs) -> Result<Prepared, Refu
         })?,
         None => now,
     };
-    let window = Window::new(since, until).map_err(refuse)?;
-    let clients = Clients::load(global).await;
-    let at = location(&clients, &target, args).await?;
-    Ok(Prepared {
-        clients,
-        at,
-        window,
-        sql,
-    })
+    Window::new(since_millis, until_millis).map_err(refuse)
 }
 
 /// One statement, a query: refused before any AWS call otherwise.
@@ -230,21 +344,21 @@ fn check_sql(sql: &str) -> Result<(), String> {
     }
 }
 
-/// The bucket and prefix: the flags, else the deployed function's, else the defaults.
-async fn location(
+/// The bucket and prefix: the flags (`--bucket`, `--prefix`), else the deployed function's,
+/// else the defaults.
+pub(crate) async fn location(
     clients: &Clients,
     target: &TargetRef,
-    args: &QueryArgs,
+    bucket: Option<&str>,
+    prefix: Option<&str>,
 ) -> Result<Location, Refusal> {
     use das_processor::config::{normalize_prefix, var};
-    let prefix_flag = args
-        .prefix
-        .as_deref()
+    let prefix_flag = prefix
         .map(|p| normalize_prefix(p).map_err(|e| refuse(format!("--prefix {p:?}: {e}"))))
         .transpose()?;
-    if let (Some(bucket), Some(prefix)) = (&args.bucket, &prefix_flag) {
+    if let (Some(bucket), Some(prefix)) = (bucket, &prefix_flag) {
         return Ok(Location {
-            bucket: bucket.clone(),
+            bucket: bucket.to_owned(),
             prefix: prefix.clone(),
         });
     }
@@ -265,9 +379,8 @@ async fn location(
         .and_then(|e| e.variables());
     let deployed = |name: &str| env.and_then(|v| v.get(name)).cloned();
     Ok(Location {
-        bucket: args
-            .bucket
-            .clone()
+        bucket: bucket
+            .map(str::to_owned)
             .or_else(|| deployed(var::OUTPUT_BUCKET))
             .unwrap_or_else(|| names.bucket.clone()),
         prefix: prefix_flag
@@ -278,14 +391,13 @@ async fn location(
     })
 }
 
-/// Runs `sql` in-process over the window's objects.
-pub async fn run_local(
+/// A session whose table `events` is the window's objects, read-only, under the memory limit,
+/// and the count of what its queries read.
+pub(crate) fn local_session(
     clients: &Clients,
     at: &Location,
     hours: Hours,
-    sql: &str,
-    max_rows: usize,
-) -> Result<Answer, String> {
+) -> Result<(SessionContext, Arc<local::Stats>), String> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(local::MEMORY_LIMIT, 1.0)
         .build_arc()
@@ -295,14 +407,33 @@ pub async fn run_local(
     let stats = events.stats();
     ctx.register_table(table::TABLE, Arc::new(events))
         .map_err(|e| e.to_string())?;
+    Ok((ctx, stats))
+}
+
+/// `sql` planned read-only in `ctx` (DataFusion's DDL, DML and statements refused).
+pub(crate) async fn read_only(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::dataframe::DataFrame, String> {
     let options = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = ctx
-        .sql_with_options(sql, options)
+    ctx.sql_with_options(sql, options)
         .await
-        .map_err(|e| format!("the SQL: {}", explain(&e)))?;
+        .map_err(|e| format!("the SQL: {}", explain(&e)))
+}
+
+/// Runs `sql` in-process over the window's objects.
+pub async fn run_local(
+    clients: &Clients,
+    at: &Location,
+    hours: Hours,
+    sql: &str,
+    max_rows: usize,
+) -> Result<Answer, String> {
+    let (ctx, stats) = local_session(clients, at, hours)?;
+    let frame = read_only(&ctx, sql).await?;
     let frame = if max_rows > 0 {
         frame
             .limit(0, Some(max_rows + 1))
@@ -332,7 +463,7 @@ pub async fn run_local(
 
 /// An engine error as people read it: a failed read is the read's own error (which names the
 /// object and the permission), not DataFusion's wrapping of it.
-fn explain(e: &datafusion::error::DataFusionError) -> String {
+pub(crate) fn explain(e: &datafusion::error::DataFusionError) -> String {
     use datafusion::error::DataFusionError;
     match e.find_root() {
         DataFusionError::External(inner) => inner.to_string(),
@@ -340,7 +471,7 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
     }
 }
 
-fn columns(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn columns(batches: &[RecordBatch]) -> Vec<String> {
     batches
         .first()
         .map(|b| {
@@ -354,7 +485,7 @@ fn columns(batches: &[RecordBatch]) -> Vec<String> {
 }
 
 /// Rows as JSON objects (arrow's JSON writer: numbers stay numbers, NULL is null).
-fn json_rows(batches: &[RecordBatch]) -> Value {
+pub(crate) fn json_rows(batches: &[RecordBatch]) -> Value {
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     if writer
@@ -382,7 +513,7 @@ fn write_csv(batches: &[RecordBatch]) -> Result<(), String> {
     Ok(())
 }
 
-fn millis_text(millis: i64) -> String {
+pub(crate) fn millis_text(millis: i64) -> String {
     das_processor::manifest::rfc3339_millis(millis)
 }
 
