@@ -119,9 +119,13 @@ class UpTest(EmulatorCase):
         self.assertEqual((deny["Effect"], deny["Condition"]),
                          ("Deny", {"Bool": {"aws:SecureTransport": "false"}}))
         self.assertEqual(s3.get_bucket_versioning(Bucket=bucket)["Status"], "Enabled")
-        [rule] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+        self.assertEqual(sorted(rules), ["das-setup-retention", "das-setup-retention-athena-results"])
+        rule = rules["das-setup-retention"]
         self.assertEqual(rule["Expiration"], {"Days": retention})
         self.assertEqual(rule["AbortIncompleteMultipartUpload"], {"DaysAfterInitiation": 7})
+        results = rules["das-setup-retention-athena-results"]
+        self.assertEqual((results["Filter"]["Prefix"], results["Expiration"]), ("athena-results/", {"Days": 7}))
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
         self.assertEqual(tags["managed-by"], "das-setup")
 
