@@ -170,6 +170,19 @@ pub enum Command {
     ///
     /// Exit codes: 0 answered, 1 the query or a read failed, 2 refused before running.
     Query(QueryArgs),
+    /// An audit summary of the window: events per category over time, the top users, hosts and
+    /// applications, the failed logins, the DDL and privilege changes, and the pipeline's
+    /// health (as `status` sees it now).
+    ///
+    /// --html FILE writes it as one self-contained HTML page (inline charts and styles, no
+    /// script, nothing fetched): open it in any browser, offline, or attach it to a ticket.
+    /// --output json prints the same figures. It reads the events as `query` does (in this
+    /// process, only the window's objects).
+    ///
+    /// Example: das-setup report --cluster prod --since 7d --html audit-week.html
+    ///
+    /// Exit codes: 0 written, 1 a read failed, 2 refused before running.
+    Report(ReportArgs),
     /// Alert rules: check them against sample events, with no AWS.
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -425,6 +438,32 @@ pub enum QueryEngine {
     /// On Amazon Athena, in the deployment's workgroup over the Glue table `up` made: for
     /// trails too large to read here. Athena bills the bytes it scans.
     Athena,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Start of the window: a duration back from now (e.g. 7d) or a time (2026-12-01T00:00Z).
+    #[arg(long, default_value = "7d", value_name = "DURATION|TIME")]
+    pub since: String,
+    /// End of the window (default: now), as --since.
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub until: Option<String>,
+    /// Write the report as a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+    /// The longest list shown of failed logins, DDL and privilege changes (the totals count
+    /// every one).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub max_rows: usize,
+    /// The bucket, when the deployment is gone (default: the one the deployment writes to).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// The deployment's prefix, when it is gone (default: the deployed function's, else
+    /// parsed/<DB identifier>/).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -57,6 +57,7 @@ pub mod preflight;
 pub mod progress;
 pub mod query;
 pub mod replay;
+pub mod report;
 pub mod resource;
 pub mod retention;
 pub mod session;

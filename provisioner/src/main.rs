@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use das_setup::cli::{AlertsCommand, Cli, Command};
-use das_setup::{alerts, down, package, query, replay, status, tail, up, verify};
+use das_setup::{alerts, down, package, query, replay, report, status, tail, up, verify};
 
 /// Exit code when not even the runtime starts.
 const EXIT_FAILURE: u8 = 1;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     }
     // `query` decodes objects on every core (its engine runs on the runtime's workers); the
     // other commands wait on AWS and need one thread.
-    let runtime = if matches!(cli.command, Command::Query(_)) {
+    let runtime = if matches!(cli.command, Command::Query(_) | Command::Report(_)) {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -49,6 +49,7 @@ fn main() -> ExitCode {
                 Command::Verify(args) => verify::run(&cli.global, args).await,
                 Command::Replay(args) => replay::run(&cli.global, args).await,
                 Command::Query(args) => query::run(&cli.global, args).await,
+                Command::Report(args) => report::run(&cli.global, args).await,
                 Command::Package(args) => package::run(&cli.global, args),
                 Command::Alerts(AlertsCommand::Test(args)) => alerts::test(&cli.global, args),
             }
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
         tokio::select! {
             code = work => code,
             _ = tokio::signal::ctrl_c() => {
-                if matches!(cli.command, Command::Tail(_) | Command::Status(_) | Command::Verify(_) | Command::Query(_)) {
+                if matches!(cli.command, Command::Tail(_) | Command::Status(_) | Command::Verify(_) | Command::Query(_) | Command::Report(_)) {
                     // Read-only commands: Ctrl-C is the normal way to stop.
                     return up::EXIT_OK;
                 }
