@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "emulator"))
 sys.path.insert(0, HERE)
-from common import EmulatorCase, pg  # noqa: E402
+from common import EmulatorCase, pg, read_bucket  # noqa: E402
 from harness import is_digest, is_event_object  # noqa: E402
 
 ACCOUNT = "123456789012"
@@ -58,6 +58,20 @@ class VerifyTest(EmulatorCase):
         s3 = self.emu.client("s3")
         return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="parsed/").get("Contents", [])]
 
+    def settled(self, ignore=()):
+        """Every event object under the prefix (but `ignore`) is listed by a digest: each
+        invocation that wrote has also written its digest, so none is still writing. (A count
+        of digests is not enough: under load one buffer interval can hold two injections, and a
+        later one then arrives while verify runs.)"""
+        s3 = self.emu.client("s3")
+        keys = self.keys()
+        listed = set()
+        for key in keys:
+            if is_digest(key):
+                body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+                listed |= {e["key"] for e in json.loads(body)["digest"]["objects"]}
+        return all(k in listed or k in ignore for k in keys if is_event_object(k))
+
     def verify(self):
         done = self.run_setup("verify", "--cluster", CLUSTER, "--since", "1h", "--output", "json")
         self.assertTrue(done.stdout, done.stderr)
@@ -77,9 +91,13 @@ class VerifyTest(EmulatorCase):
                 pg(f"v-{i}-dml", "WRITE", "INSERT", f"insert into t{i} values (1)")]})
             while len([k for k in self.keys() if is_digest(k)]) <= i and time.time() < deadline:
                 time.sleep(0.5)
+        # Every injected event stored, and every object listed by a digest: nothing in flight.
+        wanted = {f"v-{i}-{kind}" for i in range(4) for kind in ("ddl", "dml")}
+        while not (wanted <= set(read_bucket(self.emu, BUCKET)[0]) and self.settled()):
+            self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
+            time.sleep(0.5)
         digests = sorted(k for k in self.keys() if is_digest(k))
         self.assertGreaterEqual(len(digests), 4, self.emu.admin("firehose"))
-        time.sleep(2.5)  # one more buffer interval: nothing still in flight
 
         code, report = self.verify()
         self.assertEqual(code, 0, json.dumps(report, indent=1))
@@ -124,13 +142,15 @@ class VerifyTest(EmulatorCase):
         code, report = self.verify()
         self.assertEqual(code, 1, json.dumps(report, indent=1))
         self.assertEqual(report["inFlight"], [added])
-        # Once the pipeline writes again, a digest newer than it does not list it.
-        before = len([k for k in self.keys() if is_digest(k)])
+        # Once the pipeline writes again, a digest newer than it does not list it. Waited for:
+        # the new event's object, and its digest (every object but the tampered ones listed).
+        before = {k for k in self.keys() if is_event_object(k)}
         self.emu.admin("inject", {"stream": stream, "events": [pg("v-late", "DDL", "DROP TABLE", "drop table t0")]})
         deadline = time.time() + 60
-        while len([k for k in self.keys() if is_digest(k)]) <= before and time.time() < deadline:
+        while not ({k for k in self.keys() if is_event_object(k)} - before
+                   and self.settled(ignore={added} | removed_lists)):
+            self.assertLess(time.time(), deadline, self.emu.admin("firehose"))
             time.sleep(0.5)
-        time.sleep(2.5)
 
         code, report = self.verify()
         self.assertEqual(code, 1, json.dumps(report, indent=1))
