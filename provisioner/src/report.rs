@@ -255,17 +255,7 @@ async fn health(clients: &Clients, target: &crate::naming::TargetRef) -> Result<
         crate::status::checks(clients, target, &identity, database.as_ref(), HEALTH_WINDOW)
             .await
             .map_err(|e| e.to_string())?;
-    let worst = checks
-        .iter()
-        .map(|c| c.level)
-        .max()
-        .unwrap_or(crate::resource::Level::Ok);
-    let verdict = match (deployed, worst) {
-        (false, _) => "not-deployed",
-        (_, crate::resource::Level::Fail) => "failing",
-        (_, crate::resource::Level::Warn) => "degraded",
-        _ => "healthy",
-    };
+    let verdict = crate::status::verdict(&checks, deployed);
     Ok(Health {
         state: verdict.to_owned(),
         checks: checks

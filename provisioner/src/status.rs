@@ -74,22 +74,12 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> u8 {
             return session::EXIT_REFUSED;
         }
     };
-    let worst = checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
-    let (health, code) = if !deployed {
-        ("not-deployed", EXIT_NOT_DEPLOYED)
-    } else if worst == Level::Fail {
-        ("failing", EXIT_FAILING)
-    } else if worst == Level::Warn {
-        (
-            "degraded",
-            if settings.strict {
-                EXIT_DEGRADED
-            } else {
-                EXIT_HEALTHY
-            },
-        )
-    } else {
-        ("healthy", EXIT_HEALTHY)
+    let health = verdict(&checks, deployed);
+    let code = match health {
+        "not-deployed" => EXIT_NOT_DEPLOYED,
+        "failing" => EXIT_FAILING,
+        "degraded" if settings.strict => EXIT_DEGRADED,
+        _ => EXIT_HEALTHY,
     };
     if json_out {
         emit_json(
@@ -309,6 +299,17 @@ fn resource_checks(
             }
         })
         .collect()
+}
+
+/// The deployment's health from its checks: `not-deployed`, `failing` (a FAIL), `degraded` (a
+/// WARN) or `healthy`; `status` and `report` say it alike.
+pub(crate) fn verdict(checks: &[Check], deployed: bool) -> &'static str {
+    match checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok) {
+        _ if !deployed => "not-deployed",
+        Level::Fail => "failing",
+        Level::Warn => "degraded",
+        Level::Ok | Level::Unknown => "healthy",
+    }
 }
 
 pub(crate) async fn checks(
