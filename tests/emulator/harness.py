@@ -7,6 +7,7 @@ talk to it with boto3 (an independent AWS client), read its admin API, stop it.
 """
 
 import datetime
+import fcntl
 import io
 import json
 import os
@@ -81,10 +82,17 @@ class Emulator:
 
     @classmethod
     def start(cls, *options):
-        port = str(free_port())
-        # Through the entry point everyone uses.
-        started = subprocess.run([os.path.join(HERE, "start"), "--port", port, *options],
-                                 capture_output=True, text=True, timeout=600)
+        # Test modules run in parallel (scripts/unittest_parallel.py): the port is chosen and the
+        # server started under one lock, so no two emulators are handed the same free port
+        # between the choice and the bind (start would then take the other for its own).
+        lock_path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "target", "emulator", ".start.lock")
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            port = str(free_port())
+            # Through the entry point everyone uses.
+            started = subprocess.run([os.path.join(HERE, "start"), "--port", port, *options],
+                                     capture_output=True, text=True, timeout=600)
         if started.returncode != 0:
             raise RuntimeError("tests/emulator/start failed: " + started.stderr)
         url = started.stdout.strip()
