@@ -9,9 +9,10 @@ demo:
 test:
 	./scripts/test
 
-## lint: formatting, and clippy on the declared rust-version (installed by rustup the first time), as CI checks them
+## lint: formatting and clippy, as CI checks them
 lint:
-	./scripts/lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 ## bench: the decoder and a full batch against their floors, the binary end to end against moto, `up` from nothing, `query` over 1 million events against DuckDB (figures for BENCHMARKS.md)
 bench:
