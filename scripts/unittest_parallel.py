@@ -8,12 +8,12 @@ its own free port with its own state folder, so modules do not share anything bu
 Two modules at a time on the project's 2-core machine keep the suite's result and take about
 half its time (BENCHMARKS.md, "CI time").
 
-Each module runs as `python -m unittest discover -v -s FOLDER -p MODULE.py`, from the
-directory the runner was started in, as the whole folder would run. A module's output is printed whole when it
-ends, so outputs never interleave. The slowest modules start first: the runner reads how long
-each took last time from target/test-durations.json (written at the end of every run);
-a module it has not seen is assumed to be slow (started early), so a new test never ends a run
-alone. The exit status is 1 if any module failed, and the summary names them.
+Each module runs as `python -m unittest discover -v -s FOLDER -p MODULE.py`, from the directory
+the runner was started in, as the whole folder would run. A module's output is printed whole when
+it ends, so outputs never interleave. The slowest modules start first: the runner reads how long
+each took last time from target/test-durations.json (written at the end of every run); a module
+it has not seen is assumed to be slow (started early), so a new test never ends a run alone. The
+exit status is 1 if any module failed, and the summary names them.
 """
 
 import argparse
